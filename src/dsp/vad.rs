@@ -1,0 +1,331 @@
+//! Voice activity per channel: each frame is speech, silence or (non-speech) noise.
+//!
+//! A frame is *active* when its level clears three floors: the channel's tracked noise floor plus
+//! [`VadConfig::snr_margin_db`], the channel's own tracked speech level minus
+//! [`VadConfig::below_speech_level_db`] (so a faint copy of the other party — echo, crosstalk —
+//! stays out), and the absolute [`VadConfig::min_level_dbfs`]. A run of consecutive active frames
+//! is *speech* once it holds at least [`VadConfig::min_voiced_s`] of voiced frames (so stationary
+//! line noise, clicks and hiss never count); its unvoiced edges (fricatives, plosives) belong to
+//! it. Gaps between speech runs shorter than [`VadConfig::bridge_pause_s`] are speech too (a
+//! breath inside a phrase is not a silence). Active runs that never become speech are noise.
+//!
+//! Decisions need look-ahead: they come out in frame order, at most
+//! [`VadConfig::bridge_pause_s`] (or [`VadConfig::max_pending_s`]) after the frame.
+
+use std::collections::VecDeque;
+
+use super::FRAME_PERIOD_S;
+
+/// Voice-activity class of one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VoiceActivity {
+    #[default]
+    Silence,
+    Noise,
+    Speech,
+}
+
+impl VoiceActivity {
+    /// Lower-case name, as written in CSV and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VoiceActivity::Silence => "silence",
+            VoiceActivity::Noise => "noise",
+            VoiceActivity::Speech => "speech",
+        }
+    }
+}
+
+/// Voice-activity thresholds; units in the names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VadConfig {
+    /// How far above the noise floor a frame must be to be active.
+    pub snr_margin_db: f32,
+    /// How far below the channel's own speech level a frame may be and still be active.
+    pub below_speech_level_db: f32,
+    /// Absolute level below which nothing is active.
+    pub min_level_dbfs: f32,
+    /// Voiced time a run of active frames needs to be speech.
+    pub min_voiced_s: f64,
+    /// Pauses shorter than this between speech runs are speech.
+    pub bridge_pause_s: f64,
+    /// Longest an undecided run may wait for its decision.
+    pub max_pending_s: f64,
+    /// How fast the noise floor may rise, dB per second (it falls at once).
+    pub noise_floor_rise_db_per_s: f32,
+    /// How fast the tracked speech level decays, dB per second (it rises at once).
+    pub speech_level_decay_db_per_s: f32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        Self {
+            snr_margin_db: 9.0,
+            below_speech_level_db: 30.0,
+            min_level_dbfs: -65.0,
+            min_voiced_s: 0.05,
+            bridge_pause_s: 0.25,
+            max_pending_s: 0.5,
+            noise_floor_rise_db_per_s: 3.0,
+            speech_level_decay_db_per_s: 1.0,
+        }
+    }
+}
+
+/// What the detector needs to know of one frame.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VadInput {
+    pub loudness_db: f32,
+    pub voiced: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct PendingFrame {
+    active: bool,
+}
+
+/// Streaming voice-activity detector for one channel. Buffers are sized once.
+pub struct VoiceActivityDetector {
+    config: VadConfig,
+    min_voiced_frames: usize,
+    bridge_frames: usize,
+    max_pending_frames: usize,
+    noise_rise_db_per_frame: f32,
+    level_decay_db_per_frame: f32,
+    noise_floor_db: Option<f32>,
+    speech_level_db: Option<f32>,
+    /// Frames not yet decided, oldest first.
+    pending: VecDeque<PendingFrame>,
+    /// Decisions ready to be taken, oldest first.
+    decided: VecDeque<VoiceActivity>,
+    /// The pending frames start right after a speech frame (a bridgeable pause).
+    after_speech: bool,
+    /// Index in `pending` where the current active run starts.
+    run_start: Option<usize>,
+    run_voiced_frames: usize,
+    /// The current active run is confirmed speech; its frames are decided at once.
+    in_speech_run: bool,
+}
+
+impl VoiceActivityDetector {
+    pub fn new(config: VadConfig) -> Self {
+        let frames = |s: f64| ((s / FRAME_PERIOD_S).round() as usize).max(1);
+        let min_voiced_frames = frames(config.min_voiced_s);
+        let bridge_frames = frames(config.bridge_pause_s);
+        let max_pending_frames = frames(config.max_pending_s).max(bridge_frames + 1);
+        let capacity = max_pending_frames + bridge_frames + 2;
+        Self {
+            min_voiced_frames,
+            bridge_frames,
+            max_pending_frames,
+            noise_rise_db_per_frame: config.noise_floor_rise_db_per_s * FRAME_PERIOD_S as f32,
+            level_decay_db_per_frame: config.speech_level_decay_db_per_s * FRAME_PERIOD_S as f32,
+            config,
+            noise_floor_db: None,
+            speech_level_db: None,
+            pending: VecDeque::with_capacity(capacity),
+            decided: VecDeque::with_capacity(capacity),
+            after_speech: false,
+            run_start: None,
+            run_voiced_frames: 0,
+            in_speech_run: false,
+        }
+    }
+
+    /// The most frames a decision can lag behind the newest pushed frame.
+    pub fn max_lag_frames(&self) -> usize {
+        self.max_pending_frames + self.bridge_frames + 1
+    }
+
+    /// Current noise-floor estimate, dBFS.
+    pub fn noise_floor_db(&self) -> Option<f32> {
+        self.noise_floor_db
+    }
+
+    /// Adds the next frame.
+    pub fn push(&mut self, input: VadInput) {
+        let level = input.loudness_db;
+        let floor = match self.noise_floor_db {
+            None => level,
+            Some(floor) => (floor + self.noise_rise_db_per_frame).min(level),
+        };
+        self.noise_floor_db = Some(floor);
+        let mut threshold = (floor + self.config.snr_margin_db).max(self.config.min_level_dbfs);
+        if let Some(speech_level) = self.speech_level_db {
+            threshold = threshold.max(speech_level - self.config.below_speech_level_db);
+        }
+        let active = level > threshold;
+        if active && input.voiced && (self.in_speech_run || self.run_start.is_some()) {
+            self.track_speech_level(level);
+        }
+
+        if self.in_speech_run {
+            if active {
+                self.decided.push_back(VoiceActivity::Speech);
+                return;
+            }
+            self.in_speech_run = false;
+            self.after_speech = true;
+        }
+        self.pending.push_back(PendingFrame { active });
+        if active {
+            if self.run_start.is_none() {
+                self.run_start = Some(self.pending.len() - 1);
+                self.run_voiced_frames = 0;
+            }
+            if input.voiced {
+                self.run_voiced_frames += 1;
+                if self.run_voiced_frames >= self.min_voiced_frames {
+                    self.confirm_run(level);
+                    return;
+                }
+            }
+        } else {
+            self.run_start = None;
+        }
+        self.release_overdue();
+    }
+
+    /// At the end of the stream: decides every pending frame.
+    pub fn finish(&mut self) {
+        self.run_start = None;
+        self.after_speech = false;
+        self.release_overdue();
+    }
+
+    /// Takes the next decision, in frame order.
+    pub fn pop_decided(&mut self) -> Option<VoiceActivity> {
+        self.decided.pop_front()
+    }
+
+    fn track_speech_level(&mut self, level: f32) {
+        let tracked = match self.speech_level_db {
+            None => level,
+            Some(current) => (current - self.level_decay_db_per_frame).max(level),
+        };
+        self.speech_level_db = Some(tracked);
+    }
+
+    /// The current run is speech: decide the pause before it and the run so far.
+    fn confirm_run(&mut self, level: f32) {
+        let run_start = self.run_start.take().unwrap_or(0);
+        let bridged = self.after_speech && run_start <= self.bridge_frames;
+        for (index, frame) in self.pending.drain(..).enumerate() {
+            let decision = if index >= run_start || bridged {
+                VoiceActivity::Speech
+            } else if frame.active {
+                VoiceActivity::Noise
+            } else {
+                VoiceActivity::Silence
+            };
+            self.decided.push_back(decision);
+        }
+        self.in_speech_run = true;
+        self.after_speech = false;
+        self.track_speech_level(level);
+    }
+
+    /// Decides the pending frames that can no longer become speech.
+    fn release_overdue(&mut self) {
+        if self.after_speech {
+            let pause_frames = self.run_start.unwrap_or(self.pending.len());
+            if pause_frames <= self.bridge_frames && self.pending.len() <= self.max_lag_frames() {
+                return;
+            }
+            self.after_speech = false;
+        }
+        // Without a bridgeable pause, everything before the current run is not speech.
+        let keep_from = match self.run_start {
+            Some(start) => start.max(self.pending.len().saturating_sub(self.max_pending_frames)),
+            None => self.pending.len(),
+        };
+        for _ in 0..keep_from {
+            if let Some(frame) = self.pending.pop_front() {
+                self.decided.push_back(if frame.active {
+                    VoiceActivity::Noise
+                } else {
+                    VoiceActivity::Silence
+                });
+            }
+        }
+        if let Some(start) = self.run_start.as_mut() {
+            *start -= keep_from.min(*start);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(frames: &[(f32, bool)]) -> Vec<VoiceActivity> {
+        let mut vad = VoiceActivityDetector::new(VadConfig::default());
+        let mut out = Vec::new();
+        for &(loudness_db, voiced) in frames {
+            vad.push(VadInput {
+                loudness_db,
+                voiced,
+            });
+            while let Some(d) = vad.pop_decided() {
+                out.push(d);
+            }
+        }
+        vad.finish();
+        while let Some(d) = vad.pop_decided() {
+            out.push(d);
+        }
+        out
+    }
+
+    #[test]
+    fn one_decision_per_frame_in_order() {
+        let mut frames = vec![(-70.0, false); 50];
+        frames.extend(vec![(-20.0, true); 40]);
+        frames.extend(vec![(-70.0, false); 10]);
+        frames.extend(vec![(-20.0, true); 40]);
+        frames.extend(vec![(-70.0, false); 80]);
+        let out = run(&frames);
+        assert_eq!(out.len(), frames.len());
+        assert!(out[..50].iter().all(|&d| d == VoiceActivity::Silence));
+        // The 100 ms pause between two speech runs is bridged.
+        assert!(out[50..140].iter().all(|&d| d == VoiceActivity::Speech));
+        assert!(out[140..].iter().all(|&d| d == VoiceActivity::Silence));
+    }
+
+    #[test]
+    fn unvoiced_noise_burst_is_noise_not_speech() {
+        let mut frames = vec![(-70.0, false); 50];
+        frames.extend(vec![(-30.0, false); 100]);
+        frames.extend(vec![(-70.0, false); 50]);
+        let out = run(&frames);
+        assert_eq!(out.len(), frames.len());
+        assert!(out.iter().all(|&d| d != VoiceActivity::Speech));
+        assert_eq!(
+            out.iter().filter(|&&d| d == VoiceActivity::Noise).count(),
+            100
+        );
+    }
+
+    #[test]
+    fn faint_echo_below_own_speech_level_is_not_speech() {
+        let mut frames = vec![(-70.0, false); 20];
+        frames.extend(vec![(-15.0, true); 100]);
+        frames.extend(vec![(-70.0, false); 50]);
+        // A voiced copy of the other party 40 dB below this speaker.
+        frames.extend(vec![(-55.0, true); 100]);
+        frames.extend(vec![(-70.0, false); 50]);
+        let out = run(&frames);
+        assert!(out[170..270].iter().all(|&d| d != VoiceActivity::Speech));
+    }
+
+    #[test]
+    fn long_pause_is_not_bridged() {
+        let mut frames = vec![(-20.0, true); 30];
+        frames.extend(vec![(-70.0, false); 60]);
+        frames.extend(vec![(-20.0, true); 30]);
+        let out = run(&frames);
+        assert!(out[30..90].iter().all(|&d| d == VoiceActivity::Silence));
+        assert!(out[90..].iter().all(|&d| d == VoiceActivity::Speech));
+    }
+}

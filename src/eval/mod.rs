@@ -1,0 +1,27 @@
+//! Evaluation against reference corpora: the figures the README publishes come from here, via
+//! `attune eval ...`, so anyone can rerun them.
+
+pub mod pitch;
+pub mod rate;
+
+/// Why an evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    #[error("{path}: {source}")]
+    Audio {
+        path: String,
+        #[source]
+        source: crate::audio::AudioError,
+    },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    BadReference { path: String, message: String },
+    #[error("no evaluable files in {0}")]
+    Empty(String),
+}

@@ -1,0 +1,28 @@
+//! Attune: a self-hosted, real-time call-center audio analyzer.
+//!
+//! Attune listens to each party of a phone call and measures, from the sound alone, how the call is
+//! going: pitch, loudness, voicing, speaking rate and voice quality per party (this crate's signal
+//! core), and on top of them the conversation's dynamics, the caller's emotional state and the
+//! agent's calmness.
+//!
+//! # Layout
+//! - [`audio`]: the input edge. WAV (PCM 8/16/24/32-bit, float, G.711 mu-law/A-law) and raw
+//!   G.711/PCM streams, decoded into per-channel `f32` samples and resampled to the analysis rate.
+//! - [`dsp`]: the pure per-frame signal core (no I/O): framing, the shared windowed spectrum,
+//!   loudness, pitch, voice activity, voice quality, syllable nuclei.
+//! - [`features`]: [`features::ChannelAnalyzer`] runs the whole per-channel prosody track, frame
+//!   by frame (10 ms hop), and summarises a channel (speech time, syllables, speaking rate, F0).
+//! - [`eval`]: evaluation against reference corpora (pitch GPE/VDE, speaking rate), used by
+//!   `attune eval ...`.
+//!
+//! The `attune` binary (`src/main.rs`, `src/cli/`) is the command-line edge: it parses
+//! arguments, opens files and prints; everything it reports is computed here.
+//!
+//! The analysis core is synchronous and deterministic: the same samples always give the same
+//! frames. All per-frame work runs on buffers allocated once per channel.
+#![forbid(unsafe_code)]
+
+pub mod audio;
+pub mod dsp;
+pub mod eval;
+pub mod features;

@@ -1,0 +1,1 @@
+//! The one integration-test binary: drives the `attune` CLI and the library's public API.
