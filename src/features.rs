@@ -271,6 +271,8 @@ impl ChannelAnalyzer {
         let retained = max_window + (lookahead + 2) * HOP_SAMPLES + MAX_PUSH_SAMPLES;
         let queue = |n: usize| VecDeque::with_capacity(n + 4);
         let vad_lag = vad.max_lag_frames();
+        let syllables = SyllableDetector::new();
+        let syllable_lag = syllables.max_lag_frames();
         let mut samples = Vec::with_capacity(2 * retained + MAX_PUSH_SAMPLES);
         samples.resize(half_window as usize, 0.0);
         Self {
@@ -279,7 +281,7 @@ impl ChannelAnalyzer {
             pitch,
             voice_quality,
             vad,
-            syllables: SyllableDetector::new(),
+            syllables,
             samples,
             base_sample: -half_window,
             received_samples: 0,
@@ -287,7 +289,7 @@ impl ChannelAnalyzer {
             next_pitch_frame: 0,
             awaiting_pitch: queue(lookahead),
             awaiting_vad: queue(vad_lag),
-            awaiting_syllable: queue(256),
+            awaiting_syllable: queue(syllable_lag),
             summary: SummaryAccumulator::new(),
             half_window,
             vq_half_window: vq_window.div_ceil(2) as i64,
