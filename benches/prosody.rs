@@ -24,7 +24,11 @@ fn speech_like() -> Vec<f32> {
         .map(|i| {
             let t = i as f64 / ANALYSIS_RATE_HZ as f64;
             let f0 = 140.0 + 30.0 * (2.0 * std::f64::consts::PI * 0.7 * t).sin();
-            let phase = 2.0 * std::f64::consts::PI * (140.0 * t - 30.0 / (2.0 * std::f64::consts::PI * 0.7) * (2.0 * std::f64::consts::PI * 0.7 * t).cos());
+            let phase = 2.0
+                * std::f64::consts::PI
+                * (140.0 * t
+                    - 30.0 / (2.0 * std::f64::consts::PI * 0.7)
+                        * (2.0 * std::f64::consts::PI * 0.7 * t).cos());
             let mut v = 0.0;
             for h in 3..20 {
                 if h as f64 * f0 < 3400.0 {

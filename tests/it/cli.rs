@@ -33,7 +33,10 @@ fn features_csv_has_contract_columns_and_one_row_per_frame_and_channel() {
         .map(|r| r[2].parse().unwrap())
         .collect();
     assert!(voiced_f0.len() > 100, "voiced frames: {}", voiced_f0.len());
-    let near = voiced_f0.iter().filter(|f| (*f - 150.0).abs() < 3.0).count();
+    let near = voiced_f0
+        .iter()
+        .filter(|f| (*f - 150.0).abs() < 3.0)
+        .count();
     assert!(near * 10 >= voiced_f0.len() * 9, "f0 off: {voiced_f0:?}");
     // The silent channel is unvoiced throughout, with f0 0.
     assert!(

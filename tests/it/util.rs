@@ -70,7 +70,10 @@ pub fn synthetic_voice(
                 }
                 v += (2.0 * std::f64::consts::PI * f * t).sin() / h as f64;
             }
-            let envelope = (std::f64::consts::PI * t / syllable_s).sin().abs().powf(0.7);
+            let envelope = (std::f64::consts::PI * t / syllable_s)
+                .sin()
+                .abs()
+                .powf(0.7);
             (0.15 * v * envelope) as f32
         })
         .collect()
