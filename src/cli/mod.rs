@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use attune::audio::{AudioReader, RawFormat, SampleEncoding};
 use attune::features::{self, AnalyzerConfig};
 
+mod compose;
+
 /// Attune: real-time call-center audio analysis from the sound alone.
 #[derive(Debug, Parser)]
 #[command(name = "attune", version, about)]
@@ -27,6 +29,8 @@ enum Command {
     /// Accuracy against reference corpora.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Build test calls with exact ground truth (from a timeline spec, or at random).
+    Compose(compose::ComposeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Features(args) => run_features(&args),
         Command::Eval(EvalCommand::Pitch(args)) => run_eval_pitch(&args),
         Command::Eval(EvalCommand::Rate(args)) => run_eval_rate(&args),
+        Command::Compose(args) => compose::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
