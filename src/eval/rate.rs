@@ -76,7 +76,9 @@ pub fn parse_labsilb(text: &str) -> Result<SyllableLabels, String> {
         if label == "." {
             let first_s = first_s.ok_or("end marker before any syllable")?;
             if time_s <= first_s {
-                return Err(format!("end {time_s} s not after first syllable {first_s} s"));
+                return Err(format!(
+                    "end {time_s} s not after first syllable {first_s} s"
+                ));
             }
             return Ok(SyllableLabels {
                 syllables,
