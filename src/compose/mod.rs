@@ -44,7 +44,7 @@ pub enum ComposeError {
         file: String,
         message: String,
     },
-    #[error("utterances[{index}] ({speaker}): {error}")]
+    #[error("utterances[{index}] ({speaker})")]
     Source {
         index: usize,
         speaker: Speaker,

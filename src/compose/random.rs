@@ -6,8 +6,9 @@
 //! with 0.05-0.15 s pauses (bridged into one run). Between turns: an ordinary gap of 0.2-2 s
 //! (skewed short), a long silence of 5-12 s (7 %), a turn-boundary overlap where the next
 //! speaker starts 0.05-0.25 s early (12 %), or an interruption starting 0.7-2 s before the end
-//! of a sentence of at least 2.2 s (14 %). Inside sentences of at least 2 s the other party
-//! backchannels (25 %): the first 0.35-0.7 s of one of its sentences, 3 dB quieter. Levels:
+//! of a turn, once the interrupted party has spoken at least 1 s of it (16 %). Inside sentences
+//! of at least 2 s the other party backchannels (25 %): the first 0.35-0.7 s of one of its
+//! sentences, 3 dB quieter. Levels:
 //! -30..-19 dBFS per party, +-1.5 dB per utterance; crosstalk -35..-25 dB, line noise -60..-45
 //! dBFS unless fixed.
 
@@ -201,7 +202,10 @@ impl Planner<'_> {
         let party = who.other();
         let source = self.pick(party);
         let max_s = (self.rng.range(0.35, 0.7) * 100.0).round() / 100.0;
-        let duration = self.speech_s(&source, Some(max_s))?;
+        // A cut without a loud enough frame is no speech: skip this backchannel.
+        let Ok(duration) = self.speech_s(&source, Some(max_s)) else {
+            return Ok(());
+        };
         let (low, high) = (0.5, end - start - duration - 0.7);
         let own_end = self.latest_of(party).map_or(0.0, |s| s.1);
         if high <= low {
@@ -275,7 +279,7 @@ pub fn random_spec(
     let mut speaker = Speaker::Agent;
     let first = planner.pick(speaker);
     let at = round2(planner.rng.range(0.3, 1.2));
-    planner.push(speaker, first, Start::AtS(at), 0.0, None)?;
+    let (mut turn_start, _) = planner.push(speaker, first, Start::AtS(at), 0.0, None)?;
     loop {
         let extra = planner
             .rng
@@ -293,27 +297,28 @@ pub fn random_spec(
         let next = speaker.other();
         let (last_start, last_end) = planner.latest_of(speaker).unwrap_or((0.0, 0.0));
         let own_end = planner.latest_of(next).map_or(0.0, |s| s.1);
+        // The interrupted party has spoken >= 1 s of its turn when interrupted.
+        let max_lead = 2.0f64
+            .min(last_end - turn_start - 1.0)
+            .min(last_end - last_start);
+        let ordinary_gap = |rng: &mut SplitMix64| round2(0.2 + 1.8 * rng.next_f64().powi(2));
         let r = planner.rng.next_f64();
         let start = if r < 0.07 {
             Start::AfterS(round2(planner.rng.range(5.0, 12.0)))
         } else if r < 0.19 {
             Start::AfterS(-round2(planner.rng.range(0.05, 0.25)))
-        } else if r < 0.33 && last_end - last_start >= 2.2 {
-            let lead = round2(
-                planner
-                    .rng
-                    .range(0.7, 2.0f64.min(last_end - last_start - 1.0)),
-            );
+        } else if r < 0.35 && max_lead >= 0.8 {
+            let lead = round2(planner.rng.range(0.7, max_lead));
             if last_end - lead >= own_end + 0.5 {
                 Start::BeforeOtherEndS(lead)
             } else {
-                Start::AfterS(round2(0.2 + 1.8 * planner.rng.next_f64().powi(2)))
+                Start::AfterS(ordinary_gap(&mut planner.rng))
             }
         } else {
-            Start::AfterS(round2(0.2 + 1.8 * planner.rng.next_f64().powi(2)))
+            Start::AfterS(ordinary_gap(&mut planner.rng))
         };
         let source = planner.pick(next);
-        planner.push(next, source, start, 0.0, None)?;
+        turn_start = planner.push(next, source, start, 0.0, None)?.0;
         speaker = next;
     }
 

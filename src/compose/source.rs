@@ -5,7 +5,8 @@
 //! goes through the telephone channel, so that rumble below the band does not count) whose
 //! energy is above the source's speech level ([`SPEECH_LEVEL_PERCENTILE`] of its frame levels)
 //! minus [`ACTIVITY_FLOOR_DB`]; a run of such frames counts only if one frame reaches the speech
-//! level minus [`CORE_DB`] (breaths and clicks before RAVDESS sentences do not). A clip keeps
+//! level minus [`CORE_DB`] in [`MIN_CORE_FRAMES`] frames and lasts [`MIN_RUN_FRAMES`] frames
+//! (breaths before RAVDESS sentences and clicks at FDA file starts do not). A clip keeps
 //! [`TRIM_MARGIN_S`] of the source either side of its speech and fades in and out over
 //! [`FADE_S`].
 //!
@@ -25,6 +26,10 @@ pub const FRAME_S: f64 = 0.01;
 pub const ACTIVITY_FLOOR_DB: f64 = 35.0;
 /// A run is speech only if a frame reaches the speech level minus this.
 pub const CORE_DB: f64 = 20.0;
+/// A run is speech only if it lasts this many frames (50 ms: clicks do not count)...
+pub const MIN_RUN_FRAMES: usize = 5;
+/// ...and this many of its frames reach the core level.
+pub const MIN_CORE_FRAMES: usize = 2;
 /// The speech level: this percentile of the source's frame levels.
 pub const SPEECH_LEVEL_PERCENTILE: f64 = 0.95;
 /// Source kept either side of the speech.
@@ -36,13 +41,13 @@ pub const FADE_S: f64 = 0.01;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: AudioError,
     },
-    #[error("cannot resample {path}: {source}")]
+    #[error("cannot resample {path}")]
     Resample {
         path: PathBuf,
         #[source]
@@ -109,12 +114,12 @@ pub fn speech_runs(samples: &[f32], frame: usize, speech_level_db: f64) -> Vec<(
             continue;
         }
         let start = i;
-        let mut has_core = false;
+        let mut core_frames = 0;
         while i < levels.len() && levels[i] > floor {
-            has_core |= levels[i] >= core;
+            core_frames += usize::from(levels[i] >= core);
             i += 1;
         }
-        if has_core {
+        if i - start >= MIN_RUN_FRAMES && core_frames >= MIN_CORE_FRAMES {
             runs.push((start * frame, (i * frame).min(samples.len())));
         }
     }
