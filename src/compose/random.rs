@@ -135,14 +135,19 @@ impl Planner<'_> {
         }
     }
 
-    fn speech_s(&mut self, source: &str, max_s: Option<f64>) -> Result<f64, ComposeError> {
+    fn speech_s(
+        &mut self,
+        who: Speaker,
+        source: &str,
+        max_s: Option<f64>,
+    ) -> Result<f64, ComposeError> {
         let index = self.utterances.len();
         let clip = self
             .cache
             .clip(source, max_s)
             .map_err(|error| ComposeError::Source {
                 index,
-                speaker: Speaker::Agent,
+                speaker: who,
                 error,
             })?;
         Ok(clip.speech_len() as f64 / self.rate)
@@ -174,7 +179,7 @@ impl Planner<'_> {
         level_offset_db: f64,
         max_s: Option<f64>,
     ) -> Result<(f64, f64), ComposeError> {
-        let duration = self.speech_s(&source, max_s)?;
+        let duration = self.speech_s(who, &source, max_s)?;
         let begin = self.resolve(who, start);
         let base = self.levels[usize::from(who == Speaker::Caller)];
         let level = (base + level_offset_db + self.rng.range(-1.5, 1.5)).min(-18.0);
@@ -203,7 +208,7 @@ impl Planner<'_> {
         let source = self.pick(party);
         let max_s = (self.rng.range(0.35, 0.7) * 100.0).round() / 100.0;
         // A cut without a loud enough frame is no speech: skip this backchannel.
-        let Ok(duration) = self.speech_s(&source, Some(max_s)) else {
+        let Ok(duration) = self.speech_s(party, &source, Some(max_s)) else {
             return Ok(());
         };
         let (low, high) = (0.5, end - start - duration - 0.7);
