@@ -98,7 +98,7 @@ pub enum AudioError {
     NotWav(String),
     #[error("malformed WAV: {0}")]
     Malformed(String),
-    #[error("unsupported audio: {0}")]
+    #[error("{0}")]
     Unsupported(String),
     /// The caller broke an API precondition (e.g. the wrong number of output channels).
     #[error("invalid argument: {0}")]
