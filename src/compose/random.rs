@@ -4,7 +4,7 @@
 //! in a mood drawn per call (neutral/calm 45 %, angry/disgust 25 %, sad/fearful 15 %,
 //! happy/surprised 15 %). The agent opens; turns alternate, each one to three sentences chained
 //! with 0.05-0.15 s pauses (bridged into one run). Between turns: an ordinary gap of 0.2-2 s
-//! (skewed short), a long silence of 5-12 s (7 %), a turn-boundary overlap where the next
+//! (skewed short), a long silence of 5-12 s (4 %), a turn-boundary overlap where the next
 //! speaker starts 0.05-0.25 s early (12 %), or an interruption starting 0.7-2 s before the end
 //! of a turn, once the interrupted party has spoken at least 1 s of it (16 %). Inside sentences
 //! of at least 2 s the other party backchannels (25 %): the first 0.35-0.7 s of one of its
@@ -308,11 +308,11 @@ pub fn random_spec(
             .min(last_end - last_start);
         let ordinary_gap = |rng: &mut SplitMix64| round2(0.2 + 1.8 * rng.next_f64().powi(2));
         let r = planner.rng.next_f64();
-        let start = if r < 0.07 {
+        let start = if r < 0.04 {
             Start::AfterS(round2(planner.rng.range(5.0, 12.0)))
-        } else if r < 0.19 {
+        } else if r < 0.16 {
             Start::AfterS(-round2(planner.rng.range(0.05, 0.25)))
-        } else if r < 0.35 && max_lead >= 0.8 {
+        } else if r < 0.32 && max_lead >= 0.8 {
             let lead = round2(planner.rng.range(0.7, max_lead));
             if last_end - lead >= own_end + 0.5 {
                 Start::BeforeOtherEndS(lead)
@@ -321,6 +321,13 @@ pub fn random_spec(
             }
         } else {
             Start::AfterS(ordinary_gap(&mut planner.rng))
+        };
+        // Never start over one's own speech (e.g. after a short interruption that ended
+        // inside the other's sentence, "latest end" is one's own).
+        let start = if planner.resolve(next, start) < own_end + 0.3 {
+            Start::AfterS(ordinary_gap(&mut planner.rng).max(0.3))
+        } else {
+            start
         };
         let source = planner.pick(next);
         turn_start = planner.push(next, source, start, 0.0, None)?.0;

@@ -8,8 +8,10 @@
 //!   maximal active stretch is a *run*.
 //! - **Overlap**: both parties active. **Silence**: neither active (call start and end included).
 //!   Talk totals: `agent_s + caller_s - overlap_s + silence_s = duration_s` exactly.
-//! - **Backchannel**: a run of X no longer than [`TruthConfig::backchannel_max_s`] (1.0 s) lying
-//!   wholly inside a run of the other party Y (Y speaks before and after it).
+//! - **Backchannel**: a run of X no longer than [`TruthConfig::backchannel_max_s`] (1.0 s) that
+//!   starts while the other party Y is active, with Y keeping the floor: Y is still active when
+//!   the run ends, or speaks again within [`TruthConfig::backchannel_resume_max_s`] (1.0 s) after
+//!   it and before X speaks again. (A short run starting in a silence is a turn.)
 //! - **Interruption**: a run of X, not a backchannel, that starts while Y is active, after Y's
 //!   run has lasted at least [`TruthConfig::interruption_min_prior_s`] (0.5 s), and during which
 //!   Y keeps speaking at least [`TruthConfig::interruption_min_overlap_s`] (0.4 s). It is
@@ -28,6 +30,9 @@ pub struct TruthConfig {
     pub bridge_pause_s: f64,
     /// Longest run that can be a backchannel.
     pub backchannel_max_s: f64,
+    /// A backchannel's host may pause under it: it must speak again within this long after the
+    /// backchannel ends (and before the backchanneling party speaks again).
+    pub backchannel_resume_max_s: f64,
     /// How long the interrupted party must already have been speaking.
     pub interruption_min_prior_s: f64,
     /// How long the interrupted party must keep speaking over the interrupter.
@@ -39,6 +44,7 @@ impl Default for TruthConfig {
         Self {
             bridge_pause_s: VadConfig::default().bridge_pause_s,
             backchannel_max_s: 1.0,
+            backchannel_resume_max_s: 1.0,
             interruption_min_prior_s: 0.5,
             interruption_min_overlap_s: 0.4,
         }
@@ -111,15 +117,24 @@ enum RunRole {
 
 fn classify(
     run: (usize, usize),
+    own_next_start: Option<usize>,
     other: &[(usize, usize)],
     rate: f64,
     config: &TruthConfig,
 ) -> RunRole {
     let samples = |s: f64| (s * rate).round() as usize;
-    let Some(&host) = other.iter().find(|&&(s, e)| s <= run.0 && run.0 < e) else {
+    let Some(host_index) = other.iter().position(|&(s, e)| s <= run.0 && run.0 < e) else {
         return RunRole::Turn;
     };
-    if run.1 - run.0 <= samples(config.backchannel_max_s) && run.1 <= host.1 {
+    let host = other[host_index];
+    // The other party holds the floor: still speaking when this run ends, or speaking again
+    // soon after it, before this party speaks again.
+    let holds_floor = host.1 >= run.1
+        || other.get(host_index + 1).is_some_and(|&(next, _)| {
+            next <= run.1 + samples(config.backchannel_resume_max_s)
+                && own_next_start.is_none_or(|own| next <= own)
+        });
+    if run.1 - run.0 <= samples(config.backchannel_max_s) && holds_floor {
         return RunRole::Backchannel;
     }
     let overlap = run.1.min(host.1) - run.0;
@@ -173,8 +188,9 @@ pub fn compute_truth(
         (Speaker::Agent, &agent, &caller),
         (Speaker::Caller, &caller, &agent),
     ] {
-        for &run in own.iter() {
-            runs.push((who, run, classify(run, other, rate, config)));
+        for (k, &run) in own.iter().enumerate() {
+            let next = own.get(k + 1).map(|r| r.0);
+            runs.push((who, run, classify(run, next, other, rate, config)));
         }
     }
     runs.sort_by_key(|&(who, run, _)| (run.0, who == Speaker::Caller));
@@ -251,6 +267,21 @@ mod tests {
             speaker,
             runs: vec![((s * 100.0) as usize, (e * 100.0) as usize)],
         }
+    }
+
+    #[test]
+    fn backchannel_may_span_a_pause_of_its_host() {
+        use Speaker::{Agent, Caller};
+        let utterances = vec![
+            utt(Agent, 1.0, 3.0),
+            utt(Agent, 3.5, 6.0),  // pause 3.0-3.5 splits the agent's runs
+            utt(Caller, 2.8, 3.3), // "mm-hm" across that pause
+            utt(Caller, 5.7, 6.3), // short, but the agent stops for good: a turn
+        ];
+        let truth = compute_truth(RATE, 800, &utterances, &TruthConfig::default());
+        assert_eq!(truth.utterance_kinds[2], UtteranceKind::Backchannel);
+        assert_eq!(truth.utterance_kinds[3], UtteranceKind::Turn);
+        assert!(truth.interruptions.is_empty());
     }
 
     #[test]
