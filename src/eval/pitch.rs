@@ -162,7 +162,7 @@ pub fn evaluate(dir: &Path) -> Result<PitchEvalReport, EvalError> {
         let Some(reference) = load_reference(wav)? else {
             continue;
         };
-        let track = analyze_file(wav)?;
+        let (track, strengths) = analyze_file(wav)?;
         let mut tally = Tally::default();
         for frame in &reference {
             let index = (frame.time_s / FRAME_PERIOD_S).round();
@@ -172,6 +172,17 @@ pub fn evaluate(dir: &Path) -> Result<PitchEvalReport, EvalError> {
                 0.0
             };
             tally.add(frame.f0_hz, ours as f64);
+            if std::env::var_os("ATTUNE_PITCH_DUMP").is_some() {
+                let strength = strengths.get(index as usize).copied().unwrap_or(0.0);
+                eprintln!(
+                    "{} {:.3} {:.1} {:.1} {:.3}",
+                    wav.display(),
+                    frame.time_s,
+                    frame.f0_hz,
+                    ours,
+                    strength
+                );
+            }
         }
         total.merge(&tally);
         per_file.push(PitchFileReport {
@@ -281,24 +292,44 @@ fn load_reference(wav: &Path) -> Result<Option<Vec<RefFrame>>, EvalError> {
 }
 
 /// Our F0 track (0 = unvoiced), one value per 10 ms frame.
-fn analyze_file(wav: &Path) -> Result<Vec<f32>, EvalError> {
+fn analyze_file(wav: &Path) -> Result<(Vec<f32>, Vec<f32>), EvalError> {
     let samples = temp_reader::read_8k(wav)?;
-    let mut tracker = PitchTracker::new(PitchConfig::default());
+    let mut config = PitchConfig::default();
+    let env = |name: &str, value: &mut f32| {
+        if let Some(v) = std::env::var(name).ok().and_then(|v| v.parse().ok()) {
+            *value = v;
+        }
+    };
+    env("P_VT", &mut config.voicing_threshold);
+    env("P_ST", &mut config.silence_threshold);
+    env("P_OC", &mut config.octave_cost);
+    env("P_OJ", &mut config.octave_jump_cost);
+    env("P_VU", &mut config.voiced_unvoiced_cost);
+    env("P_EXP", &mut config.spectral_exponent);
+    env("P_SP", &mut config.speaker_prior_cost);
+    env("P_SF", &mut config.speaker_free_octaves);
+    env("P_SS", &mut config.speaker_min_strength);
+    let mut tracker = PitchTracker::new(config);
     let window = tracker.window_samples();
     let half = window / 2;
     let frames = samples.len().div_ceil(HOP_SAMPLES);
     let mut padded = vec![0.0f32; half + samples.len() + window + HOP_SAMPLES];
     padded[half..half + samples.len()].copy_from_slice(&samples);
     let mut track = Vec::with_capacity(frames);
+    let mut strengths = Vec::with_capacity(frames);
     let f0_of = |e: crate::dsp::pitch::PitchEstimate| if e.voiced { e.f0_hz } else { 0.0 };
     for k in 0..frames {
         let start = k * HOP_SAMPLES;
         if let Some(estimate) = tracker.push_frame(&padded[start..start + window]) {
             track.push(f0_of(estimate));
+            strengths.push(estimate.voicing_strength);
         }
     }
-    tracker.flush(|e| track.push(f0_of(e)));
-    Ok(track)
+    tracker.flush(|e| {
+        track.push(f0_of(e));
+        strengths.push(e.voicing_strength);
+    });
+    Ok((track, strengths))
 }
 
 /// TEMPORARY: PCM16 and G.711 mu-law WAV at 8 kHz, until the audio module lands.

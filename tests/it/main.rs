@@ -1,1 +1,3 @@
 //! The one integration-test binary: drives the `attune` CLI and the library's public API.
+
+mod pitch;
