@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audio;
+pub mod compose;
 pub mod dsp;
 pub mod eval;
 pub mod features;

@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use attune::audio::{AudioReader, RawFormat, SampleEncoding};
 use attune::features::{self, AnalyzerConfig};
 
+mod compose;
+
 /// Attune: real-time call-center audio analysis from the sound alone.
 #[derive(Debug, Parser)]
 #[command(name = "attune", version, about)]
@@ -27,6 +29,8 @@ enum Command {
     /// Accuracy against reference corpora.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Build test calls with exact ground truth (from a timeline spec, or at random).
+    Compose(compose::ComposeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Features(args) => run_features(&args),
         Command::Eval(EvalCommand::Pitch(args)) => run_eval_pitch(&args),
         Command::Eval(EvalCommand::Rate(args)) => run_eval_rate(&args),
+        Command::Compose(args) => compose::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,6 +202,10 @@ fn run_features(args: &FeaturesArgs) -> anyhow::Result<()> {
         summaries
     };
     let elapsed_s = started.elapsed().as_secs_f64();
+    let warnings = input_warnings(&reader);
+    for warning in &warnings {
+        eprintln!("warning: {}: {warning}", args.file.display());
+    }
 
     if args.summary {
         match args.format {
@@ -205,6 +214,7 @@ fn run_features(args: &FeaturesArgs) -> anyhow::Result<()> {
                     "file": file_name,
                     "sample_rate_hz": spec.sample_rate_hz,
                     "encoding": spec.encoding,
+                    "warnings": warnings,
                     "channels": summaries,
                 });
                 serde_json::to_writer_pretty(&mut out, &doc)?;
@@ -243,6 +253,24 @@ fn run_features(args: &FeaturesArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What the reader noticed about the input that a user should know.
+fn input_warnings(reader: &AudioReader) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if reader.truncated() {
+        warnings.push(
+            "the file ends before the data size its header announces: analysed what is there"
+                .to_owned(),
+        );
+    }
+    if reader.nonfinite_samples() > 0 {
+        warnings.push(format!(
+            "{} NaN or infinite samples were read as silence",
+            reader.nonfinite_samples()
+        ));
+    }
+    warnings
 }
 
 fn print_report<T: serde::Serialize + std::fmt::Debug>(

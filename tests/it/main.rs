@@ -1,3 +1,8 @@
 //! The one integration-test binary: drives the `attune` CLI and the library's public API.
 
+mod audio;
+mod bad_input;
+mod cli;
+mod compose;
 mod pitch;
+mod util;
