@@ -4,4 +4,5 @@ mod audio;
 mod bad_input;
 mod cli;
 mod compose;
+mod pitch;
 mod util;
