@@ -8,13 +8,13 @@ pub mod rate;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Audio {
         path: String,
         #[source]
         source: crate::audio::AudioError,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]
