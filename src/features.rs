@@ -226,6 +226,25 @@ impl SummaryAccumulator {
     }
 }
 
+/// First-order DC-blocking high-pass (corner ~13 Hz at 8 kHz): a DC offset on the line must not
+/// read as loudness or speech.
+#[derive(Debug, Clone, Copy, Default)]
+struct DcBlocker {
+    previous_input: f32,
+    previous_output: f32,
+}
+
+impl DcBlocker {
+    const POLE: f32 = 0.99;
+
+    fn process(&mut self, sample: f32) -> f32 {
+        let output = sample - self.previous_input + Self::POLE * self.previous_output;
+        self.previous_input = sample;
+        self.previous_output = output;
+        output
+    }
+}
+
 /// Input samples are consumed in slices of at most this many, so buffers stay fixed.
 const MAX_PUSH_SAMPLES: usize = 1024;
 
@@ -251,6 +270,7 @@ pub struct ChannelAnalyzer {
     awaiting_vad: VecDeque<FrameFeatures>,
     awaiting_syllable: VecDeque<FrameFeatures>,
     summary: SummaryAccumulator,
+    dc_blocker: DcBlocker,
     half_window: i64,
     vq_half_window: i64,
     pitch_window: usize,
@@ -291,6 +311,7 @@ impl ChannelAnalyzer {
             awaiting_vad: queue(vad_lag),
             awaiting_syllable: queue(syllable_lag),
             summary: SummaryAccumulator::new(),
+            dc_blocker: DcBlocker::default(),
             half_window,
             vq_half_window: vq_window.div_ceil(2) as i64,
             pitch_window,
@@ -315,8 +336,11 @@ impl ChannelAnalyzer {
     /// Adds samples at [`ANALYSIS_RATE_HZ`]; calls `emit` for every frame that is complete.
     pub fn push(&mut self, samples: &[f32], emit: &mut impl FnMut(&FrameFeatures)) {
         for piece in samples.chunks(MAX_PUSH_SAMPLES) {
-            self.samples
-                .extend(piece.iter().map(|&s| if s.is_finite() { s } else { 0.0 }));
+            let dc_blocker = &mut self.dc_blocker;
+            self.samples.extend(piece.iter().map(|&s| {
+                let s = if s.is_finite() { s } else { 0.0 };
+                dc_blocker.process(s)
+            }));
             self.received_samples += piece.len() as i64;
             self.analyze_ready_frames(emit);
             self.discard_consumed_samples();

@@ -1,4 +1,6 @@
 //! The one integration-test binary: drives the `attune` CLI and the library's public API.
 
+mod audio;
+mod bad_input;
 mod cli;
 mod util;
