@@ -20,17 +20,20 @@ use serde::{Deserialize, Serialize};
 ///    or a stray leak). Each run is a *turn*, from its first to its last speech frame.
 ///    **Talk time** of a party is the total length of its turns; **overlap** is the time both
 ///    talk; **silence** is the time neither talks. Agent + caller − overlap + silence = duration.
-/// 3. **Backchannel** — a turn that starts while the other party talks and lasts less than
-///    `backchannel_max_s` ("mm-hm", "yes", "right"). It is not an interruption, does not take
-///    the floor and is not a response.
+/// 3. **Backchannel** — a turn that starts while the other party talks, lasts at most
+///    `backchannel_max_s` ("mm-hm", "yes", "right") and lies wholly inside the other party's
+///    turn (the other keeps talking until it ends). It is not an interruption, does not take the
+///    floor and is not a response.
 /// 4. **Interruption** — an overlap that starts when one party begins a turn while the other
-///    party is mid-turn (has been talking for at least `interruption_min_other_speaking_s`), and
-///    whose turn is not a backchannel. It is attributed to the party who started it; its time is
-///    the overlap onset and its duration that of the overlap it opened. Two turns starting
-///    within `interruption_min_other_speaking_s` of each other are a simultaneous start, not an
-///    interruption. Decided when the interrupter's turn reaches `backchannel_max_s` (or ends) and
-///    the overlap has ended: a bounded look-ahead of `backchannel_max_s` + `pause_bridge_s`
-///    beyond the onset, plus the overlap itself.
+///    party is mid-turn (has been talking for at least `interruption_min_other_speaking_s`),
+///    whose turn is not a backchannel, and during which the other party keeps talking for at
+///    least `interruption_min_overlap_s` (shorter overlaps are the next speaker starting a little
+///    early at a turn boundary). It is attributed to the party who started it; its time is the
+///    overlap onset and its duration that of the overlap it opened. Two turns starting within
+///    `interruption_min_other_speaking_s` of each other are a simultaneous start, not an
+///    interruption. Decided when the overlap has ended and the interrupter's turn has outlasted
+///    `backchannel_max_s` (or ended): a bounded look-ahead of `backchannel_max_s` +
+///    `pause_bridge_s` beyond the onset, or the overlap's length if longer.
 /// 5. **Response latency** — when a party starts a (non-backchannel) turn in silence and the
 ///    last (non-backchannel) turn to end before it was the other party's: the gap between that
 ///    end and this start, counted for the responding party. Turn switches through an overlap
@@ -55,12 +58,15 @@ pub struct DialogConfig {
     pub pause_bridge_s: f64,
     /// A turn needs at least this much speech (seconds).
     pub min_speech_s: f64,
-    /// A turn that starts while the other party talks and is shorter than this is a
-    /// backchannel (seconds).
+    /// A turn that starts while the other party talks, lies inside the other's turn and is at
+    /// most this long is a backchannel (seconds).
     pub backchannel_max_s: f64,
     /// An overlap is an interruption only if the other party had been talking for at least
     /// this long when it started (seconds).
     pub interruption_min_other_speaking_s: f64,
+    /// An overlap is an interruption only if the other party keeps talking over the
+    /// interrupter for at least this long (seconds).
+    pub interruption_min_overlap_s: f64,
     /// Upper end of the response-latency histogram (seconds); longer gaps count in its last bin.
     pub response_latency_histogram_max_s: f64,
 }
@@ -71,10 +77,11 @@ impl Default for DialogConfig {
             agent_channel: 0,
             crosstalk_margin_db: 15.0,
             crosstalk_max_delay_s: 0.03,
-            pause_bridge_s: 0.5,
+            pause_bridge_s: 0.25,
             min_speech_s: 0.08,
             backchannel_max_s: 1.0,
             interruption_min_other_speaking_s: 0.5,
+            interruption_min_overlap_s: 0.4,
             response_latency_histogram_max_s: 60.0,
         }
     }
@@ -120,6 +127,11 @@ impl DialogConfig {
             (
                 "interruption_min_other_speaking_s",
                 self.interruption_min_other_speaking_s,
+                60.0,
+            ),
+            (
+                "interruption_min_overlap_s",
+                self.interruption_min_overlap_s,
                 60.0,
             ),
         ] {

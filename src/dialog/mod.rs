@@ -237,8 +237,10 @@ impl LatencyHistogram {
 struct Party {
     talking: bool,
     turn_start: u64,
-    /// The other party was talking when this turn started.
-    started_in_overlap: bool,
+    /// Start of the other party's turn this turn started in, if it started in one.
+    host_turn_start: Option<u64>,
+    /// End (exclusive frame) of the last turn of any kind.
+    last_any_end: u64,
     /// The turn has outlasted `backchannel_max_s` (so it is not a backchannel).
     long_enough: bool,
     candidate: Option<Candidate>,
@@ -257,7 +259,8 @@ impl Party {
         Self {
             talking: false,
             turn_start: 0,
-            started_in_overlap: false,
+            host_turn_start: None,
+            last_any_end: 0,
             long_enough: false,
             candidate: None,
             last_turn_end: None,
@@ -277,6 +280,7 @@ pub struct DialogTracker {
     config: DialogConfig,
     backchannel_max_frames: u64,
     min_other_frames: u64,
+    min_overlap_frames: u64,
     gate: CrosstalkGate,
     runs: [RunSmoother; 2],
     /// Frames pushed so far.
@@ -307,6 +311,7 @@ impl DialogTracker {
         Ok(Self {
             backchannel_max_frames: frames_of(config.backchannel_max_s),
             min_other_frames: frames_of(config.interruption_min_other_speaking_s),
+            min_overlap_frames: frames_of(config.interruption_min_overlap_s),
             gate: CrosstalkGate::new(config.crosstalk_margin_db, delay_frames),
             runs: [smoother.clone(), smoother],
             frames_in: 0,
@@ -475,7 +480,7 @@ impl DialogTracker {
             let p = &mut self.parties[party];
             if now[party] {
                 p.talk_frames += 1;
-                if !p.long_enough && f + 1 - p.turn_start >= self.backchannel_max_frames {
+                if !p.long_enough && f + 1 - p.turn_start > self.backchannel_max_frames {
                     p.long_enough = true;
                     if let Some(c) = p.candidate.as_mut() {
                         c.confirmed = true;
@@ -492,14 +497,13 @@ impl DialogTracker {
     }
 
     fn start_turn(&mut self, party: usize, f: u64, other_talking: bool) {
-        let (this_end, other_end) = (
-            self.parties[party].last_turn_end,
-            self.parties[1 - party].last_turn_end,
-        );
+        let other = &self.parties[1 - party];
+        let host_turn_start = other_talking.then_some(other.turn_start);
+        let (this_end, other_end) = (self.parties[party].last_turn_end, other.last_turn_end);
         let p = &mut self.parties[party];
         p.talking = true;
         p.turn_start = f;
-        p.started_in_overlap = other_talking;
+        p.host_turn_start = host_turn_start;
         p.long_enough = false;
         p.candidate = None;
         if other_talking {
@@ -520,11 +524,16 @@ impl DialogTracker {
     }
 
     fn end_turn(&mut self, party: usize, f: u64) {
+        let other = &self.parties[1 - party];
+        // The other party's turn this one started in lasts at least until this one ends.
+        let inside_host = self.parties[party].host_turn_start.is_some_and(|host| {
+            other.turn_start == host && (other.talking || other.last_any_end == f)
+        });
         let p = &mut self.parties[party];
         p.talking = false;
+        p.last_any_end = f;
         let length = f - p.turn_start;
-        let backchannel =
-            p.started_in_overlap && !p.long_enough && length < self.backchannel_max_frames;
+        let backchannel = inside_host && !p.long_enough && length <= self.backchannel_max_frames;
         let kind = if backchannel {
             p.backchannels += 1;
             p.candidate = None;
@@ -536,7 +545,8 @@ impl DialogTracker {
             if let Some(c) = p.candidate.as_mut() {
                 c.confirmed = true;
             }
-            if p.candidate.is_some() {
+            self.resolve_candidate(party);
+            if self.parties[party].candidate.is_some_and(|c| c.emitted) {
                 TurnKind::Interruption
             } else {
                 TurnKind::Turn
@@ -544,11 +554,10 @@ impl DialogTracker {
         };
         let turn = Turn {
             speaker: speaker(party),
-            start_s: seconds(p.turn_start),
+            start_s: seconds(self.parties[party].turn_start),
             end_s: seconds(f),
             kind,
         };
-        self.resolve_candidate(party);
         self.turns.push(turn);
         self.events.push(DialogEvent::Turn(turn));
     }
@@ -604,6 +613,11 @@ impl DialogTracker {
             return;
         };
         if !c.confirmed || c.emitted {
+            return;
+        }
+        if overlap_frames < self.min_overlap_frames {
+            // A turn-boundary overlap: the other party stopped soon after the onset.
+            p.candidate = None;
             return;
         }
         // The candidate stays: it marks the turn as an interruption.

@@ -50,6 +50,7 @@ pub(super) fn reference(
     let min_speech = (frames_of(config.min_speech_s) as usize).max(1);
     let bc_max = frames_of(config.backchannel_max_s) as usize;
     let min_other = frames_of(config.interruption_min_other_speaking_s) as usize;
+    let min_overlap = frames_of(config.interruption_min_overlap_s) as usize;
     let latency_cap = frames_of(config.response_latency_histogram_max_s);
 
     // 1. Crosstalk gate.
@@ -108,7 +109,9 @@ pub(super) fn reference(
             .find(|&&(s, e)| s <= t && t < e)
             .copied()
     };
-    let is_backchannel = |p: usize, (s, e): (usize, usize)| talking[1 - p][s] && e - s < bc_max;
+    let is_backchannel = |p: usize, (s, e): (usize, usize)| {
+        turn_at(1 - p, s).is_some_and(|host| e <= host.1) && e - s <= bc_max
+    };
 
     let mut overlaps = Vec::new();
     let mut interruptions = Vec::new();
@@ -128,7 +131,7 @@ pub(super) fn reference(
         if let Some(by) = by {
             let own = turn_at(by, os).unwrap();
             let other = turn_at(1 - by, os).unwrap();
-            if os - other.0 >= min_other && !is_backchannel(by, own) {
+            if os - other.0 >= min_other && !is_backchannel(by, own) && oe - os >= min_overlap {
                 interruptions.push(Interruption {
                     t_s: seconds(os as u64),
                     by: speaker(by),

@@ -135,12 +135,27 @@ fn interruption_by_the_agent() {
 }
 
 #[test]
-fn short_interruption_when_the_other_yields_at_once() {
+fn interruption_needs_the_other_to_keep_talking() {
+    // The caller starts 0.1 s before the agent ends: a turn-boundary overlap.
     let frames = call(6.0, &[say(AGENT, 0.0, 3.1), say(CALLER, 3.0, 5.0)], None);
+    let r = run(&frames);
+    assert!(r.interruptions.is_empty());
+    assert_eq!(r.overlaps.len(), 1);
+    // The agent talks on 0.5 s over the caller, then yields: an interruption.
+    let frames = call(6.0, &[say(AGENT, 0.0, 3.5), say(CALLER, 3.0, 5.0)], None);
     let r = run(&frames);
     assert_eq!(r.interruptions.len(), 1);
     assert_eq!(r.interruptions[0].by, Speaker::Caller);
-    assert!(close(r.interruptions[0].overlap_s, 0.1));
+    assert!(close(r.interruptions[0].overlap_s, 0.5));
+}
+
+#[test]
+fn short_overlapping_turn_outliving_the_other_is_no_backchannel() {
+    // 0.6 s from the caller, starting 0.3 s before the agent stops.
+    let frames = call(6.0, &[say(AGENT, 0.0, 3.0), say(CALLER, 2.7, 3.3)], None);
+    let r = run(&frames);
+    assert_eq!(r.backchannel_count.caller, 0);
+    assert_eq!(r.turn_count.caller, 1);
 }
 
 #[test]
