@@ -21,6 +21,7 @@
 //! Stages, per frame: crosstalk gate (`crosstalk`) → per-party turn runs with pause bridging
 //! (`runs`) → the joint two-party state machine (this module).
 
+pub mod call;
 mod config;
 mod crosstalk;
 mod runs;
@@ -32,6 +33,7 @@ mod tests;
 
 use serde::Serialize;
 
+pub use self::call::{CallAnalysis, CallError, analyze_call};
 pub use self::config::{DialogConfig, DialogConfigError};
 pub use crate::compose::annotation::Speaker;
 
