@@ -2,11 +2,13 @@
 //! attribution, overlap onset error, talk- and silence-time error over composed calls (see
 //! [`attune::eval::dialog`] for the definitions).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 
+use attune::compose::random::{Catalog, RandomCallConfig, random_spec};
+use attune::compose::{self, SourceCache};
 use attune::dialog::DialogConfig;
 use attune::eval::dialog::{self as eval, DialogEvalReport};
 
@@ -83,11 +85,28 @@ pub fn run(args: &EvalDialogArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn generate(args: &EvalDialogArgs, n: usize, dir: &std::path::Path) -> anyhow::Result<()> {
-    let _ = (args, n, dir);
-    bail!(
-        "--generate needs the call composer (attune::compose), not merged yet: compose calls with `attune compose` and pass their folder"
-    )
+/// Composes `n` random calls of the set seeded by `--seed` into `dir` (the composer's own
+/// generator: 1-3 minute calls, crosstalk -35..-25 dB unless fixed).
+fn generate(args: &EvalDialogArgs, n: usize, dir: &Path) -> anyhow::Result<()> {
+    let config = RandomCallConfig {
+        seed: args.seed,
+        crosstalk_db: args.crosstalk_db,
+        ..RandomCallConfig::default()
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(compose::spec::DEFAULT_DATA_DIR));
+    let catalog = Catalog::scan(&data_dir)
+        .with_context(|| format!("cannot list the corpora in {}", data_dir.display()))?;
+    let mut cache = SourceCache::new(&data_dir, config.sample_rate_hz, config.telephone);
+    for index in 0..n as u64 {
+        let spec = random_spec(&config, index, &catalog, &mut cache)?;
+        let call = compose::compose_with(&spec, &mut cache)
+            .with_context(|| format!("cannot compose random call {index}"))?;
+        compose::write_call(&call, &dir.join(format!("call_{index:03}.wav")))?;
+    }
+    Ok(())
 }
 
 fn opt(v: Option<f64>) -> String {

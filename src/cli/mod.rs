@@ -13,6 +13,7 @@ use attune::audio::{AudioReader, RawFormat, SampleEncoding};
 use attune::features::{self, AnalyzerConfig};
 
 mod analyze;
+mod compose;
 mod eval_dialog;
 
 /// Attune: real-time call-center audio analysis from the sound alone.
@@ -32,6 +33,8 @@ enum Command {
     /// Accuracy against reference corpora.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Build test calls with exact ground truth (from a timeline spec, or at random).
+    Compose(compose::ComposeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Eval(EvalCommand::Pitch(args)) => run_eval_pitch(&args),
         Command::Eval(EvalCommand::Rate(args)) => run_eval_rate(&args),
         Command::Eval(EvalCommand::Dialog(args)) => eval_dialog::run(&args),
+        Command::Compose(args) => compose::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
