@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 ///    speak is not heard during that overlap.
 /// 2. **Talking / turns** — a party's speech frames joined over pauses shorter than
 ///    `pause_bridge_s`; a run that holds less than `min_speech_s` of speech is dropped (a click
-///    or a stray leak). Each run is a *turn*, from its first to its last speech frame.
+///    or a stray leak). A run goes on over the quiet frames right after it (speech tails,
+///    weak final syllables the VAD leaves out) while they stay `tail_margin_db` above the
+///    channel's noise floor (a minimum tracked like the VAD's, rising 3 dB/s) and are not
+///    leakage, for at most `tail_max_s` after its last speech frame. Each run is a *turn*.
 ///    **Talk time** of a party is the total length of its turns; **overlap** is the time both
 ///    talk; **silence** is the time neither talks. Agent + caller − overlap + silence = duration.
 /// 3. **Backchannel** — a turn that starts while the other party talks, lasts at most
@@ -58,6 +61,10 @@ pub struct DialogConfig {
     pub pause_bridge_s: f64,
     /// A turn needs at least this much speech (seconds).
     pub min_speech_s: f64,
+    /// A turn goes on over following frames this far above the channel's noise floor (dB)...
+    pub tail_margin_db: f32,
+    /// ...for at most this long after its last speech frame (seconds); 0 disables tails.
+    pub tail_max_s: f64,
     /// A turn that starts while the other party talks, lies inside the other's turn and is at
     /// most this long is a backchannel (seconds).
     pub backchannel_max_s: f64,
@@ -79,6 +86,8 @@ impl Default for DialogConfig {
             crosstalk_max_delay_s: 0.03,
             pause_bridge_s: 0.25,
             min_speech_s: 0.08,
+            tail_margin_db: 6.0,
+            tail_max_s: 0.3,
             backchannel_max_s: 1.0,
             interruption_min_other_speaking_s: 0.5,
             interruption_min_overlap_s: 0.4,
@@ -123,6 +132,8 @@ impl DialogConfig {
             ("crosstalk_max_delay_s", self.crosstalk_max_delay_s, 1.0),
             ("pause_bridge_s", self.pause_bridge_s, 10.0),
             ("min_speech_s", self.min_speech_s, 10.0),
+            ("tail_max_s", self.tail_max_s, 5.0),
+            ("tail_margin_db", self.tail_margin_db as f64, 60.0),
             ("backchannel_max_s", self.backchannel_max_s, 30.0),
             (
                 "interruption_min_other_speaking_s",

@@ -309,12 +309,16 @@ impl DialogTracker {
         let bridge = frames_of(config.pause_bridge_s);
         let min_speech = frames_of(config.min_speech_s).max(1);
         let latency_bins = frames_of(config.response_latency_histogram_max_s) as usize;
-        let smoother = RunSmoother::new(bridge, min_speech);
+        let smoother = RunSmoother::new(bridge, min_speech, frames_of(config.tail_max_s));
         Ok(Self {
             backchannel_max_frames: frames_of(config.backchannel_max_s),
             min_other_frames: frames_of(config.interruption_min_other_speaking_s),
             min_overlap_frames: frames_of(config.interruption_min_overlap_s),
-            gate: CrosstalkGate::new(config.crosstalk_margin_db, delay_frames),
+            gate: CrosstalkGate::new(
+                config.crosstalk_margin_db,
+                delay_frames,
+                config.tail_margin_db,
+            ),
             runs: [smoother.clone(), smoother],
             frames_in: 0,
             next_frame: 0,
@@ -368,8 +372,8 @@ impl DialogTracker {
             ],
             [agent.loudness_db, caller.loudness_db],
         );
-        for (runs, speech) in self.runs.iter_mut().zip(speech) {
-            runs.push(speech);
+        for (runs, gate) in self.runs.iter_mut().zip(speech) {
+            runs.push(gate.speech, gate.tail);
         }
         self.frames_in += 1;
         self.advance();
@@ -470,6 +474,12 @@ impl DialogTracker {
                 self.end_turn(party, f);
             }
         }
+        // Both starts are recorded before either looks at the other's turn.
+        for party in [AGENT, CALLER] {
+            if !was[party] && now[party] {
+                self.parties[party].turn_start = f;
+            }
+        }
         for party in [AGENT, CALLER] {
             if !was[party] && now[party] {
                 self.start_turn(party, f, now[1 - party]);
@@ -504,7 +514,6 @@ impl DialogTracker {
         let (this_end, other_end) = (self.parties[party].last_turn_end, other.last_turn_end);
         let p = &mut self.parties[party];
         p.talking = true;
-        p.turn_start = f;
         p.host_turn_start = host_turn_start;
         p.long_enough = false;
         p.candidate = None;

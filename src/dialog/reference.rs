@@ -53,50 +53,63 @@ pub(super) fn reference(
     let min_overlap = frames_of(config.interruption_min_overlap_s) as usize;
     let latency_cap = frames_of(config.response_latency_histogram_max_s);
 
-    // 1. Crosstalk gate.
+    // 1. Crosstalk gate, noise floor and tail frames.
     let is_speech = |p: usize, t: usize| frames[p][t].activity == VoiceActivity::Speech;
+    let finite = |x: f32| if x.is_finite() { x } else { f32::NEG_INFINITY };
+    let rise = super::crosstalk::NOISE_FLOOR_RISE_DB_PER_S * crate::dsp::FRAME_PERIOD_S as f32;
     let mut rejected = [0u64; 2];
     let mut speech = [vec![false; n], vec![false; n]];
-    for t in 0..n {
-        for p in [AGENT, CALLER] {
-            if !is_speech(p, t) {
-                continue;
-            }
+    let mut tail = [vec![false; n], vec![false; n]];
+    for p in [AGENT, CALLER] {
+        let mut floor: Option<f32> = None;
+        for t in 0..n {
+            let level = finite(frames[p][t].loudness_db);
+            let f = floor.map_or(level, |f| (f + rise).min(level));
+            floor = Some(f);
             let o = 1 - p;
             let other_max = (t.saturating_sub(delay)..=t)
                 .filter(|&u| is_speech(o, u) && frames[o][u].loudness_db.is_finite())
                 .map(|u| frames[o][u].loudness_db)
                 .fold(f32::NEG_INFINITY, f32::max);
-            let level = frames[p][t].loudness_db;
-            let level = if level.is_finite() {
-                level
+            let leakage = level < other_max - config.crosstalk_margin_db;
+            if is_speech(p, t) {
+                speech[p][t] = !leakage;
+                rejected[p] += u64::from(leakage);
             } else {
-                f32::NEG_INFINITY
-            };
-            if level < other_max - config.crosstalk_margin_db {
-                rejected[p] += 1;
-            } else {
-                speech[p][t] = true;
+                tail[p][t] = !leakage && level > f + config.tail_margin_db;
             }
         }
     }
 
-    // 2. Runs: speech joined over pauses shorter than the bridge, kept with enough speech.
+    // 2. Runs: speech joined over pauses shorter than the bridge, continued by tails, kept with
+    // enough speech.
+    let tail_frames = frames_of(config.tail_max_s) as usize;
     let mut talking = [vec![false; n], vec![false; n]];
     for p in [AGENT, CALLER] {
-        let speech_frames: Vec<usize> = (0..n).filter(|&t| speech[p][t]).collect();
-        let mut i = 0;
-        while i < speech_frames.len() {
-            let mut j = i;
-            while j + 1 < speech_frames.len()
-                && speech_frames[j + 1] - speech_frames[j] - 1 < bridge.max(1)
-            {
-                j += 1;
+        // (start, last speech, last talking frame, speech frames)
+        let mut open: Option<(usize, usize, usize, usize)> = None;
+        let mut close = |run: (usize, usize, usize, usize), talking: &mut Vec<bool>| {
+            if run.3 >= min_speech {
+                talking[run.0..=run.2].fill(true);
             }
-            if j + 1 - i >= min_speech {
-                talking[p][speech_frames[i]..=speech_frames[j]].fill(true);
+        };
+        for t in 0..n {
+            if speech[p][t] {
+                let run = open.get_or_insert((t, t, t, 0));
+                run.1 = t;
+                run.2 = t;
+                run.3 += 1;
+            } else if let Some(run) = open.as_mut() {
+                if tail[p][t] && run.2 + 1 == t && t - run.1 <= tail_frames {
+                    run.2 = t;
+                } else if t - run.2 >= bridge {
+                    close(*run, &mut talking[p]);
+                    open = None;
+                }
             }
-            i = j + 1;
+        }
+        if let Some(run) = open {
+            close(run, &mut talking[p]);
         }
     }
 

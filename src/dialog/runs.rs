@@ -17,6 +17,8 @@ struct Run {
 struct OpenRun {
     start: u64,
     last_speech: u64,
+    /// Last talking frame: speech, or a tail frame after it.
+    last_talk: u64,
     speech_frames: u64,
     /// Holds enough speech: it is (the back of) `confirmed`.
     confirmed: bool,
@@ -27,6 +29,7 @@ struct OpenRun {
 pub(super) struct RunSmoother {
     bridge_frames: u64,
     min_speech_frames: u64,
+    tail_frames: u64,
     frames_in: u64,
     open: Option<OpenRun>,
     /// Confirmed runs not yet passed by the reader, oldest first; the back one may be open.
@@ -34,28 +37,32 @@ pub(super) struct RunSmoother {
 }
 
 impl RunSmoother {
-    pub(super) fn new(bridge_frames: u64, min_speech_frames: u64) -> Self {
+    pub(super) fn new(bridge_frames: u64, min_speech_frames: u64, tail_frames: u64) -> Self {
         Self {
             bridge_frames,
             min_speech_frames: min_speech_frames.max(1),
+            tail_frames,
             frames_in: 0,
             open: None,
             confirmed: VecDeque::with_capacity(16),
         }
     }
 
-    /// Adds the next frame: whether it is this party's speech.
-    pub(super) fn push(&mut self, speech: bool) {
+    /// Adds the next frame: whether it is this party's speech, or else a tail frame (which
+    /// can only continue a run, right after its talking frames).
+    pub(super) fn push(&mut self, speech: bool, tail: bool) {
         let t = self.frames_in;
         self.frames_in += 1;
         if speech {
             let run = self.open.get_or_insert(OpenRun {
                 start: t,
                 last_speech: t,
+                last_talk: t,
                 speech_frames: 0,
                 confirmed: false,
             });
             run.last_speech = t;
+            run.last_talk = t;
             run.speech_frames += 1;
             if run.confirmed {
                 if let Some(back) = self.confirmed.back_mut() {
@@ -68,10 +75,20 @@ impl RunSmoother {
                     end: t,
                 });
             }
-        } else if let Some(run) = self.open
-            && t - run.last_speech >= self.bridge_frames
-        {
-            // The pause has become too long: the run ended at its last speech frame (an
+            return;
+        }
+        let Some(run) = self.open.as_mut() else {
+            return;
+        };
+        if tail && run.last_talk + 1 == t && t - run.last_speech <= self.tail_frames {
+            run.last_talk = t;
+            if run.confirmed
+                && let Some(back) = self.confirmed.back_mut()
+            {
+                back.end = t;
+            }
+        } else if t - run.last_talk >= self.bridge_frames {
+            // The pause has become too long: the run ended at its last talking frame (an
             // unconfirmed run is dropped).
             self.open = None;
         }
@@ -85,7 +102,7 @@ impl RunSmoother {
     /// Frames before this are decided.
     pub(super) fn horizon(&self) -> u64 {
         match self.open {
-            Some(run) if run.confirmed => run.last_speech + 1,
+            Some(run) if run.confirmed => run.last_talk + 1,
             Some(run) => run.start,
             None => self.frames_in,
         }

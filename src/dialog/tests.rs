@@ -343,7 +343,8 @@ fn random_call() -> impl Strategy<Value = [Vec<FrameFeatures>; 2]> {
                 for _ in 0..len {
                     out.push(FrameFeatures {
                         index: out.len() as u64,
-                        loudness_db: if speech { level } else { QUIET_DB },
+                        // Non-speech between -70 and -35 dBFS: some of it tails.
+                        loudness_db: if speech { level } else { level - 25.0 },
                         activity: if speech {
                             VoiceActivity::Speech
                         } else {
