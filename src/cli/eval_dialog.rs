@@ -37,6 +37,9 @@ pub struct EvalDialogArgs {
     /// The corpora folder for --generate.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Tracker settings as JSON (fields of DialogConfig; missing ones keep their default).
+    #[arg(long)]
+    dialog_config: Option<String>,
     /// List every call.
     #[arg(long)]
     verbose: bool,
@@ -73,7 +76,11 @@ pub fn run(args: &EvalDialogArgs) -> anyhow::Result<()> {
             bail!("{} is not a folder", dir.display());
         }
     }
-    let report = eval::evaluate_dirs(&dirs, &DialogConfig::default());
+    let config: DialogConfig = match &args.dialog_config {
+        Some(json) => serde_json::from_str(json).context("--dialog-config")?,
+        None => DialogConfig::default(),
+    };
+    let report = eval::evaluate_dirs(&dirs, &config);
     if let Some(dir) = temporary {
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -101,10 +108,15 @@ fn generate(args: &EvalDialogArgs, n: usize, dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot list the corpora in {}", data_dir.display()))?;
     let mut cache = SourceCache::new(&data_dir, config.sample_rate_hz, config.telephone);
     for index in 0..n as u64 {
-        let spec = random_spec(&config, index, &catalog, &mut cache)?;
-        let call = compose::compose_with(&spec, &mut cache)
-            .with_context(|| format!("cannot compose random call {index}"))?;
-        compose::write_call(&call, &dir.join(format!("call_{index:03}.wav")))?;
+        // A call the composer cannot build is skipped (said on stderr), not fatal.
+        let call = random_spec(&config, index, &catalog, &mut cache)
+            .and_then(|spec| compose::compose_with(&spec, &mut cache));
+        match call {
+            Ok(call) => {
+                compose::write_call(&call, &dir.join(format!("call_{index:03}.wav")))?;
+            }
+            Err(error) => eprintln!("warning: random call {index} skipped: {error}"),
+        }
     }
     Ok(())
 }

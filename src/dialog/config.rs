@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 ///    unless it is *crosstalk*: on real lines each channel carries a faint copy of the other
 ///    party (echo, crosstalk, -25..-35 dB). A frame of one channel is leakage when, within the
 ///    last `crosstalk_max_delay_s` (the copy lags its source), the other channel had a speech
-///    frame more than `crosstalk_margin_db` louder.
+///    frame more than `crosstalk_margin_db` louder — or, while the other party speaks, when the
+///    frame is within `tail_margin_db` of the channel's noise floor (the VAD bridges the noise
+///    between leaked syllables into "speech").
 ///    Consequence: a party speaking more than `crosstalk_margin_db` below the other while both
 ///    speak is not heard during that overlap.
 /// 2. **Talking / turns** — a party's speech frames joined over pauses shorter than
@@ -86,8 +88,8 @@ impl Default for DialogConfig {
             crosstalk_max_delay_s: 0.03,
             pause_bridge_s: 0.25,
             min_speech_s: 0.08,
-            tail_margin_db: 6.0,
-            tail_max_s: 0.3,
+            tail_margin_db: 4.0,
+            tail_max_s: 0.5,
             backchannel_max_s: 1.0,
             interruption_min_other_speaking_s: 0.5,
             interruption_min_overlap_s: 0.4,

@@ -1,7 +1,9 @@
 //! The cross-channel crosstalk gate: a speech frame of one channel is leakage of the other party
 //! (echo, crosstalk) when the other channel had a speech frame more than
 //! [`super::DialogConfig::crosstalk_margin_db`] louder within the last
-//! [`super::DialogConfig::crosstalk_max_delay_s`]. The per-channel voice-activity detector only
+//! [`super::DialogConfig::crosstalk_max_delay_s`], or when, while the other party speaks, it is
+//! within [`super::DialogConfig::tail_margin_db`] of this channel's noise floor (the VAD
+//! bridges the noise between leaked syllables into "speech"). The per-channel voice-activity detector only
 //! knows its own channel: it lets through leakage at -25 dB, and any leakage before the channel's
 //! own party has spoken.
 
@@ -73,7 +75,11 @@ impl CrosstalkGate {
                 .iter()
                 .copied()
                 .fold(f32::NEG_INFINITY, f32::max);
-            let leakage = level < other_max - self.margin_db;
+            // While the other party speaks, a frame of this channel must stand out from both
+            // the other's leakage and this channel's own noise floor (a VAD-bridged frame
+            // at the noise level between leaked syllables is not this party's speech).
+            let leakage = level < other_max - self.margin_db
+                || (other_max.is_finite() && level <= floor + self.tail_margin_db);
             if speech[channel] {
                 out[channel].speech = !leakage;
                 if leakage {

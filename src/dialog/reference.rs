@@ -71,7 +71,8 @@ pub(super) fn reference(
                 .filter(|&u| is_speech(o, u) && frames[o][u].loudness_db.is_finite())
                 .map(|u| frames[o][u].loudness_db)
                 .fold(f32::NEG_INFINITY, f32::max);
-            let leakage = level < other_max - config.crosstalk_margin_db;
+            let leakage = level < other_max - config.crosstalk_margin_db
+                || (other_max.is_finite() && level <= f + config.tail_margin_db);
             if is_speech(p, t) {
                 speech[p][t] = !leakage;
                 rejected[p] += u64::from(leakage);
@@ -88,7 +89,7 @@ pub(super) fn reference(
     for p in [AGENT, CALLER] {
         // (start, last speech, last talking frame, speech frames)
         let mut open: Option<(usize, usize, usize, usize)> = None;
-        let mut close = |run: (usize, usize, usize, usize), talking: &mut Vec<bool>| {
+        let close = |run: (usize, usize, usize, usize), talking: &mut Vec<bool>| {
             if run.3 >= min_speech {
                 talking[run.0..=run.2].fill(true);
             }

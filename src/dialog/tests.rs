@@ -32,12 +32,17 @@ fn call(duration_s: f64, says: &[Say], crosstalk_db: Option<f32>) -> [Vec<FrameF
     let n = frames_of(duration_s) as usize;
     let mut level = [vec![f32::NEG_INFINITY; n], vec![f32::NEG_INFINITY; n]];
     for s in says {
-        for t in frames_of(s.start_s)..frames_of(s.end_s).min(n as u64) {
+        let start = frames_of(s.start_s);
+        for t in start..frames_of(s.end_s).min(n as u64) {
+            // Syllables: 150 ms at the level, 50 ms dips 12 dB lower, never at either end of an
+            // utterance whose length is a multiple of 0.1 s.
+            let dip = (10..15).contains(&((t - start) % 20));
+            let l = s.level_db - if dip { 12.0 } else { 0.0 };
             let t = t as usize;
-            level[s.party][t] = level[s.party][t].max(s.level_db);
+            level[s.party][t] = level[s.party][t].max(l);
             if let Some(leak) = crosstalk_db {
                 let o = 1 - s.party;
-                level[o][t] = level[o][t].max(s.level_db + leak);
+                level[o][t] = level[o][t].max(l + leak);
             }
         }
     }
