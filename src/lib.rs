@@ -12,6 +12,8 @@
 //!   loudness, pitch, voice activity, voice quality, syllable nuclei.
 //! - [`features`]: [`features::ChannelAnalyzer`] runs the whole per-channel prosody track, frame
 //!   by frame (10 ms hop), and summarises a channel (speech time, syllables, speaking rate, F0).
+//! - [`dialog`]: the two-party conversation dynamics over both channels' frames: turns, talk,
+//!   overlap and silence time, interruptions, backchannels, response latency.
 //! - [`eval`]: evaluation against reference corpora (pitch GPE/VDE, speaking rate), used by
 //!   `attune eval ...`.
 //!
@@ -24,6 +26,7 @@
 
 pub mod audio;
 pub mod compose;
+pub mod dialog;
 pub mod dsp;
 pub mod eval;
 pub mod features;

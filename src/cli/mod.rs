@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use attune::audio::{AudioReader, RawFormat, SampleEncoding};
 use attune::features::{self, AnalyzerConfig};
 
+mod analyze;
 mod compose;
+mod eval_dialog;
 
 /// Attune: real-time call-center audio analysis from the sound alone.
 #[derive(Debug, Parser)]
@@ -26,6 +28,8 @@ struct Cli {
 enum Command {
     /// Per-frame prosody of every channel of a recording (10 ms frames), or its summary.
     Features(FeaturesArgs),
+    /// Conversation dynamics of a two-party call (one channel per party), as JSON.
+    Analyze(analyze::AnalyzeArgs),
     /// Accuracy against reference corpora.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -77,6 +81,8 @@ enum EvalCommand {
     Pitch(EvalPitchArgs),
     /// Speaking rate against syllable labels (EmoDB layout: wav/ and labsilb/).
     Rate(EvalRateArgs),
+    /// Dialog tracking (interruptions, overlap onsets, talk time) against composed calls.
+    Dialog(eval_dialog::EvalDialogArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,8 +114,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Features(args) => run_features(&args),
+        Command::Analyze(args) => analyze::run(&args),
         Command::Eval(EvalCommand::Pitch(args)) => run_eval_pitch(&args),
         Command::Eval(EvalCommand::Rate(args)) => run_eval_rate(&args),
+        Command::Eval(EvalCommand::Dialog(args)) => eval_dialog::run(&args),
         Command::Compose(args) => compose::run(&args),
     };
     match result {

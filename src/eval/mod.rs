@@ -1,6 +1,7 @@
 //! Evaluation against reference corpora: the figures the README publishes come from here, via
 //! `attune eval ...`, so anyone can rerun them.
 
+pub mod dialog;
 pub mod pitch;
 pub mod rate;
 

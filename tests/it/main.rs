@@ -4,5 +4,6 @@ mod audio;
 mod bad_input;
 mod cli;
 mod compose;
+mod dialog;
 mod pitch;
 mod util;
