@@ -3,6 +3,7 @@
 
 pub mod pitch;
 pub mod rate;
+pub mod telephone;
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]

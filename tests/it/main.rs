@@ -3,4 +3,5 @@
 mod audio;
 mod bad_input;
 mod cli;
+mod rate;
 mod util;
