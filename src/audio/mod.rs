@@ -98,7 +98,7 @@ pub enum AudioError {
     NotWav(String),
     #[error("malformed WAV: {0}")]
     Malformed(String),
-    #[error("unsupported audio: {0}")]
+    #[error("{0}")]
     Unsupported(String),
     /// The caller broke an API precondition (e.g. the wrong number of output channels).
     #[error("invalid argument: {0}")]
@@ -138,14 +138,28 @@ impl std::fmt::Debug for AudioReader {
     }
 }
 
-fn open_file(path: &Path) -> Result<(File, u64), AudioError> {
+/// Opens a file and returns its length when it is a regular file (not a pipe or a device).
+fn open_file(path: &Path) -> Result<(File, Option<u64>), AudioError> {
     let io_error = |source| AudioError::Io {
         path: path.display().to_string(),
         source,
     };
     let file = File::open(path).map_err(io_error)?;
-    let len = file.metadata().map_err(io_error)?.len();
-    Ok((file, len))
+    let metadata = file.metadata().map_err(io_error)?;
+    Ok((file, metadata.is_file().then_some(metadata.len())))
+}
+
+/// Frames a WAV really holds: the header's data size capped at the bytes present after the
+/// header (when the total length is known), or the header's claim.
+fn frames_present(layout: &wav::WavLayout, total_len: Option<u64>) -> Option<u64> {
+    let block_align = layout.block_align as u64;
+    match total_len {
+        Some(len) => {
+            let present = len.saturating_sub(layout.data_offset);
+            Some(layout.data_bytes.map_or(present, |b| b.min(present)) / block_align)
+        }
+        None => layout.data_bytes.map(|b| b / block_align),
+    }
 }
 
 fn check_raw_format(format: &RawFormat) -> Result<(), AudioError> {
@@ -180,10 +194,8 @@ impl AudioReader {
         let (file, file_len) = open_file(path)?;
         let mut source = BufReader::with_capacity(16 * 1024, file);
         let layout = wav::read_header(&mut source, &path.display().to_string())?;
-        let present = file_len.saturating_sub(layout.data_offset);
-        let data_bytes = layout.data_bytes.map_or(present, |b| b.min(present));
-        let mut spec = layout.spec;
-        spec.total_frames = Some(data_bytes / layout.block_align as u64);
+        let mut spec = layout.spec.clone();
+        spec.total_frames = frames_present(&layout, file_len);
         Ok(Self::new(
             Box::new(source),
             path.display().to_string(),
@@ -197,10 +209,8 @@ impl AudioReader {
         let len = bytes.len() as u64;
         let mut source = Cursor::new(bytes);
         let layout = wav::read_header(&mut source, STREAM_NAME)?;
-        let present = len.saturating_sub(layout.data_offset);
-        let mut spec = layout.spec;
-        spec.total_frames =
-            Some(layout.data_bytes.map_or(present, |b| b.min(present)) / layout.block_align as u64);
+        let mut spec = layout.spec.clone();
+        spec.total_frames = frames_present(&layout, Some(len));
         Ok(Self::new(
             Box::new(source),
             STREAM_NAME.into(),
@@ -230,7 +240,7 @@ impl AudioReader {
             sample_rate_hz: format.sample_rate_hz,
             channels: format.channels,
             encoding: format.encoding,
-            total_frames: Some(file_len / block_align as u64),
+            total_frames: file_len.map(|len| len / block_align as u64),
         };
         Ok(Self::new(
             Box::new(file),

@@ -24,6 +24,9 @@ use super::{AudioError, MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ};
 /// Input samples per FFT block we aim for: big enough for a sharp anti-aliasing filter (the
 /// transition band shrinks as the block grows), small enough to keep the delay near 10-40 ms.
 const TARGET_BLOCK_INPUT_SAMPLES: usize = 2048;
+/// Output samples per FFT block we aim for at least: the anti-aliasing cutoff of rubato's FFT
+/// resampler rises towards Nyquist as the output block grows (256 -> about 0.95 of Nyquist).
+const TARGET_BLOCK_OUTPUT_SAMPLES: usize = 256;
 
 /// Streaming resampler for one channel from `input_rate_hz` to `output_rate_hz`.
 pub struct Resampler {
@@ -76,10 +79,16 @@ impl FftEngine {
         let g = gcd(u64::from(input_rate_hz), u64::from(output_rate_hz));
         let min_in = (u64::from(input_rate_hz) / g) as usize;
         let min_out = (u64::from(output_rate_hz) / g) as usize;
-        // Whole number of minimal blocks, and an even count so that half a block (the delay) is
-        // a whole number of samples on both sides.
-        let mut units = TARGET_BLOCK_INPUT_SAMPLES.div_ceil(min_in).max(1);
-        if units % 2 == 1 {
+        // Whole number of minimal blocks, at least the target on both sides. An even count
+        // makes half a block (the delay) a whole number of samples on both sides, so the
+        // compensation is exact; only for near-coprime rates (a minimal block already longer
+        // than the target, e.g. 8001 -> 8000 Hz) is an odd count kept, leaving at most one
+        // sample of misalignment rather than doubling a block of a second or more.
+        let mut units = TARGET_BLOCK_INPUT_SAMPLES
+            .div_ceil(min_in)
+            .max(TARGET_BLOCK_OUTPUT_SAMPLES.div_ceil(min_out))
+            .max(1);
+        if units % 2 == 1 && (units > 1 || min_in <= TARGET_BLOCK_INPUT_SAMPLES) {
             units += 1;
         }
         let block_in = units * min_in;
@@ -335,7 +344,9 @@ mod tests {
 
     #[test]
     fn onset_stays_time_aligned() {
-        for &from in &[44_100u32, 48_000, 16_000, 22_050, 11_025] {
+        for &from in &[
+            44_100u32, 48_000, 16_000, 22_050, 11_025, 192_000, 8_001, 12_347,
+        ] {
             let len = from as usize;
             let onset = len / 2;
             let mut x = vec![0.0f32; len];
@@ -356,23 +367,39 @@ mod tests {
         }
     }
 
+    /// Gain in dB of a steady sine through the resampler (edges skipped).
+    fn sine_gain_db(freq_hz: f64, from: u32) -> f64 {
+        let amplitude = 0.5;
+        let x = sine(freq_hz, from, from as usize, amplitude);
+        let out = run(&x, from, 8_000, &[4800]);
+        let mid = &out[800..out.len() - 800];
+        20.0 * (rms(mid) / (amplitude / 2f64.sqrt())).log10()
+    }
+
+    const RATES_HZ: [u32; 7] = [16_000, 22_050, 32_000, 44_100, 48_000, 96_000, 192_000];
+
     #[test]
     fn passes_1khz_within_half_db() {
-        let x = sine(1_000.0, 48_000, 48_000, 0.5);
-        let out = run(&x, 48_000, 8_000, &[4800]);
-        // Skip the edges (filter start-up and the zero tail).
-        let mid = &out[800..out.len() - 800];
-        let gain_db = 20.0 * (rms(mid) / (0.5 / 2f64.sqrt())).log10();
-        assert!(gain_db.abs() < 0.5, "1 kHz gain {gain_db} dB");
+        for from in RATES_HZ {
+            let gain_db = sine_gain_db(1_000.0, from);
+            assert!(gain_db.abs() < 0.5, "{from} Hz: 1 kHz gain {gain_db} dB");
+        }
+    }
+
+    #[test]
+    fn passes_3khz_within_one_db() {
+        for from in RATES_HZ {
+            let gain_db = sine_gain_db(3_000.0, from);
+            assert!(gain_db.abs() < 1.0, "{from} Hz: 3 kHz gain {gain_db} dB");
+        }
     }
 
     #[test]
     fn attenuates_6khz_by_60db() {
-        let x = sine(6_000.0, 48_000, 48_000, 0.5);
-        let out = run(&x, 48_000, 8_000, &[4800]);
-        let mid = &out[800..out.len() - 800];
-        let gain_db = 20.0 * (rms(mid) / (0.5 / 2f64.sqrt())).log10();
-        assert!(gain_db < -60.0, "6 kHz gain {gain_db} dB");
+        for from in RATES_HZ {
+            let gain_db = sine_gain_db(6_000.0, from);
+            assert!(gain_db < -60.0, "{from} Hz: 6 kHz gain {gain_db} dB");
+        }
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! panics, and the data chunk is streamed from a plain [`Read`] (no seeking, bounded memory).
 //!
 //! Tolerated quirks of real files: lying RIFF sizes (ignored), `RF64` (its `ds64` chunk is
-//! skipped and the `data` chunk read to the end), data sizes of `0xFFFFFFFF` (streaming writers:
-//! read to the end), data sizes past the end of the file (read what is there), unknown chunks
+//! skipped and the `data` chunk read to the end), data sizes of `0xFFFFFFFF` (streaming writers)
+//! or 0 (a header never finalised): read to the end, data sizes past the end of the file (read what is there), unknown chunks
 //! (skipped, with their pad byte when odd-sized), `fmt ` chunks with extra bytes, PCM bit depths
 //! that are not a multiple of 8 (decoded by their byte container).
 
@@ -298,7 +298,10 @@ pub(crate) fn read_header(reader: &mut dyn Read, source: &str) -> Result<WavLayo
                         "data chunk before the fmt chunk (expected fmt first)".into(),
                     ));
                 };
-                let data_bytes = (size != u32::MAX).then_some(u64::from(size));
+                // 0xFFFFFFFF is what streaming writers put before they know the size, and 0 is
+                // what a recorder that never finalised its header leaves: read both to the end
+                // (a truly empty data chunk then simply yields nothing).
+                let data_bytes = (size != u32::MAX && size != 0).then_some(u64::from(size));
                 return Ok(WavLayout {
                     spec: AudioSpec {
                         sample_rate_hz: fmt.sample_rate_hz,

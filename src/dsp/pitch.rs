@@ -34,7 +34,7 @@ use std::sync::Arc;
 use realfft::num_complex::Complex32;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use super::ANALYSIS_RATE_HZ;
+use super::{ANALYSIS_RATE_HZ, HOP_SAMPLES};
 
 /// Voiced candidates kept per frame (the unvoiced candidate comes on top).
 pub const MAX_VOICED_CANDIDATES: usize = 5;
@@ -83,6 +83,17 @@ pub struct PitchConfig {
     pub level_decay_db_per_s: f32,
     /// Frames a decision waits for (fixed-lag Viterbi look-ahead).
     pub lookahead_frames: usize,
+    /// The autocorrelation is taken of the power spectrum raised to this exponent (1 = plain
+    /// autocorrelation; below 1 flattens the spectrum so one strong harmonic cannot pass for
+    /// the fundamental).
+    pub spectral_exponent: f32,
+    /// Path cost per octave a voiced candidate lies beyond `speaker_free_octaves` from the
+    /// speaker's running median F0 (0 disables the speaker prior).
+    pub speaker_prior_cost: f32,
+    /// Octaves either side of the speaker's median F0 that carry no prior cost.
+    pub speaker_free_octaves: f32,
+    /// Decided frames with at least this periodicity feed the speaker's F0 distribution.
+    pub speaker_min_strength: f32,
 }
 
 impl Default for PitchConfig {
@@ -90,13 +101,17 @@ impl Default for PitchConfig {
         Self {
             min_f0_hz: 60.0,
             max_f0_hz: 500.0,
-            voicing_threshold: 0.45,
+            voicing_threshold: 0.25,
             silence_threshold: 0.03,
-            octave_cost: 0.01,
+            octave_cost: 0.0,
             octave_jump_cost: 0.35,
             voiced_unvoiced_cost: 0.14,
             level_decay_db_per_s: 3.0,
             lookahead_frames: 15,
+            spectral_exponent: 0.5,
+            speaker_prior_cost: 0.3,
+            speaker_free_octaves: 1.0,
+            speaker_min_strength: 0.45,
         }
     }
 }
@@ -141,8 +156,8 @@ pub struct PitchTracker {
     /// Non-zero odd-offset taps of the half-band filter, from offset -reach to +reach.
     half_band: [f32; 2 * HALF_BAND_SIDE_TAPS],
     hann: Vec<f32>,
-    /// Normalised autocorrelation of the Hann window, per lag.
-    window_autocorr: Vec<f32>,
+    /// Reciprocal of the Hann window's normalised autocorrelation, per lag.
+    inverse_window_autocorr: Vec<f32>,
     /// Sum of squared Hann weights (energy normalisation).
     hann_power: f32,
     forward: Arc<dyn RealToComplex<f32>>,
@@ -150,6 +165,9 @@ pub struct PitchTracker {
     odd_samples: Vec<f32>,
     /// Copy of a window of unexpected length, centred (rarely used).
     padded: Vec<f32>,
+    /// The previous window (to reuse its filtered part when the next one continues it).
+    previous: Vec<f32>,
+    previous_valid: bool,
     decimated: Vec<f32>,
     fft_input: Vec<f32>,
     spectrum: Vec<Complex32>,
@@ -165,6 +183,96 @@ pub struct PitchTracker {
     /// Tracked speech level (RMS, full scale = 1).
     level_rms: f32,
     level_decay_per_frame: f32,
+    speaker: SpeakerF0,
+}
+
+/// Bins of the speaker's F0 distribution per octave.
+const SPEAKER_BINS_PER_OCTAVE: f32 = 12.0;
+/// Octaves covered by the speaker's F0 distribution (from the lowest searched F0).
+const SPEAKER_OCTAVES: usize = 6;
+/// Weight each new frame keeps after 100 further voiced frames... decay per voiced frame.
+const SPEAKER_DECAY_PER_FRAME: f32 = 0.995;
+/// Weight (in frames) the distribution needs before it is used.
+const SPEAKER_MIN_WEIGHT: f32 = 10.0;
+
+/// Running, decaying distribution of the speaker's log F0 over confidently voiced frames.
+#[derive(Debug, Clone)]
+struct SpeakerF0 {
+    low_log2_hz: f32,
+    /// Bin weights, in units of `increment` (which grows instead of the old weights decaying).
+    weights: [f32; SPEAKER_OCTAVES * SPEAKER_BINS_PER_OCTAVE as usize],
+    increment: f32,
+    sum: f32,
+    /// Decayed count of frames, in frames.
+    total: f32,
+    median: Option<f32>,
+}
+
+impl SpeakerF0 {
+    fn new(min_f0_hz: f32) -> Self {
+        Self {
+            low_log2_hz: min_f0_hz.log2(),
+            weights: [0.0; SPEAKER_OCTAVES * SPEAKER_BINS_PER_OCTAVE as usize],
+            increment: 1.0,
+            sum: 0.0,
+            total: 0.0,
+            median: None,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.weights.fill(0.0);
+        self.increment = 1.0;
+        self.sum = 0.0;
+        self.total = 0.0;
+        self.median = None;
+    }
+
+    fn add(&mut self, estimate: &PitchEstimate, min_strength: f32) {
+        if !estimate.voiced || estimate.voicing_strength < min_strength || estimate.f0_hz <= 0.0 {
+            return;
+        }
+        let bin = ((estimate.f0_hz.log2() - self.low_log2_hz) * SPEAKER_BINS_PER_OCTAVE).floor();
+        if !bin.is_finite() {
+            return;
+        }
+        let bin = (bin.max(0.0) as usize).min(self.weights.len() - 1);
+        // Decay by growing the weight of new frames instead of shrinking every bin.
+        self.increment /= SPEAKER_DECAY_PER_FRAME;
+        self.weights[bin] += self.increment;
+        self.sum += self.increment;
+        if self.increment > 1e6 {
+            for w in self.weights.iter_mut() {
+                *w /= self.increment;
+            }
+            self.sum /= self.increment;
+            self.increment = 1.0;
+        }
+        self.total = self.total * SPEAKER_DECAY_PER_FRAME + 1.0;
+        self.median = self.compute_median();
+    }
+
+    /// Median log2 F0 (Hz), once enough frames were seen.
+    fn median_log2_f0(&self) -> Option<f32> {
+        if self.total < SPEAKER_MIN_WEIGHT {
+            None
+        } else {
+            self.median
+        }
+    }
+
+    fn compute_median(&self) -> Option<f32> {
+        let half = 0.5 * self.sum;
+        let mut seen = 0.0;
+        for (bin, &w) in self.weights.iter().enumerate() {
+            if seen + w >= half {
+                let within = if w > 0.0 { (half - seen) / w } else { 0.5 };
+                return Some(self.low_log2_hz + (bin as f32 + within) / SPEAKER_BINS_PER_OCTAVE);
+            }
+            seen += w;
+        }
+        None
+    }
 }
 
 fn bessel_i0(x: f64) -> f64 {
@@ -222,13 +330,62 @@ impl PitchTracker {
             config.min_f0_hz * 1.5,
             DECIMATED_RATE_HZ / 3.0,
         );
-        config.voicing_threshold = sane(config.voicing_threshold, 0.45, 0.0, 1.0);
-        config.silence_threshold = sane(config.silence_threshold, 0.03, 0.0, 1.0);
-        config.octave_cost = sane(config.octave_cost, 0.01, 0.0, 1.0);
-        config.octave_jump_cost = sane(config.octave_jump_cost, 0.35, 0.0, 10.0);
-        config.voiced_unvoiced_cost = sane(config.voiced_unvoiced_cost, 0.14, 0.0, 10.0);
-        config.level_decay_db_per_s = sane(config.level_decay_db_per_s, 3.0, 0.0, 1000.0);
+        config.voicing_threshold = sane(
+            config.voicing_threshold,
+            defaults.voicing_threshold,
+            0.0,
+            1.0,
+        );
+        config.silence_threshold = sane(
+            config.silence_threshold,
+            defaults.silence_threshold,
+            0.0,
+            1.0,
+        );
+        config.octave_cost = sane(config.octave_cost, defaults.octave_cost, 0.0, 1.0);
+        config.octave_jump_cost = sane(
+            config.octave_jump_cost,
+            defaults.octave_jump_cost,
+            0.0,
+            10.0,
+        );
+        config.voiced_unvoiced_cost = sane(
+            config.voiced_unvoiced_cost,
+            defaults.voiced_unvoiced_cost,
+            0.0,
+            10.0,
+        );
+        config.level_decay_db_per_s = sane(
+            config.level_decay_db_per_s,
+            defaults.level_decay_db_per_s,
+            0.0,
+            1000.0,
+        );
         config.lookahead_frames = config.lookahead_frames.min(200);
+        config.spectral_exponent = sane(
+            config.spectral_exponent,
+            defaults.spectral_exponent,
+            0.1,
+            2.0,
+        );
+        config.speaker_prior_cost = sane(
+            config.speaker_prior_cost,
+            defaults.speaker_prior_cost,
+            0.0,
+            10.0,
+        );
+        config.speaker_free_octaves = sane(
+            config.speaker_free_octaves,
+            defaults.speaker_free_octaves,
+            0.0,
+            10.0,
+        );
+        config.speaker_min_strength = sane(
+            config.speaker_min_strength,
+            defaults.speaker_min_strength,
+            0.0,
+            1.0,
+        );
 
         let max_lag = (DECIMATED_RATE_HZ / config.min_f0_hz).ceil() as usize + 1;
         let min_lag = ((DECIMATED_RATE_HZ / config.max_f0_hz).floor() as usize).max(2);
@@ -248,14 +405,14 @@ impl PitchTracker {
             })
             .collect();
         let hann_power: f32 = hann.iter().map(|w| w * w).sum();
-        let window_autocorr: Vec<f32> = (0..=max_lag + 1)
+        let inverse_window_autocorr: Vec<f32> = (0..=max_lag + 1)
             .map(|lag| {
                 let sum: f64 = hann
                     .iter()
                     .zip(hann.iter().skip(lag))
                     .map(|(&a, &b)| a as f64 * b as f64)
                     .sum();
-                (sum / hann_power as f64).max(1e-6) as f32
+                (hann_power as f64 / sum.max(1e-6)) as f32
             })
             .collect();
 
@@ -272,11 +429,13 @@ impl PitchTracker {
             min_lag,
             max_lag,
             half_band: half_band_taps(),
-            window_autocorr,
+            inverse_window_autocorr,
             hann_power: hann_power.max(1e-9),
             hann,
             odd_samples: vec![0.0; window_samples / 2],
             padded: vec![0.0; window_samples],
+            previous: vec![0.0; window_samples],
+            previous_valid: false,
             decimated: vec![0.0; decimated_len],
             fft_input: forward.make_input_vec(),
             spectrum: forward.make_output_vec(),
@@ -291,6 +450,7 @@ impl PitchTracker {
             frames_emitted: 0,
             level_rms: 0.0,
             level_decay_per_frame: 10f32.powf(-decay_db / 20.0),
+            speaker: SpeakerF0::new(config.min_f0_hz),
             config,
         }
     }
@@ -323,6 +483,8 @@ impl PitchTracker {
         let lookahead = self.config.lookahead_frames as u64;
         if self.frames_pushed > lookahead {
             let estimate = self.trace_back_one();
+            self.speaker
+                .add(&estimate, self.config.speaker_min_strength);
             self.frames_emitted += 1;
             Some(estimate)
         } else {
@@ -354,6 +516,8 @@ impl PitchTracker {
         self.frames_emitted = 0;
         self.path_cost = [0.0; STATES];
         self.level_rms = 0.0;
+        self.speaker.reset();
+        self.previous_valid = false;
     }
 
     /// Decides the frame `lookahead` frames back by tracing the best path from the newest frame.
@@ -364,7 +528,7 @@ impl PitchTracker {
         let mut index = newest;
         for _ in 0..self.config.lookahead_frames {
             state = self.slots[index].back[state] as usize;
-            index = (index + ring - 1) % ring;
+            index = if index == 0 { ring - 1 } else { index - 1 };
         }
         estimate_of(&self.slots[index], state)
     }
@@ -425,7 +589,7 @@ impl PitchTracker {
         self.decimate(window);
 
         let n = self.decimated_len;
-        let mean = self.decimated.iter().sum::<f32>() / n as f32;
+        let mean = sum8(&self.decimated) / n as f32;
         for ((out, &x), &w) in self
             .fft_input
             .iter_mut()
@@ -441,7 +605,7 @@ impl PitchTracker {
             ..FrameSlot::default()
         };
 
-        let energy: f32 = self.fft_input[..n].iter().map(|x| x * x).sum();
+        let energy = sum_squares8(&self.fft_input[..n]);
         let mean_square = energy / self.hann_power;
         let rms = if mean_square.is_finite() {
             mean_square.sqrt()
@@ -472,8 +636,19 @@ impl PitchTracker {
         {
             return slot;
         }
-        for bin in self.spectrum.iter_mut() {
-            *bin = Complex32::new(bin.norm_sqr(), 0.0);
+        let exponent = self.config.spectral_exponent;
+        if exponent == 1.0 {
+            for bin in self.spectrum.iter_mut() {
+                *bin = Complex32::new(bin.norm_sqr(), 0.0);
+            }
+        } else if exponent == 0.5 {
+            for bin in self.spectrum.iter_mut() {
+                *bin = Complex32::new(bin.norm_sqr().sqrt(), 0.0);
+            }
+        } else {
+            for bin in self.spectrum.iter_mut() {
+                *bin = Complex32::new(bin.norm_sqr().powf(exponent), 0.0);
+            }
         }
         if self
             .inverse
@@ -489,12 +664,17 @@ impl PitchTracker {
         // Normalised autocorrelation, over the lags the search needs (one on either side).
         let scale = 1.0 / r0;
         for lag in self.min_lag - 1..=self.max_lag + 1 {
-            self.autocorr[lag] *= scale / self.window_autocorr[lag];
+            self.autocorr[lag] *= scale * self.inverse_window_autocorr[lag];
         }
 
         let min_f0 = self.config.min_f0_hz;
         let max_f0 = self.config.max_f0_hz;
         let octave_cost = self.config.octave_cost;
+        let speaker_centre = if self.config.speaker_prior_cost > 0.0 {
+            self.speaker.median_log2_f0()
+        } else {
+            None
+        };
         let candidate_floor = 0.5 * vt;
         let r = &self.autocorr;
         let mut count = 0usize;
@@ -520,7 +700,11 @@ impl PitchTracker {
             }
             strongest = strongest.max(peak);
             let log2_f0 = f0.log2();
-            let score = peak + octave_cost * (log2_f0 - min_f0.log2());
+            let mut score = peak + octave_cost * (log2_f0 - min_f0.log2());
+            if let Some(centre) = speaker_centre {
+                let excess = ((log2_f0 - centre).abs() - self.config.speaker_free_octaves).max(0.0);
+                score -= self.config.speaker_prior_cost * excess;
+            }
             // Insert into the voiced states, kept sorted by cost (best first).
             let cost = -score;
             let mut position = 1 + count;
@@ -548,7 +732,9 @@ impl PitchTracker {
         slot
     }
 
-    /// Low-pass and keep every other sample of the window into `self.decimated`.
+    /// Low-pass and keep every other sample of the window into `self.decimated`. When the
+    /// window is the previous one moved by one hop (the streaming case), only the new hop is
+    /// filtered and the rest reused.
     fn decimate(&mut self, window: &[f32]) {
         let expected = self.window_samples;
         let input: &[f32] = if window.len() == expected {
@@ -564,22 +750,90 @@ impl PitchTracker {
             self.padded[to..to + len].copy_from_slice(&window[from..from + len]);
             &self.padded
         };
+        let n = self.decimated_len;
+        let shift = HOP_SAMPLES / 2;
+        let continues = self.previous_valid
+            && n > shift
+            && !differs(
+                &input[..expected - HOP_SAMPLES],
+                &self.previous[HOP_SAMPLES..],
+            );
+        let first = if continues {
+            self.decimated.copy_within(shift.., 0);
+            n - shift
+        } else {
+            0
+        };
         // Output i is centred on input 2i + 2 * side taps (even); the non-zero taps sit at odd
         // offsets, i.e. on the odd inputs 2(i + m) + 1, m = 0 .. 2 * side taps.
-        for (k, out) in self.odd_samples.iter_mut().enumerate() {
-            *out = input[2 * k + 1];
+        let odd_end = n + 2 * HALF_BAND_SIDE_TAPS - 1;
+        for (k, out) in self.odd_samples[first..odd_end].iter_mut().enumerate() {
+            *out = input[2 * (first + k) + 1];
         }
-        let n = self.decimated_len;
-        for (i, out) in self.decimated.iter_mut().enumerate() {
-            *out = 0.5 * input[2 * i + 2 * HALF_BAND_SIDE_TAPS];
+        for (k, out) in self.decimated[first..].iter_mut().enumerate() {
+            *out = 0.5 * input[2 * (first + k) + 2 * HALF_BAND_SIDE_TAPS];
         }
-        for (m, &tap) in self.half_band.iter().enumerate() {
-            let source = &self.odd_samples[m..m + n];
-            for (out, &x) in self.decimated.iter_mut().zip(source) {
-                *out += tap * x;
+        if n - first == HOP_SAMPLES / 2 {
+            // The streaming case: the accumulators stay in registers.
+            let mut acc = [0.0f32; HOP_SAMPLES / 2];
+            acc.copy_from_slice(&self.decimated[first..]);
+            for (m, &tap) in self.half_band.iter().enumerate() {
+                let source = &self.odd_samples[first + m..first + m + HOP_SAMPLES / 2];
+                for (out, &x) in acc.iter_mut().zip(source) {
+                    *out += tap * x;
+                }
+            }
+            self.decimated[first..].copy_from_slice(&acc);
+        } else {
+            for (m, &tap) in self.half_band.iter().enumerate() {
+                let source = &self.odd_samples[first + m..m + n];
+                for (out, &x) in self.decimated[first..].iter_mut().zip(source) {
+                    *out += tap * x;
+                }
             }
         }
+        if window.len() == expected {
+            self.previous.copy_from_slice(window);
+        } else {
+            let (previous, padded) = (&mut self.previous, &self.padded);
+            previous.copy_from_slice(padded);
+        }
+        self.previous_valid = true;
     }
+}
+
+/// Whether two equally long slices differ in any bit (vectorises; no early exit).
+fn differs(a: &[f32], b: &[f32]) -> bool {
+    a.iter()
+        .zip(b)
+        .fold(0u32, |acc, (x, y)| acc | (x.to_bits() ^ y.to_bits()))
+        != 0
+}
+
+/// Sum of a slice with eight partial sums (vectorises, unlike a sequential sum).
+fn sum8(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+/// Sum of squares with eight partial sums.
+fn sum_squares8(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v * v;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
 }
 
 fn best_state(costs: &[f32; STATES]) -> usize {
@@ -605,5 +859,206 @@ fn estimate_of(slot: &FrameSlot, state: usize) -> PitchEstimate {
             voiced: true,
             voicing_strength: slot.peak[state].clamp(0.0, 1.0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE_HZ: f32 = ANALYSIS_RATE_HZ as f32;
+
+    /// Runs the tracker over `signal` as the per-channel analyser does (windows centred on each
+    /// frame, zeros outside) and returns one estimate per frame.
+    fn track(signal: &[f32]) -> Vec<PitchEstimate> {
+        let mut tracker = PitchTracker::new(PitchConfig::default());
+        let window = tracker.window_samples();
+        let half = window / 2;
+        let mut padded = vec![0.0f32; half];
+        padded.extend_from_slice(signal);
+        padded.resize(padded.len() + window, 0.0);
+        let frames = signal.len().div_ceil(HOP_SAMPLES);
+        let mut out = Vec::with_capacity(frames);
+        for k in 0..frames {
+            let start = k * HOP_SAMPLES;
+            out.extend(tracker.push_frame(&padded[start..start + window]));
+        }
+        tracker.flush(|e| out.push(e));
+        assert_eq!(out.len(), frames);
+        out
+    }
+
+    /// Second-order high-pass (RBJ biquad, Q = 0.707), applied twice: a 300 Hz telephone edge.
+    fn telephone_high_pass(signal: &mut [f32]) {
+        let w0 = std::f32::consts::TAU * 300.0 / RATE_HZ;
+        let alpha = w0.sin() / (2.0 * std::f32::consts::FRAC_1_SQRT_2);
+        let cos = w0.cos();
+        let a0 = 1.0 + alpha;
+        let b = [
+            (1.0 + cos) / 2.0 / a0,
+            -(1.0 + cos) / a0,
+            (1.0 + cos) / 2.0 / a0,
+        ];
+        let a = [-2.0 * cos / a0, (1.0 - alpha) / a0];
+        for _ in 0..2 {
+            let (mut x1, mut x2, mut y1, mut y2) = (0.0f32, 0.0, 0.0, 0.0);
+            for s in signal.iter_mut() {
+                let y = b[0] * *s + b[1] * x1 + b[2] * x2 - a[0] * y1 - a[1] * y2;
+                x2 = x1;
+                x1 = *s;
+                y2 = y1;
+                y1 = y;
+                *s = y;
+            }
+        }
+    }
+
+    /// Harmonics 1/k of an F0 contour (Hz per sample) up to 3.4 kHz.
+    fn harmonic(f0_at: impl Fn(f32) -> f32, seconds: f32, amplitudes: &[f32]) -> Vec<f32> {
+        let n = (seconds * RATE_HZ) as usize;
+        let mut phase = 0.0f32;
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let f0 = f0_at(i as f32 / RATE_HZ);
+            phase = (phase + std::f32::consts::TAU * f0 / RATE_HZ) % std::f32::consts::TAU;
+            let mut x = 0.0;
+            for k in 1..=40 {
+                if k as f32 * f0 > 3400.0 {
+                    break;
+                }
+                let amplitude = amplitudes.get(k - 1).copied().unwrap_or(1.0 / k as f32);
+                x += amplitude * (k as f32 * phase).sin();
+            }
+            out.push(0.2 * x);
+        }
+        out
+    }
+
+    fn noise(n: usize, amplitude: f32, seed: u32) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                amplitude * ((state >> 8) as f32 / (1u32 << 23) as f32 - 1.0)
+            })
+            .collect()
+    }
+
+    /// The frames away from the edges (the window reaches past the signal there).
+    fn middle(track: &[PitchEstimate]) -> &[PitchEstimate] {
+        &track[5..track.len() - 5]
+    }
+
+    #[test]
+    fn missing_fundamental_through_telephone_band() {
+        for f0 in [80.0f32, 120.0, 220.0, 400.0] {
+            let mut signal = harmonic(|_| f0, 1.0, &[]);
+            telephone_high_pass(&mut signal);
+            let estimates = track(&signal);
+            for (k, e) in middle(&estimates).iter().enumerate() {
+                assert!(e.voiced, "{f0} Hz: frame {k} unvoiced");
+                assert!(
+                    (e.f0_hz / f0 - 1.0).abs() < 0.01,
+                    "{f0} Hz: frame {k} at {} Hz",
+                    e.f0_hz
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn white_noise_is_unvoiced() {
+        for amplitude in [0.01f32, 0.3, 1.0] {
+            let estimates = track(&noise(16_000, amplitude, 7));
+            let voiced = estimates.iter().filter(|e| e.voiced).count();
+            assert!(
+                voiced * 20 <= estimates.len(),
+                "noise at {amplitude}: {voiced} of {} frames voiced",
+                estimates.len()
+            );
+        }
+    }
+
+    #[test]
+    fn silence_dc_and_clipping_do_not_break_it() {
+        let silence = track(&vec![0.0; 8000]);
+        assert!(silence.iter().all(|e| !e.voiced && e.f0_hz == 0.0));
+        let dc = track(&vec![0.5; 8000]);
+        assert!(dc.iter().all(|e| !e.voiced));
+        let clipped: Vec<f32> = harmonic(|_| 150.0, 1.0, &[])
+            .iter()
+            .map(|x| (x * 50.0).clamp(-1.0, 1.0))
+            .collect();
+        let estimates = track(&clipped);
+        for e in middle(&estimates) {
+            assert!(e.voiced && (e.f0_hz / 150.0 - 1.0).abs() < 0.02, "{e:?}");
+        }
+        let loud = track(
+            &noise(8000, 1.0, 3)
+                .iter()
+                .map(|x| x.signum())
+                .collect::<Vec<_>>(),
+        );
+        assert!(loud.iter().all(|e| e.f0_hz.is_finite()));
+        assert!(track(&[]).is_empty());
+        assert_eq!(track(&[0.3; 7]).len(), 1);
+    }
+
+    #[test]
+    fn strong_second_harmonic_gives_no_octave_jump() {
+        let mut signal = harmonic(|_| 100.0, 2.0, &[0.3, 1.0, 0.2, 0.3, 0.1, 0.1]);
+        telephone_high_pass(&mut signal);
+        let mixed: Vec<f32> = signal
+            .iter()
+            .zip(noise(signal.len(), 0.005, 11))
+            .map(|(s, n)| s + n)
+            .collect();
+        let estimates = track(&mixed);
+        for (k, e) in middle(&estimates).iter().enumerate() {
+            assert!(
+                e.voiced && (e.f0_hz / 100.0 - 1.0).abs() < 0.02,
+                "frame {k}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn glide_is_tracked() {
+        let glide = |t: f32| 100.0 * 2f32.powf(t);
+        let mut signal = harmonic(glide, 1.0, &[]);
+        telephone_high_pass(&mut signal);
+        let estimates = track(&signal);
+        for (k, e) in estimates
+            .iter()
+            .enumerate()
+            .skip(5)
+            .take(estimates.len() - 10)
+        {
+            let expected = glide(k as f32 * 0.01);
+            assert!(
+                e.voiced && (e.f0_hz / expected - 1.0).abs() < 0.03,
+                "frame {k}: expected {expected} Hz, got {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_of_another_length_are_accepted() {
+        let mut tracker = PitchTracker::new(PitchConfig::default());
+        let signal = harmonic(|_| 200.0, 0.5, &[]);
+        let mut count = 0;
+        for k in 0..30 {
+            let window = &signal[k * 80..k * 80 + 300];
+            count += tracker.push_frame(window).is_some() as usize;
+        }
+        tracker.flush(|_| count += 1);
+        assert_eq!(count, 30);
+        // Nonsense settings are brought into range.
+        let odd = PitchTracker::new(PitchConfig {
+            min_f0_hz: f32::NAN,
+            max_f0_hz: -5.0,
+            ..PitchConfig::default()
+        });
+        assert!(odd.window_samples() > 0);
     }
 }

@@ -15,8 +15,10 @@
 use std::path::{Path, PathBuf};
 
 use super::EvalError;
-use crate::dsp::pitch::{PitchConfig, PitchTracker};
+use crate::audio::{AudioReader, Resampler};
+use crate::dsp::pitch::{PitchConfig, PitchEstimate, PitchTracker};
 use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S, HOP_SAMPLES};
+use crate::features::AnalyzerConfig;
 
 /// Relative F0 error above which a frame counts as a gross error.
 pub const GROSS_ERROR_RATIO: f64 = 0.2;
@@ -162,7 +164,7 @@ pub fn evaluate(dir: &Path) -> Result<PitchEvalReport, EvalError> {
         let Some(reference) = load_reference(wav)? else {
             continue;
         };
-        let track = analyze_file(wav)?;
+        let (track, strengths) = analyze_file(wav)?;
         let mut tally = Tally::default();
         for frame in &reference {
             let index = (frame.time_s / FRAME_PERIOD_S).round();
@@ -172,6 +174,17 @@ pub fn evaluate(dir: &Path) -> Result<PitchEvalReport, EvalError> {
                 0.0
             };
             tally.add(frame.f0_hz, ours as f64);
+            if std::env::var_os("ATTUNE_PITCH_DUMP").is_some() {
+                let strength = strengths.get(index as usize).copied().unwrap_or(0.0);
+                eprintln!(
+                    "{} {:.3} {:.1} {:.1} {:.3}",
+                    wav.display(),
+                    frame.time_s,
+                    frame.f0_hz,
+                    ours,
+                    strength
+                );
+            }
         }
         total.merge(&tally);
         per_file.push(PitchFileReport {
@@ -280,84 +293,76 @@ fn load_reference(wav: &Path) -> Result<Option<Vec<RefFrame>>, EvalError> {
     Ok(Some(frames))
 }
 
-/// Our F0 track (0 = unvoiced), one value per 10 ms frame.
-fn analyze_file(wav: &Path) -> Result<Vec<f32>, EvalError> {
-    let samples = temp_reader::read_8k(wav)?;
-    let mut tracker = PitchTracker::new(PitchConfig::default());
+/// Our F0 track (0 = unvoiced) and voicing strength, one value per 10 ms frame of the first
+/// channel: decoded and resampled to the analysis rate by [`crate::audio`], then tracked the way
+/// [`crate::features::ChannelAnalyzer`] drives [`PitchTracker`] (windows centred on each frame, zeros
+/// outside the signal).
+///
+/// INTERIM: `features::analyze_audio` cannot run until the voice-quality stage lands; then this
+/// becomes a call to it.
+fn analyze_file(wav: &Path) -> Result<(Vec<f32>, Vec<f32>), EvalError> {
+    let audio_error = |source| EvalError::Audio {
+        path: wav.display().to_string(),
+        source,
+    };
+    let mut reader = AudioReader::open(wav).map_err(audio_error)?;
+    let spec = reader.spec().clone();
+    let mut resampler =
+        Resampler::try_new(spec.sample_rate_hz, ANALYSIS_RATE_HZ).map_err(audio_error)?;
+    let mut input: Vec<Vec<f32>> = vec![Vec::new(); spec.channels as usize];
+    let mut samples = Vec::new();
+    loop {
+        let read = reader
+            .read_frames(READ_CHUNK_FRAMES, &mut input)
+            .map_err(audio_error)?;
+        if read == 0 {
+            resampler.finish(&mut samples);
+            break;
+        }
+        resampler.process(&input[0], &mut samples);
+    }
+
+    let mut config = AnalyzerConfig::default();
+    tuning_overrides(&mut config.pitch);
+    let mut tracker = PitchTracker::new(config.pitch);
     let window = tracker.window_samples();
     let half = window / 2;
     let frames = samples.len().div_ceil(HOP_SAMPLES);
     let mut padded = vec![0.0f32; half + samples.len() + window + HOP_SAMPLES];
     padded[half..half + samples.len()].copy_from_slice(&samples);
     let mut track = Vec::with_capacity(frames);
-    let f0_of = |e: crate::dsp::pitch::PitchEstimate| if e.voiced { e.f0_hz } else { 0.0 };
+    let mut strengths = Vec::with_capacity(frames);
+    let mut take = |e: PitchEstimate| {
+        track.push(if e.voiced { e.f0_hz } else { 0.0 });
+        strengths.push(e.voicing_strength);
+    };
     for k in 0..frames {
         let start = k * HOP_SAMPLES;
         if let Some(estimate) = tracker.push_frame(&padded[start..start + window]) {
-            track.push(f0_of(estimate));
+            take(estimate);
         }
     }
-    tracker.flush(|e| track.push(f0_of(e)));
-    Ok(track)
+    tracker.flush(&mut take);
+    Ok((track, strengths))
 }
 
-/// TEMPORARY: PCM16 and G.711 mu-law WAV at 8 kHz, until the audio module lands.
-mod temp_reader {
-    use super::*;
+/// Frames read per chunk.
+const READ_CHUNK_FRAMES: usize = 24_000;
 
-    pub fn read_8k(path: &Path) -> Result<Vec<f32>, EvalError> {
-        let bad = |message: &str| EvalError::BadReference {
-            path: path.display().to_string(),
-            message: message.to_string(),
-        };
-        let bytes = std::fs::read(path).map_err(|source| EvalError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-            return Err(bad("not a RIFF WAVE file"));
+/// TEMPORARY tuning hooks (environment variables), removed before the final commit.
+fn tuning_overrides(config: &mut PitchConfig) {
+    let env = |name: &str, value: &mut f32| {
+        if let Some(v) = std::env::var(name).ok().and_then(|v| v.parse().ok()) {
+            *value = v;
         }
-        let mut pos = 12;
-        let mut format = None;
-        while pos + 8 <= bytes.len() {
-            let id = &bytes[pos..pos + 4];
-            let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()) as usize;
-            let body = &bytes[pos + 8..(pos + 8 + size).min(bytes.len())];
-            if id == b"fmt " && body.len() >= 16 {
-                let tag = u16::from_le_bytes([body[0], body[1]]);
-                let channels = u16::from_le_bytes([body[2], body[3]]);
-                let rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
-                let bits = u16::from_le_bytes([body[14], body[15]]);
-                format = Some((tag, channels, rate, bits));
-            } else if id == b"data" {
-                let (tag, channels, rate, bits) = format.ok_or_else(|| bad("no fmt chunk"))?;
-                if rate != ANALYSIS_RATE_HZ || channels != 1 {
-                    return Err(bad("temporary reader: mono 8 kHz only"));
-                }
-                return match (tag, bits) {
-                    (1, 16) => Ok(body
-                        .chunks_exact(2)
-                        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
-                        .collect()),
-                    (7, 8) => Ok(body.iter().map(|&b| mulaw(b) as f32 / 32768.0).collect()),
-                    _ => Err(bad("temporary reader: PCM16 or mu-law only")),
-                };
-            }
-            pos += 8 + size + (size & 1);
-        }
-        Err(bad("no data chunk"))
-    }
-
-    fn mulaw(code: u8) -> i16 {
-        let u = !code;
-        let sign = u & 0x80;
-        let exponent = (u >> 4) & 0x07;
-        let mantissa = (u & 0x0f) as i32;
-        let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-        if sign != 0 {
-            -magnitude as i16
-        } else {
-            magnitude as i16
-        }
-    }
+    };
+    env("P_VT", &mut config.voicing_threshold);
+    env("P_ST", &mut config.silence_threshold);
+    env("P_OC", &mut config.octave_cost);
+    env("P_OJ", &mut config.octave_jump_cost);
+    env("P_VU", &mut config.voiced_unvoiced_cost);
+    env("P_EXP", &mut config.spectral_exponent);
+    env("P_SP", &mut config.speaker_prior_cost);
+    env("P_SF", &mut config.speaker_free_octaves);
+    env("P_SS", &mut config.speaker_min_strength);
 }

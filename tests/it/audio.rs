@@ -398,6 +398,21 @@ fn streaming_size_ffffffff_reads_to_eof() {
 }
 
 #[test]
+fn unfinalised_zero_data_size_reads_to_eof_and_empty_data_is_empty() {
+    let mut wav = Wav::pcm16(1, 8_000, &[1, 2, 3]);
+    wav.data_size = Some(0);
+    let path = wav.write("unfinalised.wav");
+    let mut reader = AudioReader::open(&path).unwrap();
+    assert_eq!(reader.spec().total_frames, Some(3));
+    assert_eq!(read_streamed(&mut reader).unwrap()[0].len(), 3);
+
+    let empty = Wav::pcm16(1, 8_000, &[]);
+    let mut reader = open_bytes(&empty.bytes()).unwrap();
+    assert_eq!(reader.spec().total_frames, Some(0));
+    assert_eq!(read_streamed(&mut reader).unwrap()[0].len(), 0);
+}
+
+#[test]
 fn odd_and_unknown_chunks_are_skipped_with_padding() {
     let mut wav = Wav::pcm16(1, 8_000, &[7, 8, 9]);
     wav.before_fmt.push((*b"JUNK", vec![1, 2, 3]));

@@ -3,5 +3,7 @@
 mod audio;
 mod bad_input;
 mod cli;
+mod compose;
+mod pitch;
 mod rate;
 mod util;
