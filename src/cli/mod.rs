@@ -99,6 +99,12 @@ struct EvalPitchArgs {
 struct EvalRateArgs {
     /// The corpus folder (with `wav/` and `labsilb/`).
     dir: PathBuf,
+    /// Pass each file through a telephone channel (8 kHz, 300–3400 Hz, G.711 mu-law) first.
+    #[arg(long)]
+    telephone: bool,
+    /// Only these speakers (comma-separated file-name prefixes, e.g. 03,08).
+    #[arg(long, value_delimiter = ',')]
+    speakers: Vec<String>,
     #[arg(long, value_enum, default_value_t = EvalFormat::Text)]
     format: EvalFormat,
 }
@@ -345,7 +351,12 @@ fn run_eval_rate(args: &EvalRateArgs) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         bail!("{} is not a folder", args.dir.display());
     }
-    let report = attune::eval::rate::evaluate(&args.dir)?;
+    let options = attune::eval::rate::RateEvalOptions {
+        telephone: args.telephone,
+        speakers: args.speakers.clone(),
+    };
+    let report =
+        attune::eval::rate::evaluate_with_audio(&args.dir, &args.dir.join("wav"), &options)?;
     print_report(&report, args.format, |r| {
         format!(
             "files {}  pearson_r {:.3}  mae {:.3} syl/s\n",

@@ -1,8 +1,8 @@
 //! Syllable nuclei: the level peaks of voiced speech that mark one syllable each, from which
 //! speaking rate and articulation rate are counted.
 //!
-//! Method (after de Jong & Wempe 2009, adapted to a streaming 8 kHz telephone channel): the
-//! energy of the 300–2500 Hz band (where vowel formants sit) is smoothed over
+//! Method (after de Jong & Wempe 2009, adapted to a streaming 8 kHz telephone channel): a level
+//! contour ([`SyllableConfig::contour`], by default the frame loudness) is smoothed over
 //! [`SyllableConfig::smoothing_frames`]; a nucleus is a local maximum of that contour that
 //! - lies in a voiced frame of speech,
 //! - is separated from the previous nucleus by a dip of at least [`SyllableConfig::min_dip_db`],
@@ -12,6 +12,12 @@
 //!
 //! Decisions come out in frame order once the contour has fallen by the dip after a peak (or
 //! after [`SyllableConfig::max_pending_s`] of a sustained vowel).
+//!
+//! Measured on EmoDB syllable labels (`attune eval rate`, tuned on speakers 03, 08, 11, 14 and
+//! checked on 09, 12, 15, 16): the whole-band loudness beats the 300–2500 Hz vowel band and band
+//! sums weighted to 300–2000 Hz, and a shallow dip (0.75 dB) on a short smoothing (3 frames,
+//! about 50 ms with the 32 ms window) beats de Jong's 2 dB — fast speech runs syllables together
+//! with shallow dips, so deeper dips undercount exactly the fast talkers.
 
 use std::collections::VecDeque;
 
@@ -29,9 +35,29 @@ pub struct SyllableInput {
     pub activity: VoiceActivity,
 }
 
+/// Which level contour the nuclei are peaks of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyllableContour {
+    /// Frame loudness (whole band).
+    Loudness,
+    /// Energy of the 300–2500 Hz band.
+    VowelBand,
+}
+
+impl SyllableContour {
+    fn level_db(self, input: &SyllableInput) -> f32 {
+        match self {
+            SyllableContour::Loudness => input.loudness_db,
+            SyllableContour::VowelBand => input.vowel_band_db,
+        }
+    }
+}
+
 /// Thresholds of the nucleus detector; units in the names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyllableConfig {
+    /// The level contour searched for peaks.
+    pub contour: SyllableContour,
     /// Frames averaged (centred) to smooth the band-energy contour.
     pub smoothing_frames: usize,
     /// Dip needed between two nuclei, dB.
@@ -49,8 +75,9 @@ pub struct SyllableConfig {
 impl Default for SyllableConfig {
     fn default() -> Self {
         Self {
-            smoothing_frames: 5,
-            min_dip_db: 2.0,
+            contour: SyllableContour::Loudness,
+            smoothing_frames: 3,
+            min_dip_db: 0.75,
             below_peak_db: 25.0,
             min_spacing_s: 0.08,
             max_pending_s: 0.4,
@@ -171,8 +198,9 @@ impl SyllableDetector {
             return;
         };
         // Mean in the power domain would favour spikes; the dB mean is the usual contour.
+        let contour = self.config.contour;
         let smoothed =
-            self.recent.iter().map(|f| f.vowel_band_db).sum::<f32>() / self.recent.len() as f32;
+            self.recent.iter().map(|f| contour.level_db(f)).sum::<f32>() / self.recent.len() as f32;
         let eligible = input.voiced && input.activity != VoiceActivity::Silence;
 
         if let Some(loudest) = self.loudest_nucleus_db.as_mut() {
@@ -260,12 +288,18 @@ mod tests {
     use super::*;
 
     fn detect(levels: &[(f32, bool)]) -> Vec<bool> {
-        let mut detector = SyllableDetector::new();
+        let inputs: Vec<(f32, f32, bool)> = levels.iter().map(|&(db, v)| (db, db, v)).collect();
+        detect_with(SyllableConfig::default(), &inputs)
+    }
+
+    /// Runs a detector over (loudness, vowel band, voiced) frames.
+    fn detect_with(config: SyllableConfig, frames: &[(f32, f32, bool)]) -> Vec<bool> {
+        let mut detector = SyllableDetector::with_config(config);
         let mut out = Vec::new();
-        for &(db, voiced) in levels {
+        for &(loudness_db, vowel_band_db, voiced) in frames {
             detector.push(SyllableInput {
-                loudness_db: db,
-                vowel_band_db: db,
+                loudness_db,
+                vowel_band_db,
                 voiced,
                 voicing_strength: if voiced { 0.9 } else { 0.1 },
                 activity: if voiced {
@@ -311,5 +345,69 @@ mod tests {
         let count = out.iter().filter(|&&n| n).count();
         assert!((1..=3).contains(&count), "{count}");
         assert!(detect(&[(-90.0, false); 200]).iter().all(|&n| !n));
+    }
+
+    /// Syllables of 120 ms (about 8 per second) with level dips of only 1.5 dB between them.
+    fn fast_syllables(count: usize, dip_db: f32) -> Vec<(f32, bool)> {
+        let mut levels = vec![(-80.0, false); 20];
+        for _ in 0..count {
+            for i in 0..12 {
+                let x = (std::f32::consts::PI * i as f32 / 12.0).sin();
+                levels.push((-30.0 - dip_db + dip_db * x, true));
+            }
+        }
+        levels.extend(vec![(-80.0, false); 20]);
+        levels
+    }
+
+    #[test]
+    fn fast_speech_with_shallow_dips_counts_every_syllable() {
+        let levels = fast_syllables(8, 1.5);
+        let count = detect(&levels).iter().filter(|&&n| n).count();
+        assert_eq!(count, 8);
+        // De Jong & Wempe's 2 dB dip on a 50 ms smoothing merges them: the reason for the
+        // shallower default.
+        let deep = SyllableConfig {
+            min_dip_db: 2.0,
+            smoothing_frames: 5,
+            ..SyllableConfig::default()
+        };
+        let inputs: Vec<_> = levels.iter().map(|&(db, v)| (db, db, v)).collect();
+        let merged = detect_with(deep, &inputs).iter().filter(|&&n| n).count();
+        assert!(merged < 4, "{merged}");
+    }
+
+    #[test]
+    fn peaks_closer_than_min_spacing_are_one_nucleus() {
+        // Bumps 50 ms apart (ripple, not syllables) inside one 300 ms vowel.
+        let mut levels = vec![(-80.0, false); 20];
+        for i in 0..30 {
+            let ripple = if (i / 5) % 2 == 0 { 0.0 } else { -3.0 };
+            levels.push((-30.0 + ripple, true));
+        }
+        levels.extend(vec![(-80.0, false); 20]);
+        let out = detect(&levels);
+        let nuclei: Vec<usize> = (0..out.len()).filter(|&i| out[i]).collect();
+        assert!(nuclei.windows(2).all(|w| w[1] - w[0] >= 8), "{nuclei:?}");
+    }
+
+    #[test]
+    fn default_contour_is_loudness_and_vowel_band_is_selectable() {
+        // Three loudness bumps (e.g. low-frequency-heavy syllables) over a flat 300–2500 Hz band.
+        let mut frames = vec![(-80.0, -80.0, false); 20];
+        for _ in 0..3 {
+            for i in 0..20 {
+                let x = (std::f32::consts::PI * i as f32 / 20.0).sin();
+                frames.push((-40.0 + 10.0 * x, -40.0, true));
+            }
+        }
+        frames.extend(vec![(-80.0, -80.0, false); 20]);
+        let count = |config| detect_with(config, &frames).iter().filter(|&&n| n).count();
+        assert_eq!(count(SyllableConfig::default()), 3);
+        let vowel = SyllableConfig {
+            contour: SyllableContour::VowelBand,
+            ..SyllableConfig::default()
+        };
+        assert!(count(vowel) <= 2);
     }
 }

@@ -4,6 +4,7 @@
 pub mod dialog;
 pub mod pitch;
 pub mod rate;
+pub mod telephone;
 
 /// Why an evaluation could not run.
 #[derive(Debug, thiserror::Error)]

@@ -11,8 +11,19 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::EvalError;
-use crate::audio::AudioReader;
-use crate::features::{AnalyzerConfig, analyze_audio};
+use super::telephone::telephone_channel;
+use crate::audio::{AudioReader, read_all};
+use crate::features::{AnalyzerConfig, ChannelAnalyzer, ChannelSummary, analyze_audio};
+
+/// What to evaluate on.
+#[derive(Debug, Clone, Default)]
+pub struct RateEvalOptions {
+    /// Pass each file through the telephone channel ([`super::telephone`]) first.
+    pub telephone: bool,
+    /// Only files of these speakers (the first two characters of an EmoDB file name); all when
+    /// empty.
+    pub speakers: Vec<String>,
+}
 
 /// Figures over one set of files.
 #[derive(Debug, Clone, Serialize)]
@@ -109,13 +120,18 @@ fn pearson(xs: &[f64], ys: &[f64]) -> f64 {
 /// `labsilb/`). Files are read from `wav/` unless `audio_dir` names another folder holding the
 /// same file names (e.g. a telephone-channel copy).
 pub fn evaluate(corpus_dir: &Path) -> Result<RateEvalReport, EvalError> {
-    evaluate_with_audio(corpus_dir, &corpus_dir.join("wav"))
+    evaluate_with_audio(
+        corpus_dir,
+        &corpus_dir.join("wav"),
+        &RateEvalOptions::default(),
+    )
 }
 
-/// As [`evaluate`], with the audio taken from `audio_dir`.
+/// As [`evaluate`], with the audio taken from `audio_dir` and the given options.
 pub fn evaluate_with_audio(
     corpus_dir: &Path,
     audio_dir: &Path,
+    options: &RateEvalOptions,
 ) -> Result<RateEvalReport, EvalError> {
     let label_dir = corpus_dir.join("labsilb");
     let io_error = |path: &Path, source| EvalError::Io {
@@ -133,6 +149,9 @@ pub fn evaluate_with_audio(
     let config = AnalyzerConfig::default();
     let mut items = Vec::new();
     for name in names {
+        if !options.speakers.is_empty() && !options.speakers.iter().any(|s| name.starts_with(s)) {
+            continue;
+        }
         let label_path = label_dir.join(format!("{name}.labsilb"));
         let wav_path = audio_dir.join(format!("{name}.wav"));
         if !wav_path.is_file() {
@@ -157,8 +176,15 @@ pub fn evaluate_with_audio(
         if duration_s.is_some_and(|d| labels.end_s > d) {
             continue;
         }
-        let summaries = analyze_audio(&mut reader, &config, |_, _| {}).map_err(audio_error)?;
-        let Some(summary) = summaries.first() else {
+        let summary = if options.telephone {
+            telephone_summary(reader, &config).map_err(audio_error)?
+        } else {
+            analyze_audio(&mut reader, &config, |_, _| {})
+                .map_err(audio_error)?
+                .into_iter()
+                .next()
+        };
+        let Some(summary) = summary else {
             continue;
         };
         items.push(RateItem {
@@ -188,6 +214,22 @@ pub fn evaluate_with_audio(
         estimate_mean_syl_per_s: estimate.iter().sum::<f64>() / n,
         items,
     })
+}
+
+/// Summary of the first channel of `reader` after the telephone channel, analysed in memory.
+fn telephone_summary(
+    reader: AudioReader,
+    config: &AnalyzerConfig,
+) -> Result<Option<ChannelSummary>, crate::audio::AudioError> {
+    let audio = read_all(reader)?;
+    let Some(samples) = audio.channels.first() else {
+        return Ok(None);
+    };
+    let line = telephone_channel(samples, audio.sample_rate_hz)?;
+    let mut analyzer = ChannelAnalyzer::new(0, config);
+    analyzer.push(&line, &mut |_| {});
+    analyzer.finish(&mut |_| {});
+    Ok(Some(analyzer.summary()))
 }
 
 #[cfg(test)]

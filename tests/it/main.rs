@@ -6,4 +6,5 @@ mod cli;
 mod compose;
 mod dialog;
 mod pitch;
+mod rate;
 mod util;
