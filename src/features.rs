@@ -435,6 +435,7 @@ impl ChannelAnalyzer {
         self.vad.push(VadInput {
             loudness_db: frame.loudness_db,
             voiced: frame.voiced,
+            spectral_flatness: frame.spectral.flatness,
         });
         self.awaiting_vad.push_back(frame);
         self.drain_vad(emit);

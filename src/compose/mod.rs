@@ -225,7 +225,7 @@ pub fn compose_with(
         activities.push(UtteranceActivity {
             speaker: p.speaker,
             runs: clip
-                .runs
+                .audible_runs(f64::from(p.gain), spec.noise_dbfs)
                 .iter()
                 .map(|&(s, e)| (place(s), place(e)))
                 .collect(),

@@ -70,6 +70,12 @@ struct Source {
 #[derive(Debug, Clone)]
 pub struct Clip {
     pub samples: Vec<f32>,
+    /// What the activity is measured on (band-passed when the call is telephone).
+    pub measured: Vec<f32>,
+    /// The source's speech level, dB in the clip's own scale.
+    pub speech_level_db: f64,
+    /// Activity frame length, samples.
+    pub frame_samples: usize,
     /// Speech runs, half-open sample ranges within `samples`, sorted; never empty.
     pub runs: Vec<(usize, usize)>,
     /// RMS of the clean samples inside the runs, dBFS.
@@ -89,6 +95,23 @@ impl Clip {
     pub fn speech_len(&self) -> usize {
         self.speech_end() - self.speech_start()
     }
+
+    /// The speech runs that stay audible when the clip is placed at `gain` over line noise of
+    /// `noise_dbfs`: frames whose placed level is below the noise are masked and not speech
+    /// (a listener, or an annotator, cannot hear them). Falls back to all runs if none is left.
+    pub fn audible_runs(&self, gain: f64, noise_dbfs: Option<f64>) -> Vec<(usize, usize)> {
+        let Some(noise_dbfs) = noise_dbfs else {
+            return self.runs.clone();
+        };
+        let min_level_db = noise_dbfs - 20.0 * gain.max(1e-12).log10();
+        let runs = speech_runs_above(
+            &self.measured,
+            self.frame_samples,
+            self.speech_level_db,
+            min_level_db,
+        );
+        if runs.is_empty() { self.runs.clone() } else { runs }
+    }
 }
 
 fn frame_levels_db(samples: &[f32], frame: usize) -> Vec<f64> {
@@ -103,8 +126,18 @@ fn frame_levels_db(samples: &[f32], frame: usize) -> Vec<f64> {
 
 /// Speech runs of `samples` (sample ranges) given the source's speech level.
 pub fn speech_runs(samples: &[f32], frame: usize, speech_level_db: f64) -> Vec<(usize, usize)> {
+    speech_runs_above(samples, frame, speech_level_db, f64::NEG_INFINITY)
+}
+
+/// Speech runs whose frames are also above `min_level_db` (in the samples' own scale).
+pub fn speech_runs_above(
+    samples: &[f32],
+    frame: usize,
+    speech_level_db: f64,
+    min_level_db: f64,
+) -> Vec<(usize, usize)> {
     let levels = frame_levels_db(samples, frame);
-    let floor = speech_level_db - ACTIVITY_FLOOR_DB;
+    let floor = (speech_level_db - ACTIVITY_FLOOR_DB).max(min_level_db);
     let core = speech_level_db - CORE_DB;
     let mut runs = Vec::new();
     let mut i = 0;
@@ -237,6 +270,7 @@ impl SourceCache {
             let fade_len = (FADE_S * rate).round() as usize;
             let path = self.data_dir.join(name);
             let source = self.load(name)?;
+            let speech_level_db = source.speech_level_db;
             let runs = speech_runs(&source.measured, frame, source.speech_level_db);
             let (Some(first), Some(last)) = (runs.first(), runs.last()) else {
                 return Err(SourceError::NoSpeech(path));
@@ -278,6 +312,9 @@ impl SourceCache {
                 key.clone(),
                 Clip {
                     samples,
+                    measured,
+                    speech_level_db,
+                    frame_samples: frame,
                     runs,
                     speech_rms_dbfs,
                 },

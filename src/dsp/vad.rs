@@ -3,10 +3,12 @@
 //! A frame is *active* when its level clears three floors: the channel's tracked noise floor plus
 //! [`VadConfig::snr_margin_db`], the channel's own tracked speech level minus
 //! [`VadConfig::below_speech_level_db`] (so a faint copy of the other party — echo, crosstalk —
-//! stays out), and the absolute [`VadConfig::min_level_dbfs`]. A run of consecutive active frames
-//! is *speech* once it holds at least [`VadConfig::min_voiced_s`] of voiced frames (so stationary
-//! line noise, clicks and hiss never count); its unvoiced edges (fricatives, plosives) belong to
-//! it. Gaps between speech runs shorter than [`VadConfig::bridge_pause_s`] are speech too (a
+//! stays out), and the absolute [`VadConfig::min_level_dbfs`]. It is *weakly active* when it
+//! clears the noise floor by only [`VadConfig::continue_margin_db`] (and the other two floors):
+//! hysteresis, so the soft onsets and decaying ends of words stay with the word. A run of
+//! consecutive weakly active frames is *speech* once it holds at least
+//! [`VadConfig::min_voiced_s`] of voiced, active frames (so stationary line noise, clicks and hiss
+//! never count); its unvoiced and soft edges (fricatives, plosives, decays) belong to it. Gaps between speech runs shorter than [`VadConfig::bridge_pause_s`] are speech too (a
 //! breath inside a phrase is not a silence). Active runs that never become speech are noise.
 //!
 //! Decisions need look-ahead: they come out in frame order, at most
@@ -42,12 +44,25 @@ impl VoiceActivity {
 pub struct VadConfig {
     /// How far above the noise floor a frame must be to be active.
     pub snr_margin_db: f32,
+    /// How far above the noise floor a frame must be to extend a run (hysteresis).
+    pub continue_margin_db: f32,
     /// How far below the channel's own speech level a frame may be and still be active.
     pub below_speech_level_db: f32,
     /// Absolute level below which nothing is active.
     pub min_level_dbfs: f32,
-    /// Voiced time a run of active frames needs to be speech.
+    /// Voiced time a run of active frames needs to be speech. A frame counts as voiced when the
+    /// pitch tracker says so or when its spectrum is as peaked as a vowel's (flatness below
+    /// [`VadConfig::max_vowel_flatness`]): creaky or breathy vowels can lack a clean period,
+    /// never a formant structure, while line noise and hiss are flat.
     pub min_voiced_s: f64,
+    /// Mel-band flatness below which an active frame is vowel-like.
+    pub max_vowel_flatness: f32,
+    /// A frame this far above the noise floor whose spectrum is not flat like hiss (flatness
+    /// below [`VadConfig::max_consonant_flatness`]) counts as voiced too: loud fricatives and
+    /// bursts of a word whose vowel is soft.
+    pub loud_margin_db: f32,
+    /// Mel-band flatness below which a loud frame is speech-like rather than hiss.
+    pub max_consonant_flatness: f32,
     /// Pauses shorter than this between speech runs are speech.
     pub bridge_pause_s: f64,
     /// Longest an undecided run may wait for its decision.
@@ -62,9 +77,13 @@ impl Default for VadConfig {
     fn default() -> Self {
         Self {
             snr_margin_db: 9.0,
+            continue_margin_db: 4.0,
             below_speech_level_db: 30.0,
             min_level_dbfs: -65.0,
             min_voiced_s: 0.05,
+            max_vowel_flatness: 0.15,
+            loud_margin_db: 15.0,
+            max_consonant_flatness: 0.5,
             bridge_pause_s: 0.25,
             max_pending_s: 0.5,
             noise_floor_rise_db_per_s: 3.0,
@@ -78,6 +97,9 @@ impl Default for VadConfig {
 pub struct VadInput {
     pub loudness_db: f32,
     pub voiced: bool,
+    /// Spectral flatness of the frame's mel bands in [0, 1] (see
+    /// [`super::spectrum::SpectralShape::flatness`]).
+    pub spectral_flatness: f32,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,17 +168,24 @@ impl VoiceActivityDetector {
     /// Adds the next frame.
     pub fn push(&mut self, input: VadInput) {
         let level = input.loudness_db;
+        let floor_before = self.noise_floor_db.unwrap_or(level);
+        let speech_like = input.voiced
+            || input.spectral_flatness < self.config.max_vowel_flatness
+            || (level >= floor_before + self.config.loud_margin_db
+                && input.spectral_flatness < self.config.max_consonant_flatness);
         let floor = match self.noise_floor_db {
             None => level,
             Some(floor) => (floor + self.noise_rise_db_per_frame).min(level),
         };
         self.noise_floor_db = Some(floor);
-        let mut threshold = (floor + self.config.snr_margin_db).max(self.config.min_level_dbfs);
+        let mut lower_bound = self.config.min_level_dbfs;
         if let Some(speech_level) = self.speech_level_db {
-            threshold = threshold.max(speech_level - self.config.below_speech_level_db);
+            lower_bound = lower_bound.max(speech_level - self.config.below_speech_level_db);
         }
-        let active = level > threshold;
-        if active && input.voiced && (self.in_speech_run || self.run_start.is_some()) {
+        let strong = level > (floor + self.config.snr_margin_db).max(lower_bound);
+        // Runs are made of weakly active frames; only strong voiced frames confirm them.
+        let active = level > (floor + self.config.continue_margin_db).max(lower_bound);
+        if strong && speech_like && (self.in_speech_run || self.run_start.is_some()) {
             self.track_speech_level(level);
         }
 
@@ -174,7 +203,7 @@ impl VoiceActivityDetector {
                 self.run_start = Some(self.pending.len() - 1);
                 self.run_voiced_frames = 0;
             }
-            if input.voiced {
+            if speech_like && strong {
                 self.run_voiced_frames += 1;
                 if self.run_voiced_frames >= self.min_voiced_frames {
                     self.confirm_run(level);
@@ -266,6 +295,7 @@ mod tests {
             vad.push(VadInput {
                 loudness_db,
                 voiced,
+                spectral_flatness: if voiced { 0.1 } else { 0.8 },
             });
             while let Some(d) = vad.pop_decided() {
                 out.push(d);
