@@ -1090,5 +1090,25 @@ mod tests {
             ..PitchConfig::default()
         });
         assert!(odd.window_samples() > 0);
+        // Extreme but valid ranges work end to end.
+        let signal = harmonic(|_| 420.0, 0.5, &[]);
+        for (min_f0_hz, max_f0_hz) in [(30.0, 2000.0), (400.0, 450.0), (20.0, 25.0)] {
+            let mut tracker = PitchTracker::new(PitchConfig {
+                min_f0_hz,
+                max_f0_hz,
+                ..PitchConfig::default()
+            });
+            let window = tracker.window_samples();
+            let mut count = 0;
+            for k in 0..(signal.len() - window) / HOP_SAMPLES {
+                let start = k * HOP_SAMPLES;
+                count += tracker.push_frame(&signal[start..start + window]).is_some() as usize;
+            }
+            tracker.flush(|e| {
+                assert!(e.f0_hz.is_finite());
+                count += 1;
+            });
+            assert_eq!(count, (signal.len() - window) / HOP_SAMPLES);
+        }
     }
 }
