@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::EvalError;
 use crate::audio::{AudioReader, Resampler};
-use crate::dsp::pitch::{PitchConfig, PitchEstimate, PitchTracker};
+use crate::dsp::pitch::{PitchEstimate, PitchTracker};
 use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S, HOP_SAMPLES};
 use crate::features::AnalyzerConfig;
 
@@ -164,7 +164,7 @@ pub fn evaluate(dir: &Path) -> Result<PitchEvalReport, EvalError> {
         let Some(reference) = load_reference(wav)? else {
             continue;
         };
-        let (track, strengths) = analyze_file(wav)?;
+        let track = analyze_file(wav)?;
         let mut tally = Tally::default();
         for frame in &reference {
             let index = (frame.time_s / FRAME_PERIOD_S).round();
@@ -174,17 +174,6 @@ pub fn evaluate(dir: &Path) -> Result<PitchEvalReport, EvalError> {
                 0.0
             };
             tally.add(frame.f0_hz, ours as f64);
-            if std::env::var_os("ATTUNE_PITCH_DUMP").is_some() {
-                let strength = strengths.get(index as usize).copied().unwrap_or(0.0);
-                eprintln!(
-                    "{} {:.3} {:.1} {:.1} {:.3}",
-                    wav.display(),
-                    frame.time_s,
-                    frame.f0_hz,
-                    ours,
-                    strength
-                );
-            }
         }
         total.merge(&tally);
         per_file.push(PitchFileReport {
@@ -293,14 +282,14 @@ fn load_reference(wav: &Path) -> Result<Option<Vec<RefFrame>>, EvalError> {
     Ok(Some(frames))
 }
 
-/// Our F0 track (0 = unvoiced) and voicing strength, one value per 10 ms frame of the first
+/// Our F0 track (0 = unvoiced), one value per 10 ms frame of the first
 /// channel: decoded and resampled to the analysis rate by [`crate::audio`], then tracked the way
 /// [`crate::features::ChannelAnalyzer`] drives [`PitchTracker`] (windows centred on each frame, zeros
 /// outside the signal).
 ///
 /// INTERIM: `features::analyze_audio` cannot run until the voice-quality stage lands; then this
 /// becomes a call to it.
-fn analyze_file(wav: &Path) -> Result<(Vec<f32>, Vec<f32>), EvalError> {
+fn analyze_file(wav: &Path) -> Result<Vec<f32>, EvalError> {
     let audio_error = |source| EvalError::Audio {
         path: wav.display().to_string(),
         source,
@@ -322,8 +311,7 @@ fn analyze_file(wav: &Path) -> Result<(Vec<f32>, Vec<f32>), EvalError> {
         resampler.process(&input[0], &mut samples);
     }
 
-    let mut config = AnalyzerConfig::default();
-    tuning_overrides(&mut config.pitch);
+    let config = AnalyzerConfig::default();
     let mut tracker = PitchTracker::new(config.pitch);
     let window = tracker.window_samples();
     let half = window / 2;
@@ -331,11 +319,7 @@ fn analyze_file(wav: &Path) -> Result<(Vec<f32>, Vec<f32>), EvalError> {
     let mut padded = vec![0.0f32; half + samples.len() + window + HOP_SAMPLES];
     padded[half..half + samples.len()].copy_from_slice(&samples);
     let mut track = Vec::with_capacity(frames);
-    let mut strengths = Vec::with_capacity(frames);
-    let mut take = |e: PitchEstimate| {
-        track.push(if e.voiced { e.f0_hz } else { 0.0 });
-        strengths.push(e.voicing_strength);
-    };
+    let mut take = |e: PitchEstimate| track.push(if e.voiced { e.f0_hz } else { 0.0 });
     for k in 0..frames {
         let start = k * HOP_SAMPLES;
         if let Some(estimate) = tracker.push_frame(&padded[start..start + window]) {
@@ -343,26 +327,8 @@ fn analyze_file(wav: &Path) -> Result<(Vec<f32>, Vec<f32>), EvalError> {
         }
     }
     tracker.flush(&mut take);
-    Ok((track, strengths))
+    Ok(track)
 }
 
 /// Frames read per chunk.
 const READ_CHUNK_FRAMES: usize = 24_000;
-
-/// TEMPORARY tuning hooks (environment variables), removed before the final commit.
-fn tuning_overrides(config: &mut PitchConfig) {
-    let env = |name: &str, value: &mut f32| {
-        if let Some(v) = std::env::var(name).ok().and_then(|v| v.parse().ok()) {
-            *value = v;
-        }
-    };
-    env("P_VT", &mut config.voicing_threshold);
-    env("P_ST", &mut config.silence_threshold);
-    env("P_OC", &mut config.octave_cost);
-    env("P_OJ", &mut config.octave_jump_cost);
-    env("P_VU", &mut config.voiced_unvoiced_cost);
-    env("P_EXP", &mut config.spectral_exponent);
-    env("P_SP", &mut config.speaker_prior_cost);
-    env("P_SF", &mut config.speaker_free_octaves);
-    env("P_SS", &mut config.speaker_min_strength);
-}
