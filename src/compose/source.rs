@@ -110,7 +110,11 @@ impl Clip {
             self.speech_level_db,
             min_level_db,
         );
-        if runs.is_empty() { self.runs.clone() } else { runs }
+        if runs.is_empty() {
+            self.runs.clone()
+        } else {
+            runs
+        }
     }
 }
 

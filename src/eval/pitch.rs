@@ -15,10 +15,9 @@
 use std::path::{Path, PathBuf};
 
 use super::EvalError;
-use crate::audio::{AudioReader, Resampler};
-use crate::dsp::pitch::{PitchEstimate, PitchTracker};
-use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S, HOP_SAMPLES};
-use crate::features::AnalyzerConfig;
+use crate::audio::AudioReader;
+use crate::dsp::FRAME_PERIOD_S;
+use crate::features::{AnalyzerConfig, analyze_audio};
 
 /// Relative F0 error above which a frame counts as a gross error.
 pub const GROSS_ERROR_RATIO: f64 = 0.2;
@@ -295,40 +294,13 @@ fn analyze_file(wav: &Path) -> Result<Vec<f32>, EvalError> {
         source,
     };
     let mut reader = AudioReader::open(wav).map_err(audio_error)?;
-    let spec = reader.spec().clone();
-    let mut resampler =
-        Resampler::try_new(spec.sample_rate_hz, ANALYSIS_RATE_HZ).map_err(audio_error)?;
-    let mut input: Vec<Vec<f32>> = vec![Vec::new(); spec.channels as usize];
-    let mut samples = Vec::new();
-    loop {
-        let read = reader
-            .read_frames(READ_CHUNK_FRAMES, &mut input)
-            .map_err(audio_error)?;
-        if read == 0 {
-            resampler.finish(&mut samples);
-            break;
+    // The whole per-channel pipeline, as `attune features` runs it: the figures are the product's.
+    let mut track = Vec::new();
+    analyze_audio(&mut reader, &AnalyzerConfig::default(), |channel, frame| {
+        if channel == 0 {
+            track.push(if frame.voiced { frame.f0_hz } else { 0.0 });
         }
-        resampler.process(&input[0], &mut samples);
-    }
-
-    let config = AnalyzerConfig::default();
-    let mut tracker = PitchTracker::new(config.pitch);
-    let window = tracker.window_samples();
-    let half = window / 2;
-    let frames = samples.len().div_ceil(HOP_SAMPLES);
-    let mut padded = vec![0.0f32; half + samples.len() + window + HOP_SAMPLES];
-    padded[half..half + samples.len()].copy_from_slice(&samples);
-    let mut track = Vec::with_capacity(frames);
-    let mut take = |e: PitchEstimate| track.push(if e.voiced { e.f0_hz } else { 0.0 });
-    for k in 0..frames {
-        let start = k * HOP_SAMPLES;
-        if let Some(estimate) = tracker.push_frame(&padded[start..start + window]) {
-            take(estimate);
-        }
-    }
-    tracker.flush(&mut take);
+    })
+    .map_err(audio_error)?;
     Ok(track)
 }
-
-/// Frames read per chunk.
-const READ_CHUNK_FRAMES: usize = 24_000;
