@@ -22,6 +22,9 @@ use crate::dsp::vad::{VadConfig, VadInput, VoiceActivity, VoiceActivityDetector}
 use crate::dsp::voice_quality::{VoiceQuality, VoiceQualityAnalyzer};
 use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S, HOP_SAMPLES};
 
+/// Frames per second (100): times are `index / FRAMES_PER_S`, exact to the printed digit.
+const FRAMES_PER_S: f64 = 100.0;
+
 /// Everything measured on one 10 ms frame of one channel. Voice-quality fields are NaN on frames
 /// where they are undefined (unvoiced).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -45,7 +48,7 @@ pub struct FrameFeatures {
 impl FrameFeatures {
     /// Time of the frame centre, seconds.
     pub fn time_s(&self) -> f64 {
-        self.index as f64 * FRAME_PERIOD_S
+        self.index as f64 / FRAMES_PER_S
     }
 }
 
@@ -194,7 +197,7 @@ impl SummaryAccumulator {
     }
 
     fn summary(&self, channel: usize) -> ChannelSummary {
-        let seconds = |frames: u64| frames as f64 * FRAME_PERIOD_S;
+        let seconds = |frames: u64| frames as f64 / FRAMES_PER_S;
         let rate = |syllables: u64, frames: u64| {
             if frames == 0 {
                 0.0

@@ -84,9 +84,9 @@ impl Default for DialogConfig {
     fn default() -> Self {
         Self {
             agent_channel: 0,
-            crosstalk_margin_db: 15.0,
+            crosstalk_margin_db: 18.0,
             crosstalk_max_delay_s: 0.03,
-            pause_bridge_s: 0.25,
+            pause_bridge_s: 0.35,
             min_speech_s: 0.08,
             tail_margin_db: 4.0,
             tail_max_s: 0.5,

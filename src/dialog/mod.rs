@@ -178,7 +178,9 @@ fn speaker(party: usize) -> Speaker {
 }
 
 fn seconds(frames: u64) -> f64 {
-    frames as f64 * FRAME_PERIOD_S
+    // Divide by the frame rate rather than multiply by 0.01 s: 2806 frames print as 28.06, not
+    // 28.060000000000002.
+    frames as f64 / (1.0 / FRAME_PERIOD_S).round()
 }
 
 fn frames_of(s: f64) -> u64 {
