@@ -94,7 +94,7 @@ pub struct CallAnnotation {
     pub noise_dbfs: Option<f64>,
     pub utterances: Vec<PlacedUtterance>,
     pub turns: Vec<TurnTruth>,
-    /// Spans where both parties speak, each with what caused it.
+    /// Spans where both parties speak.
     pub overlaps: Vec<Span>,
     pub interruptions: Vec<InterruptionTruth>,
     pub backchannels: Vec<Span>,
