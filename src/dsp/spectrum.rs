@@ -48,6 +48,8 @@ pub struct SpectralShape {
     pub mfcc: [f32; MFCC_COUNT],
     /// Energy in the 300–2500 Hz band (where vowel formants carry the syllable nuclei), dBFS.
     pub vowel_band_db: f32,
+    /// Level of each mel band (250–3600 Hz), dBFS.
+    pub band_db: [f32; MEL_BANDS],
 }
 
 /// Computes the shared spectrum of each frame. Plans and buffers are made once.
@@ -271,6 +273,10 @@ impl SpectrumAnalyzer {
         let flux = if self.has_previous { flux.sqrt() } else { 0.0 };
         self.has_previous = true;
 
+        let mut band_db = [0.0; MEL_BANDS];
+        for (out, &log) in band_db.iter_mut().zip(&self.mel_log) {
+            *out = log * to_db;
+        }
         let mut mfcc = [0.0; MFCC_COUNT];
         for (c, row) in mfcc.iter_mut().zip(&self.dct) {
             *c = row.iter().zip(&self.mel_log).map(|(a, b)| a * b).sum();
@@ -284,6 +290,7 @@ impl SpectrumAnalyzer {
             flatness,
             mfcc,
             vowel_band_db,
+            band_db,
         }
     }
 }
