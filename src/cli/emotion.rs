@@ -226,6 +226,9 @@ fn fnv(text: &str) -> u64 {
     hash
 }
 
+/// Corpora smaller than this are not cached.
+const MIN_CACHED_FILES: usize = 100;
+
 /// Bump when the signal core or the functionals change in a way the feature names do not show.
 const CACHE_VERSION: u32 = 1;
 
@@ -251,9 +254,11 @@ fn extract_all(
     entries: &[Entry],
     condition: ChannelCondition,
 ) -> anyhow::Result<Vec<LabelledFunctionals>> {
-    let cache = cache_path(entries, condition);
-    let cached: Option<Vec<(Vec<f32>, f64, f64)>> = std::fs::read_to_string(&cache)
-        .ok()
+    // Small corpora (tests, quick retraining) are not worth a cache file.
+    let cache = (entries.len() >= MIN_CACHED_FILES).then(|| cache_path(entries, condition));
+    let cached: Option<Vec<(Vec<f32>, f64, f64)>> = cache
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c).ok())
         .and_then(|t| serde_json::from_str(&t).ok())
         .filter(|v: &Vec<(Vec<f32>, f64, f64)>| {
             v.len() == entries.len() && v.iter().all(|r| r.0.len() == FEATURE_COUNT)
@@ -262,7 +267,9 @@ fn extract_all(
         eprintln!(
             "features: {} files from cache {}",
             rows.len(),
-            cache.display()
+            cache
+                .as_ref()
+                .map_or(String::new(), |c| c.display().to_string())
         );
         rows
     } else {
@@ -305,11 +312,13 @@ fn extract_all(
             condition_name(condition),
             started.elapsed().as_secs_f64()
         );
-        if let Some(dir) = cache.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        if let Ok(text) = serde_json::to_string(&rows) {
-            let _ = std::fs::write(&cache, text);
+        if let Some(cache) = &cache {
+            if let Some(dir) = cache.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(text) = serde_json::to_string(&rows) {
+                let _ = std::fs::write(cache, text);
+            }
         }
         rows
     };

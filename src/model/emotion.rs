@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calmness;
 use super::labels::{CLASS_NAMES, CLASS_VALENCE, Label};
-use super::mlp::{CLASS_COUNT, Example, Mlp, TrainConfig};
+use super::mlp::{CLASS_COUNT, Example, Mlp, MlpOutput, TrainConfig};
 use crate::prosody::baseline::{GlobalNorm, MIN_BASELINE_SPEECH_S, Normalisation, SpeakerBaseline};
 use crate::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
 
@@ -87,17 +87,44 @@ pub struct TrainingInfo {
     pub per_label: BTreeMap<String, usize>,
 }
 
-/// A network with the normalisation applied to its input.
+/// Networks trained from different random starts; their outputs are averaged (fixed a priori:
+/// averaging a few seeds lowers the variance of a small network on a small corpus).
+pub const ENSEMBLE_SIZE: usize = 3;
+
+/// An ensemble of networks with the normalisation applied to their input.
 #[derive(Debug, Clone, PartialEq)]
 struct Head {
     input_norm: GlobalNorm,
-    net: Mlp,
+    nets: Vec<Mlp>,
+}
+
+impl Head {
+    fn predict(&self, input: &[f32]) -> MlpOutput {
+        let mut out = MlpOutput {
+            probabilities: [0.0; CLASS_COUNT],
+            arousal: 0.0,
+        };
+        let n = self.nets.len().max(1) as f32;
+        for net in &self.nets {
+            let o = net.predict(input);
+            for (a, b) in out.probabilities.iter_mut().zip(o.probabilities) {
+                *a += b / n;
+            }
+            out.arousal += o.arousal / n;
+        }
+        out
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct HeadFile {
     input_mean: Vec<f32>,
     input_std: Vec<f32>,
+    nets: Vec<NetFile>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct NetFile {
     w1: Vec<Vec<f32>>,
     b1: Vec<f32>,
     w_class: Vec<Vec<f32>>,
@@ -170,8 +197,19 @@ fn examples(inputs: &[[f32; FEATURE_COUNT]], labels: &[Label]) -> Vec<Example> {
 fn train_head(rows: &[[f32; FEATURE_COUNT]], labels: &[Label], config: &TrainConfig) -> Head {
     let input_norm = GlobalNorm::fit(rows);
     let z: Vec<[f32; FEATURE_COUNT]> = rows.iter().map(|r| input_norm.z(r)).collect();
-    let net = Mlp::train(&examples(&z, labels), config);
-    Head { input_norm, net }
+    let examples = examples(&z, labels);
+    let nets = (0..ENSEMBLE_SIZE as u64)
+        .map(|k| {
+            Mlp::train(
+                &examples,
+                &TrainConfig {
+                    seed: config.seed.wrapping_add(k * 1_000_003),
+                    ..*config
+                },
+            )
+        })
+        .collect();
+    Head { input_norm, nets }
 }
 
 /// Baselines of every speaker from all their files (unlabelled statistics).
@@ -248,11 +286,9 @@ impl EmotionModel {
         let out = match normalisation {
             Normalisation::Speaker => self
                 .speaker_head
-                .net
                 .predict(&self.speaker_head.input_norm.z(&z)),
             Normalisation::Global => self
                 .global_head
-                .net
                 .predict(&self.global_head.input_norm.z(features)),
         };
         let (best, top) =
@@ -309,18 +345,18 @@ impl EmotionModel {
         HeadFile {
             input_mean: head.input_norm.mean.clone(),
             input_std: head.input_norm.std.clone(),
-            w1: head.net.w1.rows().into_iter().map(|r| r.to_vec()).collect(),
-            b1: head.net.b1.to_vec(),
-            w_class: head
-                .net
-                .w_class
-                .rows()
-                .into_iter()
-                .map(|r| r.to_vec())
+            nets: head
+                .nets
+                .iter()
+                .map(|net| NetFile {
+                    w1: net.w1.rows().into_iter().map(|r| r.to_vec()).collect(),
+                    b1: net.b1.to_vec(),
+                    w_class: net.w_class.rows().into_iter().map(|r| r.to_vec()).collect(),
+                    b_class: net.b_class.to_vec(),
+                    w_arousal: net.w_arousal.to_vec(),
+                    b_arousal: net.b_arousal,
+                })
                 .collect(),
-            b_class: head.net.b_class.to_vec(),
-            w_arousal: head.net.w_arousal.to_vec(),
-            b_arousal: head.net.b_arousal,
         }
     }
 
@@ -452,6 +488,28 @@ fn matrix(rows: Vec<Vec<f32>>, cols: usize, what: &str) -> Result<ndarray::Array
 }
 
 fn head_from_file(f: HeadFile, what: &str) -> Result<Head, String> {
+    if f.nets.is_empty() || f.nets.len() > 64 {
+        return Err(format!(
+            "{what}: {} networks (1..=64 allowed)",
+            f.nets.len()
+        ));
+    }
+    let nets = f
+        .nets
+        .into_iter()
+        .enumerate()
+        .map(|(k, n)| net_from_file(n, &format!("{what}.nets[{k}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Head {
+        input_norm: GlobalNorm {
+            mean: f.input_mean,
+            std: f.input_std,
+        },
+        nets,
+    })
+}
+
+fn net_from_file(f: NetFile, what: &str) -> Result<Mlp, String> {
     let hidden = f.b1.len();
     if hidden == 0 || hidden > 256 {
         return Err(format!(
@@ -484,19 +542,13 @@ fn head_from_file(f: HeadFile, what: &str) -> Result<Head, String> {
     if !finite {
         return Err(format!("{what}: non-finite biases"));
     }
-    Ok(Head {
-        input_norm: GlobalNorm {
-            mean: f.input_mean,
-            std: f.input_std,
-        },
-        net: Mlp {
-            w1,
-            b1: ndarray::Array1::from(f.b1),
-            w_class,
-            b_class: ndarray::Array1::from(f.b_class),
-            w_arousal: ndarray::Array1::from(f.w_arousal),
-            b_arousal: f.b_arousal,
-        },
+    Ok(Mlp {
+        w1,
+        b1: ndarray::Array1::from(f.b1),
+        w_class,
+        b_class: ndarray::Array1::from(f.b_class),
+        w_arousal: ndarray::Array1::from(f.w_arousal),
+        b_arousal: f.b_arousal,
     })
 }
 

@@ -70,10 +70,27 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
     "pause_mean_s",
     "pauses_per_s",
     "speaking_rate_syl_per_s",
+    "mfcc5_mean",
+    "mfcc6_mean",
+    "mfcc7_mean",
+    "mfcc8_mean",
+    "mfcc9_mean",
+    "mfcc10_mean",
+    "mfcc11_mean",
+    "mfcc12_mean",
+    "loudness_rising_slope_mean_db_per_s",
+    "loudness_falling_slope_mean_db_per_s",
+    "loudness_voiced_mean_db",
+    "loudness_unvoiced_mean_db",
+    "spectral_slope_unvoiced_mean_db_per_khz",
+    "alpha_ratio_unvoiced_mean_db",
+    "hammarberg_unvoiced_mean_db",
+    "voiced_segment_mean_s",
+    "voiced_segments_per_s",
 ];
 
 /// Length of the feature vector.
-pub const FEATURE_COUNT: usize = 43;
+pub const FEATURE_COUNT: usize = 60;
 
 /// Index of a feature by name (for code that reads single features, e.g. calmness).
 pub fn feature_index(name: &str) -> Option<usize> {
@@ -204,6 +221,18 @@ pub struct FunctionalsAccumulator {
     flux: Moments,
     flatness: Moments,
     mfcc: [Moments; 4],
+    /// Means of MFCC 5..12.
+    mfcc_high: [Moments; 8],
+    loudness_rising: Moments,
+    loudness_falling: Moments,
+    loudness_voiced: Moments,
+    loudness_unvoiced: Moments,
+    slope_unvoiced: Moments,
+    alpha_unvoiced: Moments,
+    hammarberg_unvoiced: Moments,
+    /// Voiced frames in the voiced run in progress.
+    voiced_run: u64,
+    voiced_segments: Moments,
     jitter: Moments,
     shimmer: Moments,
     hnr: Moments,
@@ -251,6 +280,16 @@ impl FunctionalsAccumulator {
             flux: Moments::default(),
             flatness: Moments::default(),
             mfcc: [Moments::default(); 4],
+            mfcc_high: [Moments::default(); 8],
+            loudness_rising: Moments::default(),
+            loudness_falling: Moments::default(),
+            loudness_voiced: Moments::default(),
+            loudness_unvoiced: Moments::default(),
+            slope_unvoiced: Moments::default(),
+            alpha_unvoiced: Moments::default(),
+            hammarberg_unvoiced: Moments::default(),
+            voiced_run: 0,
+            voiced_segments: Moments::default(),
             jitter: Moments::default(),
             shimmer: Moments::default(),
             hnr: Moments::default(),
@@ -271,11 +310,16 @@ impl FunctionalsAccumulator {
     pub fn push(&mut self, frame: &FrameFeatures) {
         self.frames += 1;
         let speech = frame.activity == VoiceActivity::Speech;
+        let voiced = speech && frame.voiced && frame.f0_hz > 0.0 && frame.f0_hz.is_finite();
+        if !voiced {
+            self.end_voiced_run();
+        }
         if !speech {
             if self.seen_speech {
                 self.gap_frames += 1;
             }
             self.previous_f0_st = None;
+            self.loudness_seen = 0;
             return;
         }
         if self.seen_speech {
@@ -305,6 +349,19 @@ impl FunctionalsAccumulator {
                     self.loudness_peaks += 1;
                 }
             }
+            if self.loudness_seen >= 1 {
+                let slope = (loudness - self.loudness_prev[1]) / FRAME_PERIOD_S;
+                if slope > 0.0 {
+                    self.loudness_rising.add(slope);
+                } else if slope < 0.0 {
+                    self.loudness_falling.add(slope);
+                }
+            }
+            if voiced {
+                self.loudness_voiced.add(loudness);
+            } else {
+                self.loudness_unvoiced.add(loudness);
+            }
             self.loudness_prev = [self.loudness_prev[1], loudness];
             self.loudness_seen = self.loudness_seen.saturating_add(1);
         }
@@ -319,10 +376,19 @@ impl FunctionalsAccumulator {
         for (m, &c) in self.mfcc.iter_mut().zip(&s.mfcc) {
             add_finite(m, c);
         }
+        for (m, &c) in self.mfcc_high.iter_mut().zip(s.mfcc.iter().skip(4)) {
+            add_finite(m, c);
+        }
+        if !voiced {
+            add_finite(&mut self.slope_unvoiced, s.slope_db_per_khz);
+            add_finite(&mut self.alpha_unvoiced, s.alpha_ratio_db);
+            add_finite(&mut self.hammarberg_unvoiced, s.hammarberg_db);
+        }
         add_finite(&mut self.voicing, frame.voicing_strength);
 
-        if frame.voiced && frame.f0_hz > 0.0 && frame.f0_hz.is_finite() {
+        if voiced {
             self.voiced_frames += 1;
+            self.voiced_run += 1;
             let st = hz_to_semitones(f64::from(frame.f0_hz));
             self.f0.add(st);
             self.f0_hist.add(st);
@@ -347,6 +413,14 @@ impl FunctionalsAccumulator {
         }
     }
 
+    fn end_voiced_run(&mut self) {
+        if self.voiced_run > 0 {
+            self.voiced_segments
+                .add(self.voiced_run as f64 * FRAME_PERIOD_S);
+            self.voiced_run = 0;
+        }
+    }
+
     /// Seconds of speech (speech frames) in the window.
     pub fn speech_s(&self) -> f64 {
         self.speech_frames as f64 * FRAME_PERIOD_S
@@ -364,6 +438,11 @@ impl FunctionalsAccumulator {
 
     /// The feature vector of the window so far (all finite).
     pub fn features(&self) -> [f32; FEATURE_COUNT] {
+        // The voiced run in progress counts as a segment.
+        let mut voiced_segments = self.voiced_segments;
+        if self.voiced_run > 0 {
+            voiced_segments.add(self.voiced_run as f64 * FRAME_PERIOD_S);
+        }
         let f0_p20 = self.f0_hist.quantile(0.2);
         let f0_p50 = self.f0_hist.quantile(0.5);
         let f0_p80 = self.f0_hist.quantile(0.8);
@@ -432,6 +511,23 @@ impl FunctionalsAccumulator {
                 0.0
             },
             per_speech_s(self.syllables),
+            self.mfcc_high[0].mean(),
+            self.mfcc_high[1].mean(),
+            self.mfcc_high[2].mean(),
+            self.mfcc_high[3].mean(),
+            self.mfcc_high[4].mean(),
+            self.mfcc_high[5].mean(),
+            self.mfcc_high[6].mean(),
+            self.mfcc_high[7].mean(),
+            self.loudness_rising.mean(),
+            self.loudness_falling.mean(),
+            self.loudness_voiced.mean(),
+            self.loudness_unvoiced.mean(),
+            self.slope_unvoiced.mean(),
+            self.alpha_unvoiced.mean(),
+            self.hammarberg_unvoiced.mean(),
+            voiced_segments.mean(),
+            per_speech_s(voiced_segments.count()),
         ];
         values.map(|v| if v.is_finite() { v as f32 } else { 0.0 })
     }
@@ -552,6 +648,9 @@ mod tests {
         assert!((get(&v, "pauses_per_s") - 9.0 / 7.7).abs() < 1e-4);
         // 10 syllables in 5 s of speech.
         assert!((get(&v, "speaking_rate_syl_per_s") - 2.0).abs() < 1e-6);
+        // 10 voiced segments of 0.25 s in 5 s of speech.
+        assert!((get(&v, "voiced_segment_mean_s") - 0.25).abs() < 1e-6);
+        assert!((get(&v, "voiced_segments_per_s") - 2.0).abs() < 1e-6);
         // Loudness of the silence frames is not counted.
         assert!((get(&v, "loudness_mean_db") + 25.0).abs() < 1e-4);
     }

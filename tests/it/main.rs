@@ -5,5 +5,6 @@ mod bad_input;
 mod cli;
 mod compose;
 mod dialog;
+mod emotion;
 mod pitch;
 mod util;
