@@ -16,7 +16,10 @@ use attune::model::eval::{format_report, leave_one_speaker_out};
 use attune::model::labels::{CLASS_NAMES, Label};
 use attune::model::mlp::TrainConfig;
 use attune::prosody::baseline::{MIN_BASELINE_SPEECH_S, SpeakerBaseline};
-use attune::prosody::extract::{ChannelCondition, FileFunctionals, extract_file};
+use attune::prosody::extract::{
+    ChannelCondition, FileFunctionals, WINDOW_SPEECH_S, extract_file, load_channel,
+    windowed_functionals,
+};
 use attune::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
 
 /// Default model path.
@@ -483,17 +486,18 @@ fn finite_or_null(v: f32) -> serde_json::Value {
 
 pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
     let model = EmotionModel::load(&args.model)?;
-    let mut results: Vec<(PathBuf, anyhow::Result<FileFunctionals>)> = Vec::new();
+    let mut results: Vec<(PathBuf, anyhow::Result<Vec<FileFunctionals>>)> = Vec::new();
     for file in &args.files {
-        let r = extract_file(file, args.channel, ChannelCondition::AsRecorded)
+        let r = load_channel(file, args.channel, ChannelCondition::AsRecorded)
+            .map(|samples| windowed_functionals(&samples, WINDOW_SPEECH_S))
             .with_context(|| format!("cannot analyse {}", file.display()));
         results.push((file.clone(), r));
     }
     let mut baseline = SpeakerBaseline::new();
     if args.same_speaker {
         for (_, r) in &results {
-            if let Ok(f) = r {
-                baseline.add(&f.features, f.speech_s);
+            for w in r.iter().flatten() {
+                baseline.add(&w.features, w.speech_s);
             }
         }
     }
@@ -516,13 +520,8 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
                     "confidence": 0.0,
                 })
             }
-            Ok(f) => {
-                let p = model.predict(
-                    &f.features,
-                    f.speech_s,
-                    f.voiced_s,
-                    args.same_speaker.then_some(&baseline),
-                );
+            Ok(windows) => {
+                let p = model.predict_windows(&windows, args.same_speaker.then_some(&baseline));
                 let abstained = p.emotion.is_none();
                 let probabilities: serde_json::Map<String, serde_json::Value> = CLASS_NAMES
                     .iter()
@@ -547,7 +546,8 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
                     "calmness": when(finite_or_null(p.calmness)),
                     "confidence": finite_or_null(p.confidence),
                     "normalisation": p.normalisation,
-                    "speech_s": (f.speech_s * 100.0).round() / 100.0,
+                    "speech_s": (p.speech_s * 100.0).round() / 100.0,
+                    "windows": windows.len(),
                 })
             }
         };

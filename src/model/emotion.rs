@@ -22,6 +22,7 @@ use super::calmness;
 use super::labels::{CLASS_NAMES, CLASS_VALENCE, Label};
 use super::mlp::{CLASS_COUNT, Example, Mlp, MlpOutput, TrainConfig};
 use crate::prosody::baseline::{GlobalNorm, MIN_BASELINE_SPEECH_S, Normalisation, SpeakerBaseline};
+use crate::prosody::extract::FileFunctionals;
 use crate::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
 
 /// Name of the format in the model file.
@@ -194,9 +195,42 @@ fn examples(inputs: &[[f32; FEATURE_COUNT]], labels: &[Label]) -> Vec<Example> {
         .collect()
 }
 
-fn train_head(rows: &[[f32; FEATURE_COUNT]], labels: &[Label], config: &TrainConfig) -> Head {
+/// Features that measure the recording's gain as much as the voice (absolute level, dBFS).
+/// The cold (global) network does not see them: without a speaker baseline a loud line would
+/// read as an aroused caller. Against the speaker's own baseline they are relative and kept.
+pub const GAIN_DEPENDENT_FEATURES: [&str; 6] = [
+    "loudness_mean_db",
+    "loudness_p20_db",
+    "loudness_p50_db",
+    "loudness_p80_db",
+    "loudness_voiced_mean_db",
+    "loudness_unvoiced_mean_db",
+];
+
+/// Zeroes the gain-dependent entries of a z-score vector (0 = the population mean).
+fn mask_gain(mut z: [f32; FEATURE_COUNT]) -> [f32; FEATURE_COUNT] {
+    for name in GAIN_DEPENDENT_FEATURES {
+        if let Some(i) = crate::prosody::functionals::feature_index(name) {
+            z[i] = 0.0;
+        }
+    }
+    z
+}
+
+fn train_head(
+    rows: &[[f32; FEATURE_COUNT]],
+    labels: &[Label],
+    config: &TrainConfig,
+    gain_blind: bool,
+) -> Head {
     let input_norm = GlobalNorm::fit(rows);
-    let z: Vec<[f32; FEATURE_COUNT]> = rows.iter().map(|r| input_norm.z(r)).collect();
+    let z: Vec<[f32; FEATURE_COUNT]> = rows
+        .iter()
+        .map(|r| {
+            let z = input_norm.z(r);
+            if gain_blind { mask_gain(z) } else { z }
+        })
+        .collect();
     let examples = examples(&z, labels);
     let nets = (0..ENSEMBLE_SIZE as u64)
         .map(|k| {
@@ -245,8 +279,8 @@ impl EmotionModel {
                 )
             })
             .collect();
-        let global_head = train_head(&raw, &labels, config);
-        let speaker_head = train_head(&speaker_z, &labels, config);
+        let global_head = train_head(&raw, &labels, config, true);
+        let speaker_head = train_head(&speaker_z, &labels, config, false);
         let mut per_label = BTreeMap::new();
         for l in &labels {
             *per_label.entry(l.as_str().to_owned()).or_insert(0) += 1;
@@ -289,7 +323,7 @@ impl EmotionModel {
                 .predict(&self.speaker_head.input_norm.z(&z)),
             Normalisation::Global => self
                 .global_head
-                .predict(&self.global_head.input_norm.z(features)),
+                .predict(&mask_gain(self.global_head.input_norm.z(features))),
         };
         let (best, top) =
             out.probabilities
@@ -339,6 +373,76 @@ impl EmotionModel {
             normalisation,
             speech_s,
         }
+    }
+
+    /// Judges a recording cut into windows (see
+    /// [`crate::prosody::extract::windowed_functionals`]): each window with enough speech is
+    /// judged, and probabilities, arousal, valence and calmness are averaged weighted by speech
+    /// time. Abstains when the whole recording holds too little speech.
+    pub fn predict_windows(
+        &self,
+        windows: &[FileFunctionals],
+        baseline: Option<&SpeakerBaseline>,
+    ) -> Prediction {
+        let speech_s: f64 = windows.iter().map(|w| w.speech_s).sum();
+        let voiced_s: f64 = windows.iter().map(|w| w.voiced_s).sum();
+        let judged: Vec<(f64, Prediction)> = windows
+            .iter()
+            .filter(|w| w.speech_s >= MIN_SPEECH_S && w.voiced_s >= MIN_VOICED_S)
+            .map(|w| {
+                (
+                    w.speech_s,
+                    self.predict(&w.features, w.speech_s, w.voiced_s, baseline),
+                )
+            })
+            .collect();
+        let Some(first) = judged.first() else {
+            // Nothing judgeable: judge everything as one window (it abstains).
+            let mut acc = windows.first().map_or([0.0; FEATURE_COUNT], |w| w.features);
+            if windows.is_empty() {
+                acc = [0.0; FEATURE_COUNT];
+            }
+            let mut p = self.predict(&acc, speech_s, voiced_s, baseline);
+            if p.emotion.is_some() {
+                p.emotion = None;
+                p.confidence = 0.0;
+                p.abstain_reason = Some(format!(
+                    "not enough speech in any window: {speech_s:.2} s in all, at least \
+                     {MIN_SPEECH_S} s per window needed"
+                ));
+            }
+            return p;
+        };
+        let total: f64 = judged.iter().map(|(w, _)| w).sum();
+        let mut out = first.1.clone();
+        out.probabilities = [0.0; CLASS_COUNT];
+        out.arousal = 0.0;
+        out.valence = 0.0;
+        out.calmness = 0.0;
+        for (w, p) in &judged {
+            let w = (*w / total) as f32;
+            for (a, b) in out.probabilities.iter_mut().zip(p.probabilities) {
+                *a += w * b;
+            }
+            out.arousal += w * p.arousal;
+            out.valence += w * p.valence;
+            out.calmness += w * p.calmness;
+        }
+        let (best, top) =
+            out.probabilities
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |acc, (i, &p)| {
+                        if p > acc.1 { (i, p) } else { acc }
+                    },
+                );
+        out.emotion = Some(CLASS_NAMES[best]);
+        out.abstain_reason = None;
+        out.speech_s = speech_s;
+        out.confidence = top * (speech_s / FULL_CONFIDENCE_SPEECH_S).min(1.0) as f32;
+        out
     }
 
     fn head_file(head: &Head) -> HeadFile {

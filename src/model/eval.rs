@@ -42,6 +42,8 @@ pub struct LosoReport {
     pub speakers: usize,
     pub files: usize,
     pub modes: Vec<ModeReport>,
+    /// Mean wall time of one cold prediction (normalisation + ensemble forward pass), µs.
+    pub inference_us_per_window: f64,
 }
 
 fn recall_mean<const N: usize>(confusion: &[[u32; N]; N]) -> f64 {
@@ -127,6 +129,7 @@ pub fn leave_one_speaker_out(
     let speakers: BTreeSet<&str> = samples.iter().map(|s| s.speaker.as_str()).collect();
     let mut cold = Vec::with_capacity(samples.len());
     let mut based = Vec::with_capacity(samples.len());
+    let mut inference_s = 0.0;
     for &speaker in &speakers {
         let train: Vec<LabelledFunctionals> = samples
             .iter()
@@ -140,10 +143,10 @@ pub fn leave_one_speaker_out(
         let baselines = speaker_baselines(&test_owned);
         let baseline = baselines.get(speaker);
         for s in &test {
-            cold.push((
-                s.label,
-                model.predict(&s.features, s.speech_s, s.voiced_s, None),
-            ));
+            let started = std::time::Instant::now();
+            let p = model.predict(&s.features, s.speech_s, s.voiced_s, None);
+            inference_s += started.elapsed().as_secs_f64();
+            cold.push((s.label, p));
             if with_baseline {
                 based.push((
                     s.label,
@@ -161,6 +164,7 @@ pub fn leave_one_speaker_out(
         speakers: speakers.len(),
         files: samples.len(),
         modes,
+        inference_us_per_window: 1e6 * inference_s / samples.len().max(1) as f64,
     }
 }
 
@@ -170,6 +174,11 @@ pub fn format_report(r: &LosoReport) -> String {
         "leave-one-speaker-out, {} speakers, {} files, condition: {}\n",
         r.speakers, r.files, r.condition
     );
+    text.push_str(&format!(
+        "inference: {:.1} µs per window (normalisation + {}-network ensemble, one thread)\n",
+        r.inference_us_per_window,
+        super::emotion::ENSEMBLE_SIZE
+    ));
     for m in &r.modes {
         text.push_str(&format!(
             "\n[{}]  5-class UAR {:.1} %   arousal UAR {:.1} %   calmness ROC AUC {:.3} (mean {:.1} calm/neutral vs {:.1} angry/fearful)   abstained {}/{}\n",

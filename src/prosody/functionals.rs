@@ -99,6 +99,9 @@ pub fn feature_index(name: &str) -> Option<usize> {
 
 /// Pauses shorter than this are ignored in the pause rhythm (stop closures, not pauses).
 pub const MIN_PAUSE_S: f64 = 0.1;
+/// Gaps longer than this are turn gaps (the other party talking, hold), not pauses: they are
+/// left out of the pause rhythm and of the speaking span.
+pub const MAX_PAUSE_S: f64 = 2.0;
 /// F0 steps larger than this between consecutive voiced frames are octave jumps or new
 /// phrases, not slopes, and are left out of the slope means.
 const MAX_F0_STEP_ST: f64 = 2.0;
@@ -323,10 +326,14 @@ impl FunctionalsAccumulator {
             return;
         }
         if self.seen_speech {
-            self.span_frames += self.gap_frames + 1;
             let gap_s = self.gap_frames as f64 * FRAME_PERIOD_S;
-            if gap_s >= MIN_PAUSE_S {
-                self.pauses.add(gap_s);
+            if gap_s > MAX_PAUSE_S {
+                self.span_frames += 1;
+            } else {
+                self.span_frames += self.gap_frames + 1;
+                if gap_s >= MIN_PAUSE_S {
+                    self.pauses.add(gap_s);
+                }
             }
         } else {
             self.span_frames = 1;
@@ -653,6 +660,27 @@ mod tests {
         assert!((get(&v, "voiced_segments_per_s") - 2.0).abs() < 1e-6);
         // Loudness of the silence frames is not counted.
         assert!((get(&v, "loudness_mean_db") + 25.0).abs() < 1e-4);
+    }
+
+    #[test]
+    fn turn_gaps_are_not_pauses() {
+        let mut acc = FunctionalsAccumulator::new();
+        let mut index = 0;
+        for gap in [50u64, 500] {
+            for _ in 0..100 {
+                acc.push(&frame(index, 150.0, -25.0, true));
+                index += 1;
+            }
+            for _ in 0..gap {
+                acc.push(&frame(index, 0.0, -80.0, false));
+                index += 1;
+            }
+        }
+        acc.push(&frame(index, 150.0, -25.0, true));
+        let v = acc.features();
+        // Only the 0.5 s gap is a pause; the 5 s gap is a turn gap.
+        assert!((get(&v, "pause_mean_s") - 0.5).abs() < 1e-6);
+        assert!((get(&v, "pauses_per_s") - 1.0 / 2.51).abs() < 1e-4);
     }
 
     #[test]
