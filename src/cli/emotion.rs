@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 
 use attune::model::emotion::{EmotionModel, LabelledFunctionals, MIN_SPEECH_S};
-use attune::model::eval::{format_report, leave_one_speaker_out};
+use attune::model::eval::{format_report, leave_one_speaker_out_augmented};
 use attune::model::labels::{CLASS_NAMES, Label};
 use attune::model::mlp::TrainConfig;
 use attune::prosody::baseline::{MIN_BASELINE_SPEECH_S, SpeakerBaseline};
@@ -31,7 +31,7 @@ pub enum TrainChannel {
     Telephone,
     /// As recorded (resampled to 8 kHz).
     Recorded,
-    /// Both: every file twice.
+    /// Both: every file twice; the telephone copies are the ones evaluated (default).
     Both,
 }
 
@@ -45,7 +45,7 @@ pub struct TrainArgs {
     #[arg(long)]
     ravdess: Option<PathBuf>,
     /// Channel the training audio is passed through.
-    #[arg(long, value_enum, default_value_t = TrainChannel::Telephone)]
+    #[arg(long, value_enum, default_value_t = TrainChannel::Both)]
     channel: TrainChannel,
     /// Add white noise at this SNR (dB) to the telephone copies.
     #[arg(long)]
@@ -103,6 +103,10 @@ pub struct EvalEmotionArgs {
     /// Also evaluate against each test speaker's own baseline (all their files, unlabelled).
     #[arg(long)]
     baseline: bool,
+    /// Train each fold on the test channel and also on the recorded (wideband) copies of the
+    /// training speakers' files, as `attune train --channel both` does.
+    #[arg(long)]
+    train_both: bool,
     /// Print JSON instead of text tables.
     #[arg(long)]
     json: bool,
@@ -355,24 +359,31 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     let telephone = ChannelCondition::Telephone {
         noise_snr_db: args.noise_snr_db,
     };
-    let mut samples = Vec::new();
+    // The first condition is the one evaluated; recorded copies of `both` are extra training
+    // data, named SPEAKER/recorded so their baselines stay apart from the telephone copies'.
+    let mut primary = Vec::new();
+    let mut extra = Vec::new();
     let mut conditions = Vec::new();
     if matches!(args.channel, TrainChannel::Telephone | TrainChannel::Both) {
-        samples.extend(extract_all(&entries, telephone)?);
+        primary = extract_all(&entries, telephone)?;
         conditions.push(condition_name(telephone));
     }
     if matches!(args.channel, TrainChannel::Recorded | TrainChannel::Both) {
-        // Keep the recorded copies' baselines apart from the telephone copies'.
-        samples.extend(
-            extract_all(&entries, ChannelCondition::AsRecorded)?
+        let recorded = extract_all(&entries, ChannelCondition::AsRecorded)?;
+        if primary.is_empty() {
+            primary = recorded;
+        } else {
+            extra = recorded
                 .into_iter()
                 .map(|mut s| {
                     s.speaker.push_str("/recorded");
                     s
-                }),
-        );
+                })
+                .collect();
+        }
         conditions.push("recorded".to_owned());
     }
+    let samples: Vec<LabelledFunctionals> = primary.iter().chain(&extra).cloned().collect();
     let condition = conditions.join("+");
     let config = TrainConfig::default();
     let model = EmotionModel::train(&samples, &config, &condition);
@@ -388,7 +399,8 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
         condition
     );
     let evaluation = if args.evaluate {
-        let report = leave_one_speaker_out(&samples, &config, &condition, true);
+        let name = format!("{} (trained on {condition})", conditions[0]);
+        let report = leave_one_speaker_out_augmented(&primary, &extra, &config, &name, true);
         let text = format_report(&report);
         print!("{text}");
         Some(text)
@@ -578,10 +590,27 @@ pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
         *per_speaker.entry(s.speaker.as_str()).or_default() += 1;
     }
     let started = std::time::Instant::now();
-    let report = leave_one_speaker_out(
+    let extra = if args.train_both && condition != ChannelCondition::AsRecorded {
+        extract_all(&entries, ChannelCondition::AsRecorded)?
+            .into_iter()
+            .map(|mut s| {
+                s.speaker.push_str("/recorded");
+                s
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let name = if extra.is_empty() {
+        condition_name(condition)
+    } else {
+        format!("{} (trained on {0} + recorded)", condition_name(condition))
+    };
+    let report = leave_one_speaker_out_augmented(
         &samples,
+        &extra,
         &TrainConfig::default(),
-        &condition_name(condition),
+        &name,
         args.baseline,
     );
     if args.json {

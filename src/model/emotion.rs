@@ -287,7 +287,7 @@ impl EmotionModel {
         }
         let speakers = used
             .iter()
-            .map(|s| s.speaker.as_str())
+            .map(|s| s.speaker.split('/').next().unwrap_or(&s.speaker))
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         Self {

@@ -126,6 +126,25 @@ pub fn leave_one_speaker_out(
     condition: &str,
     with_baseline: bool,
 ) -> LosoReport {
+    leave_one_speaker_out_augmented(samples, &[], config, condition, with_baseline)
+}
+
+/// Speaker a sample belongs to: its `speaker` up to the first `/` (augmented copies are named
+/// `SPEAKER/CONDITION` so their baselines stay apart but they leave the training set with
+/// their speaker).
+pub fn base_speaker(speaker: &str) -> &str {
+    speaker.split('/').next().unwrap_or(speaker)
+}
+
+/// Leave-one-speaker-out over `samples`, with `extra_train` (augmented copies, e.g. another
+/// channel condition) added to every fold's training set except the held-out speaker's.
+pub fn leave_one_speaker_out_augmented(
+    samples: &[LabelledFunctionals],
+    extra_train: &[LabelledFunctionals],
+    config: &TrainConfig,
+    condition: &str,
+    with_baseline: bool,
+) -> LosoReport {
     let speakers: BTreeSet<&str> = samples.iter().map(|s| s.speaker.as_str()).collect();
     let mut cold = Vec::with_capacity(samples.len());
     let mut based = Vec::with_capacity(samples.len());
@@ -133,7 +152,8 @@ pub fn leave_one_speaker_out(
     for &speaker in &speakers {
         let train: Vec<LabelledFunctionals> = samples
             .iter()
-            .filter(|s| s.speaker != speaker)
+            .chain(extra_train)
+            .filter(|s| base_speaker(&s.speaker) != speaker)
             .cloned()
             .collect();
         let test: Vec<&LabelledFunctionals> =
