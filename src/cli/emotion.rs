@@ -70,8 +70,12 @@ pub struct ClassifyArgs {
     files: Vec<PathBuf>,
     /// All files are the same speaker: judge each against a baseline from all of them
     /// (unlabelled statistics only). Without it each file is judged cold.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "live")]
     same_speaker: bool,
+    /// Judge each window of a file against a live baseline of that file's earlier windows (as
+    /// a live call would), instead of cold; adds `normalisation: "live"`.
+    #[arg(long)]
+    live: bool,
     /// Channel to analyse: 0 for mono files; for a stereo call, the caller's channel.
     #[arg(long, default_value_t = 0)]
     channel: usize,
@@ -481,7 +485,12 @@ fn model_card(model: &EmotionModel, path: &Path, evaluation: Option<&str>) -> St
          - Trained on acted speech (two fixed sentences per actor): real callers' emotions are subtler and\n\
            the model will over-read acted-style intensity cues.\n\
          - Cold (no baseline) judgements confuse a naturally loud or high-pitched voice with arousal.\n\
-         - A baseline built from a call that starts upset makes later upset speech look ordinary.\n\
+         - A baseline built from a call that starts upset makes later upset speech look ordinary: with\n\
+           `classify --live` (each window against the call's earlier windows) the calm example caller's\n\
+           arousal rises from 0.05 (cold) to 0.55 and the upset caller's falls from 1.00 to 0.94.\n\
+         - The speaker network was trained with baselines over all of an actor's emotions; a baseline\n\
+           of one emotion only is outside what it learnt.\n\
+         - Whole files are cut into windows of 2.5 s of speech and the windows averaged.\n\
          - English only in training; other languages are untested (EmoDB anchors fell to chance).\n\
          - Music, hold tones and crosstalk from the other party bias the features.\n",
     );
@@ -533,7 +542,11 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
                 })
             }
             Ok(windows) => {
-                let p = model.predict_windows(&windows, args.same_speaker.then_some(&baseline));
+                let p = if args.live {
+                    model.predict_windows_live(&windows).1
+                } else {
+                    model.predict_windows(&windows, args.same_speaker.then_some(&baseline))
+                };
                 let abstained = p.emotion.is_none();
                 let probabilities: serde_json::Map<String, serde_json::Value> = CLASS_NAMES
                     .iter()
@@ -557,7 +570,11 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
                     "valence": when(finite_or_null(p.valence)),
                     "calmness": when(finite_or_null(p.calmness)),
                     "confidence": finite_or_null(p.confidence),
-                    "normalisation": p.normalisation,
+                    "normalisation": if args.live {
+                        serde_json::json!("live")
+                    } else {
+                        serde_json::json!(p.normalisation)
+                    },
                     "speech_s": (p.speech_s * 100.0).round() / 100.0,
                     "windows": windows.len(),
                 })

@@ -445,6 +445,62 @@ impl EmotionModel {
         out
     }
 
+    /// Judges a recording's windows in order with a *live* speaker baseline: each window is
+    /// judged against the windows before it (global normalisation until they hold
+    /// [`MIN_BASELINE_SPEECH_S`] of speech), then added to the baseline — what a live call sees.
+    /// Returns the per-window judgements and their speech-weighted aggregate.
+    pub fn predict_windows_live(
+        &self,
+        windows: &[FileFunctionals],
+    ) -> (Vec<Prediction>, Prediction) {
+        let mut baseline = SpeakerBaseline::new();
+        let mut per_window = Vec::with_capacity(windows.len());
+        for w in windows {
+            per_window.push(self.predict(&w.features, w.speech_s, w.voiced_s, Some(&baseline)));
+            baseline.add(&w.features, w.speech_s);
+        }
+        // Aggregate the judged windows as predict_windows does.
+        let speech_s: f64 = windows.iter().map(|w| w.speech_s).sum();
+        let judged: Vec<(f64, &Prediction)> = windows
+            .iter()
+            .zip(&per_window)
+            .filter(|(_, p)| p.emotion.is_some())
+            .map(|(w, p)| (w.speech_s, p))
+            .collect();
+        if judged.is_empty() {
+            return (per_window, self.predict_windows(windows, None));
+        }
+        let total: f64 = judged.iter().map(|(w, _)| w).sum();
+        let mut out = judged[judged.len() - 1].1.clone();
+        out.probabilities = [0.0; CLASS_COUNT];
+        out.arousal = 0.0;
+        out.valence = 0.0;
+        out.calmness = 0.0;
+        for (w, p) in &judged {
+            let w = (*w / total) as f32;
+            for (a, b) in out.probabilities.iter_mut().zip(p.probabilities) {
+                *a += w * b;
+            }
+            out.arousal += w * p.arousal;
+            out.valence += w * p.valence;
+            out.calmness += w * p.calmness;
+        }
+        let (best, top) =
+            out.probabilities
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |acc, (i, &p)| {
+                        if p > acc.1 { (i, p) } else { acc }
+                    },
+                );
+        out.emotion = Some(CLASS_NAMES[best]);
+        out.speech_s = speech_s;
+        out.confidence = top * (speech_s / FULL_CONFIDENCE_SPEECH_S).min(1.0) as f32;
+        (per_window, out)
+    }
+
     fn head_file(head: &Head) -> HeadFile {
         HeadFile {
             input_mean: head.input_norm.mean.clone(),
@@ -768,6 +824,21 @@ mod tests {
         assert!(p.probabilities.iter().all(|v| v.is_finite()));
         assert!((-1.0..=1.0).contains(&p.valence));
         assert!((0.0..=100.0).contains(&p.calmness));
+        // Live: the first windows are judged cold, later ones against the windows before them.
+        let windows: Vec<FileFunctionals> = corpus[150..160]
+            .iter()
+            .map(|s| FileFunctionals {
+                features: s.features,
+                speech_s: 2.0,
+                voiced_s: 1.5,
+                duration_s: 3.0,
+            })
+            .collect();
+        let (each, all) = model.predict_windows_live(&windows);
+        assert_eq!(each.len(), 10);
+        assert_eq!(each[4].normalisation, Normalisation::Global);
+        assert_eq!(each[5].normalisation, Normalisation::Speaker);
+        assert!(all.emotion.is_some());
         let mut short = SpeakerBaseline::new();
         short.add(&corpus[0].features, 2.0);
         let p = model.predict(&corpus[0].features, 2.0, 1.5, Some(&short));
