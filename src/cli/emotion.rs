@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 
 use attune::model::emotion::{EmotionModel, LabelledFunctionals, MIN_SPEECH_S};
-use attune::model::eval::{format_report, leave_one_speaker_out_augmented};
+use attune::model::eval::{cross_corpus, format_report, leave_one_speaker_out_augmented};
 use attune::model::labels::{CLASS_NAMES, Label};
 use attune::model::mlp::TrainConfig;
 use attune::prosody::baseline::{MIN_BASELINE_SPEECH_S, SpeakerBaseline};
@@ -111,6 +111,10 @@ pub struct EvalEmotionArgs {
     /// training speakers' files, as `attune train --channel both` does.
     #[arg(long)]
     train_both: bool,
+    /// Cross-corpus instead of leave-one-speaker-out: train on the whole --ravdess/--manifest
+    /// corpus and test on this EmoDB folder (with `wav/`; German, other speakers).
+    #[arg(long)]
+    test_emodb: Option<PathBuf>,
     /// Print JSON instead of text tables.
     #[arg(long)]
     json: bool,
@@ -171,6 +175,48 @@ fn ravdess_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
             "no RAVDESS files (Actor_NN/03-01-EE-II-SS-RR-AA.wav) under {}",
             dir.display()
         );
+    }
+    Ok(entries)
+}
+
+fn emodb_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+    let wav = dir.join("wav");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&wav)
+        .with_context(|| format!("cannot read {}", wav.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+        .collect();
+    files.sort();
+    let mut entries = Vec::new();
+    for path in files {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_owned();
+        // SSTTTEV: speaker, text, emotion letter, version.
+        let (Some(speaker), Some(code)) = (stem.get(0..2), stem.chars().nth(5)) else {
+            continue;
+        };
+        let label = match code {
+            'W' => Label::Anger,
+            'L' => Label::Boredom,
+            'E' => Label::Disgust,
+            'A' => Label::Fear,
+            'F' => Label::Happiness,
+            'T' => Label::Sadness,
+            'N' => Label::Neutral,
+            _ => continue,
+        };
+        entries.push(Entry {
+            speaker: format!("emodb-{speaker}"),
+            path,
+            label,
+        });
+    }
+    if entries.is_empty() {
+        bail!("no EmoDB files (wav/SSTTTEV.wav) under {}", dir.display());
     }
     Ok(entries)
 }
@@ -623,20 +669,35 @@ pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
     } else {
         format!("{} (trained on {0} + recorded)", condition_name(condition))
     };
-    let report = leave_one_speaker_out_augmented(
-        &samples,
-        &extra,
-        &TrainConfig::default(),
-        &name,
-        args.baseline,
-    );
+    let report = if let Some(emodb) = &args.test_emodb {
+        let test = extract_all(&emodb_entries(emodb)?, condition)?;
+        cross_corpus(
+            &samples,
+            &extra,
+            &test,
+            &TrainConfig::default(),
+            &format!(
+                "{name}; trained on all of it, tested on {}",
+                emodb.display()
+            ),
+            args.baseline,
+        )
+    } else {
+        leave_one_speaker_out_augmented(
+            &samples,
+            &extra,
+            &TrainConfig::default(),
+            &name,
+            args.baseline,
+        )
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", format_report(&report));
     }
     eprintln!(
-        "{} folds trained and judged in {:.1} s",
+        "{} training speakers; trained and judged in {:.1} s",
         per_speaker.len(),
         started.elapsed().as_secs_f64()
     );
