@@ -578,7 +578,7 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
                 eprintln!("error: {e:#}");
                 serde_json::json!({
                     "file": file.display().to_string(),
-                    "emotion": null,
+                    "emotion": "unknown",
                     "reason": format!("{e:#}"),
                     "probabilities": null,
                     "arousal": null,

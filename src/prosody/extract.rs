@@ -29,7 +29,7 @@ pub enum ChannelCondition {
 pub enum ExtractError {
     #[error(transparent)]
     Audio(#[from] AudioError),
-    #[error("{path} has {channels} channel(s); channel {wanted} was asked for")]
+    #[error("the file has {channels} channel(s); channel {wanted} was asked for")]
     NoSuchChannel {
         path: String,
         channels: usize,
