@@ -30,3 +30,5 @@ pub mod dialog;
 pub mod dsp;
 pub mod eval;
 pub mod features;
+pub mod model;
+pub mod prosody;

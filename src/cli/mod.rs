@@ -14,6 +14,7 @@ use attune::features::{self, AnalyzerConfig};
 
 mod analyze;
 mod compose;
+mod emotion;
 mod eval_dialog;
 
 /// Attune: real-time call-center audio analysis from the sound alone.
@@ -35,6 +36,10 @@ enum Command {
     Eval(EvalCommand),
     /// Build test calls with exact ground truth (from a timeline spec, or at random).
     Compose(compose::ComposeArgs),
+    /// Train the caller-emotion model (writes models/emotion.json and models/MODEL_CARD.md).
+    Train(emotion::TrainArgs),
+    /// Caller emotion, arousal, valence and calmness of each file, one JSON line per file.
+    Classify(emotion::ClassifyArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +88,8 @@ enum EvalCommand {
     Rate(EvalRateArgs),
     /// Dialog tracking (interruptions, overlap onsets, talk time) against composed calls.
     Dialog(eval_dialog::EvalDialogArgs),
+    /// Caller emotion, leave-one-speaker-out (UAR, confusion matrices, calmness ROC AUC).
+    Emotion(emotion::EvalEmotionArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -125,6 +132,9 @@ pub fn main() -> ExitCode {
         Command::Eval(EvalCommand::Rate(args)) => run_eval_rate(&args),
         Command::Eval(EvalCommand::Dialog(args)) => eval_dialog::run(&args),
         Command::Compose(args) => compose::run(&args),
+        Command::Train(args) => emotion::run_train(&args),
+        Command::Classify(args) => emotion::run_classify(&args),
+        Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ mod bad_input;
 mod cli;
 mod compose;
 mod dialog;
+mod emotion;
 mod pitch;
 mod rate;
 mod util;

@@ -1,0 +1,705 @@
+//! `attune train`, `attune classify` and `attune eval emotion`: the caller-emotion and
+//! agent-calmness model from the command line. Corpora are read from a manifest CSV
+//! (`path,label,speaker`) or a RAVDESS folder; per-file functionals are cached under
+//! `target/attune-emotion-cache/` (keyed by file list, channel condition and feature set) so
+//! repeated runs skip extraction.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+
+use attune::model::emotion::{EmotionModel, LabelledFunctionals, MIN_SPEECH_S};
+use attune::model::eval::{cross_corpus, format_report, leave_one_speaker_out_augmented};
+use attune::model::labels::{CLASS_NAMES, Label};
+use attune::model::mlp::TrainConfig;
+use attune::prosody::baseline::{MIN_BASELINE_SPEECH_S, SpeakerBaseline};
+use attune::prosody::extract::{
+    ChannelCondition, FileFunctionals, WINDOW_SPEECH_S, extract_file, load_channel,
+    windowed_functionals,
+};
+use attune::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
+
+/// Default model path.
+const DEFAULT_MODEL: &str = "models/emotion.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainChannel {
+    /// Simulated telephone channel only (8 kHz, 300–3400 Hz, mu-law).
+    Telephone,
+    /// As recorded (resampled to 8 kHz).
+    Recorded,
+    /// Both: every file twice; the telephone copies are the ones evaluated (default).
+    Both,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Manifest CSV with columns path,label,speaker (a header line is allowed; paths relative
+    /// to the manifest's folder).
+    #[arg(long, conflicts_with = "ravdess", required_unless_present = "ravdess")]
+    manifest: Option<PathBuf>,
+    /// A RAVDESS speech folder (Actor_NN/03-01-EE-...wav).
+    #[arg(long)]
+    ravdess: Option<PathBuf>,
+    /// Channel the training audio is passed through.
+    #[arg(long, value_enum, default_value_t = TrainChannel::Both)]
+    channel: TrainChannel,
+    /// Add white noise at this SNR (dB) to the telephone copies.
+    #[arg(long)]
+    noise_snr_db: Option<f64>,
+    /// Where to write the model (MODEL_CARD.md is written beside it).
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    out: PathBuf,
+    /// Also run leave-one-speaker-out on the training data and put the figures in the card.
+    #[arg(long)]
+    evaluate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClassifyFormat {
+    Jsonl,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ClassifyArgs {
+    /// WAV files; each is one window of one speaker (see --channel).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// All files are the same speaker: judge each against a baseline from all of them
+    /// (unlabelled statistics only). Without it each file is judged cold.
+    #[arg(long, conflicts_with = "live")]
+    same_speaker: bool,
+    /// Judge each window of a file against a live baseline of that file's earlier windows (as
+    /// a live call would), instead of cold; adds `normalisation: "live"`.
+    #[arg(long)]
+    live: bool,
+    /// Channel to analyse: 0 for mono files; for a stereo call, the caller's channel.
+    #[arg(long, default_value_t = 0)]
+    channel: usize,
+    /// Model file.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: PathBuf,
+    #[arg(long, value_enum, default_value_t = ClassifyFormat::Jsonl)]
+    format: ClassifyFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvalEmotionArgs {
+    /// A RAVDESS speech folder.
+    #[arg(
+        long,
+        conflicts_with = "manifest",
+        required_unless_present = "manifest"
+    )]
+    ravdess: Option<PathBuf>,
+    /// Or a manifest CSV (path,label,speaker).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Pass every file (training and test) through the simulated telephone channel.
+    #[arg(long)]
+    telephone: bool,
+    /// Add white noise at this SNR (dB) (with --telephone).
+    #[arg(long)]
+    noise_snr_db: Option<f64>,
+    /// Also evaluate against each test speaker's own baseline (all their files, unlabelled).
+    #[arg(long)]
+    baseline: bool,
+    /// Train each fold on the test channel and also on the recorded (wideband) copies of the
+    /// training speakers' files, as `attune train --channel both` does.
+    #[arg(long)]
+    train_both: bool,
+    /// Cross-corpus instead of leave-one-speaker-out: train on the whole --ravdess/--manifest
+    /// corpus and test on this EmoDB folder (with `wav/`; German, other speakers).
+    #[arg(long)]
+    test_emodb: Option<PathBuf>,
+    /// Print JSON instead of text tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One corpus entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    path: PathBuf,
+    label: Label,
+    speaker: String,
+}
+
+fn ravdess_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+    let mut entries = Vec::new();
+    let actors =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let mut actor_dirs: Vec<PathBuf> = actors
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    actor_dirs.sort();
+    for actor in actor_dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&actor)
+            .with_context(|| format!("cannot read {}", actor.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+            .collect();
+        files.sort();
+        for path in files {
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_owned();
+            let parts: Vec<&str> = stem.split('-').collect();
+            if parts.len() != 7 {
+                continue;
+            }
+            let Some(label) = parts[2]
+                .parse::<u8>()
+                .ok()
+                .and_then(Label::from_ravdess_code)
+            else {
+                continue;
+            };
+            entries.push(Entry {
+                path,
+                label,
+                speaker: format!("ravdess-{}", parts[6]),
+            });
+        }
+    }
+    if entries.is_empty() {
+        bail!(
+            "no RAVDESS files (Actor_NN/03-01-EE-II-SS-RR-AA.wav) under {}",
+            dir.display()
+        );
+    }
+    Ok(entries)
+}
+
+fn emodb_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+    let wav = dir.join("wav");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&wav)
+        .with_context(|| format!("cannot read {}", wav.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
+        .collect();
+    files.sort();
+    let mut entries = Vec::new();
+    for path in files {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("")
+            .to_owned();
+        // SSTTTEV: speaker, text, emotion letter, version.
+        let (Some(speaker), Some(code)) = (stem.get(0..2), stem.chars().nth(5)) else {
+            continue;
+        };
+        let label = match code {
+            'W' => Label::Anger,
+            'L' => Label::Boredom,
+            'E' => Label::Disgust,
+            'A' => Label::Fear,
+            'F' => Label::Happiness,
+            'T' => Label::Sadness,
+            'N' => Label::Neutral,
+            _ => continue,
+        };
+        entries.push(Entry {
+            speaker: format!("emodb-{speaker}"),
+            path,
+            label,
+        });
+    }
+    if entries.is_empty() {
+        bail!("no EmoDB files (wav/SSTTTEV.wav) under {}", dir.display());
+    }
+    Ok(entries)
+}
+
+fn manifest_entries(path: &Path) -> anyhow::Result<Vec<Entry>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if n == 0 && fields.first() == Some(&"path") {
+            continue;
+        }
+        if fields.len() != 3 {
+            bail!(
+                "{} line {}: expected path,label,speaker, found {} field(s)",
+                path.display(),
+                n + 1,
+                fields.len()
+            );
+        }
+        let Some(label) = Label::parse(fields[1]) else {
+            bail!(
+                "{} line {}: unknown label {:?} (use one of angry, anxious, sad, happy, neutral, \
+                 or anger, disgust, fear, sadness, boredom, happiness, calm, surprised)",
+                path.display(),
+                n + 1,
+                fields[1]
+            );
+        };
+        entries.push(Entry {
+            path: base.join(fields[0]),
+            label,
+            speaker: fields[2].to_owned(),
+        });
+    }
+    if entries.is_empty() {
+        bail!("{} lists no files", path.display());
+    }
+    Ok(entries)
+}
+
+fn condition_name(condition: ChannelCondition) -> String {
+    match condition {
+        ChannelCondition::AsRecorded => "recorded".to_owned(),
+        ChannelCondition::Telephone { noise_snr_db: None } => "telephone".to_owned(),
+        ChannelCondition::Telephone {
+            noise_snr_db: Some(snr),
+        } => format!("telephone+noise{snr}dB"),
+    }
+}
+
+fn fnv(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// Corpora smaller than this are not cached.
+const MIN_CACHED_FILES: usize = 100;
+
+/// Bump when the signal core or the functionals change in a way the feature names do not show.
+const CACHE_VERSION: u32 = 1;
+
+fn cache_path(entries: &[Entry], condition: ChannelCondition) -> PathBuf {
+    let mut key = format!(
+        "{CACHE_VERSION}|{}|{}",
+        condition_name(condition),
+        FEATURE_NAMES.join(",")
+    );
+    for e in entries {
+        key.push('|');
+        key.push_str(&e.path.to_string_lossy());
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    target
+        .join("attune-emotion-cache")
+        .join(format!("{:016x}.json", fnv(&key)))
+}
+
+/// Functionals of every entry through `condition` (two threads; cached).
+fn extract_all(
+    entries: &[Entry],
+    condition: ChannelCondition,
+) -> anyhow::Result<Vec<LabelledFunctionals>> {
+    // Small corpora (tests, quick retraining) are not worth a cache file.
+    let cache = (entries.len() >= MIN_CACHED_FILES).then(|| cache_path(entries, condition));
+    let cached: Option<Vec<(Vec<f32>, f64, f64)>> = cache
+        .as_ref()
+        .and_then(|c| std::fs::read_to_string(c).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|v: &Vec<(Vec<f32>, f64, f64)>| {
+            v.len() == entries.len() && v.iter().all(|r| r.0.len() == FEATURE_COUNT)
+        });
+    let rows: Vec<(Vec<f32>, f64, f64)> = if let Some(rows) = cached {
+        eprintln!(
+            "features: {} files from cache {}",
+            rows.len(),
+            cache
+                .as_ref()
+                .map_or(String::new(), |c| c.display().to_string())
+        );
+        rows
+    } else {
+        let started = std::time::Instant::now();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(2);
+        let chunk = entries.len().div_ceil(threads).max(1);
+        let results: Vec<anyhow::Result<Vec<FileFunctionals>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = entries
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|e| {
+                                extract_file(&e.path, 0, condition)
+                                    .with_context(|| format!("cannot analyse {}", e.path.display()))
+                            })
+                            .collect::<anyhow::Result<Vec<_>>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| bail!("feature extraction thread panicked"))
+                })
+                .collect()
+        });
+        let mut rows = Vec::with_capacity(entries.len());
+        for part in results {
+            for f in part? {
+                rows.push((f.features.to_vec(), f.speech_s, f.voiced_s));
+            }
+        }
+        eprintln!(
+            "features: {} files ({}) extracted in {:.1} s",
+            rows.len(),
+            condition_name(condition),
+            started.elapsed().as_secs_f64()
+        );
+        if let Some(cache) = &cache {
+            if let Some(dir) = cache.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(text) = serde_json::to_string(&rows) {
+                let _ = std::fs::write(cache, text);
+            }
+        }
+        rows
+    };
+    Ok(entries
+        .iter()
+        .zip(rows)
+        .map(|(e, (f, speech_s, voiced_s))| {
+            let mut features = [0f32; FEATURE_COUNT];
+            features.copy_from_slice(&f);
+            LabelledFunctionals {
+                features,
+                speech_s,
+                voiced_s,
+                speaker: e.speaker.clone(),
+                label: e.label,
+            }
+        })
+        .collect())
+}
+
+fn corpus(ravdess: Option<&Path>, manifest: Option<&Path>) -> anyhow::Result<Vec<Entry>> {
+    match (ravdess, manifest) {
+        (Some(dir), _) => ravdess_entries(dir),
+        (None, Some(m)) => manifest_entries(m),
+        (None, None) => bail!("give --ravdess DIR or --manifest CSV"),
+    }
+}
+
+pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
+    let entries = corpus(args.ravdess.as_deref(), args.manifest.as_deref())?;
+    let telephone = ChannelCondition::Telephone {
+        noise_snr_db: args.noise_snr_db,
+    };
+    // The first condition is the one evaluated; recorded copies of `both` are extra training
+    // data, named SPEAKER/recorded so their baselines stay apart from the telephone copies'.
+    let mut primary = Vec::new();
+    let mut extra = Vec::new();
+    let mut conditions = Vec::new();
+    if matches!(args.channel, TrainChannel::Telephone | TrainChannel::Both) {
+        primary = extract_all(&entries, telephone)?;
+        conditions.push(condition_name(telephone));
+    }
+    if matches!(args.channel, TrainChannel::Recorded | TrainChannel::Both) {
+        let recorded = extract_all(&entries, ChannelCondition::AsRecorded)?;
+        if primary.is_empty() {
+            primary = recorded;
+        } else {
+            extra = recorded
+                .into_iter()
+                .map(|mut s| {
+                    s.speaker.push_str("/recorded");
+                    s
+                })
+                .collect();
+        }
+        conditions.push("recorded".to_owned());
+    }
+    let samples: Vec<LabelledFunctionals> = primary.iter().chain(&extra).cloned().collect();
+    let condition = conditions.join("+");
+    let config = TrainConfig::default();
+    let model = EmotionModel::train(&samples, &config, &condition);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    model.save(&args.out)?;
+    eprintln!(
+        "wrote {} ({} examples, {} speakers, {})",
+        args.out.display(),
+        model.training.examples,
+        model.training.speakers,
+        condition
+    );
+    let evaluation = if args.evaluate {
+        let name = format!("{} (trained on {condition})", conditions[0]);
+        let report = leave_one_speaker_out_augmented(&primary, &extra, &config, &name, true);
+        let text = format_report(&report);
+        print!("{text}");
+        Some(text)
+    } else {
+        None
+    };
+    let card = args
+        .out
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("MODEL_CARD.md");
+    std::fs::write(&card, model_card(&model, &args.out, evaluation.as_deref()))
+        .with_context(|| format!("cannot write {}", card.display()))?;
+    eprintln!("wrote {}", card.display());
+    Ok(())
+}
+
+fn model_card(model: &EmotionModel, path: &Path, evaluation: Option<&str>) -> String {
+    let per_label: Vec<String> = model
+        .training
+        .per_label
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let mut card = format!(
+        "# Attune caller-emotion model (`{}`)\n\n\
+         Generated by `attune train`; regenerate it the same way. Hand-written context lives in the\n\
+         project README and `src/model/`.\n\n\
+         ## Data\n\
+         {} examples from {} speakers, channel: {}. Per label: {}.\n\
+         RAVDESS (Livingstone & Russo 2018) is licensed CC BY-NC-SA 4.0: a model trained on it\n\
+         inherits the non-commercial share-alike terms. Retrain on your own labelled calls with\n\
+         `attune train --manifest calls.csv` (columns path,label,speaker).\n\n\
+         ## Features\n\
+         {} window-level functionals of one party's speech, computed by Attune's own signal core at 8 kHz:\n\
+         {}.\n\n\
+         ## Model\n\
+         Two networks (one tanh hidden layer of {} units shared by a 5-class softmax head and a\n\
+         high-arousal sigmoid head; full-batch Adam, {} epochs, learning rate {}, L2 {}, class-balanced\n\
+         losses; hyper-parameters fixed a priori): one on z-scores against the speaker's own baseline\n\
+         (used once the baseline holds {} s of speech), one on z-scores against the training population\n\
+         (cold start).\n\n\
+         ## Class mapping\n\
+         angry = anger + disgust (+ frustrated), anxious = fear, sad = sadness + boredom, happy = happiness,\n\
+         neutral = neutral + calm; surprised is high arousal only. High arousal = anger, disgust, fear,\n\
+         happiness, surprise. Valence = probability-weighted class prototypes (angry -0.8, anxious -0.6,\n\
+         sad -0.7, happy 0.8, neutral 0.1). Classes: {}.\n\n\
+         ## Abstention\n\
+         Below {} s of speech (or 0.3 s of voiced speech) in a window the model says `unknown`.\n\n",
+        path.display(),
+        model.training.examples,
+        model.training.speakers,
+        model.training.condition,
+        per_label.join(", "),
+        FEATURE_COUNT,
+        FEATURE_NAMES.join(", "),
+        model.train_config.hidden,
+        model.train_config.epochs,
+        model.train_config.learning_rate,
+        model.train_config.weight_decay,
+        MIN_BASELINE_SPEECH_S,
+        CLASS_NAMES.join(", "),
+        MIN_SPEECH_S,
+    );
+    card.push_str("## Measured (leave-one-speaker-out on the training corpus)\n\n");
+    match evaluation {
+        Some(text) => {
+            card.push_str("```text\n");
+            card.push_str(text);
+            card.push_str("```\n\n");
+        }
+        None => card.push_str("Not measured in this run (`attune train --evaluate`).\n\n"),
+    }
+    card.push_str(
+        "## Intended use and known failure modes\n\
+         Intended: a supervisor's cue for the caller's state and the agent's calmness over a call,\n\
+         judged against each party's own baseline. Not for decisions about individuals.\n\
+         - Trained on acted speech (two fixed sentences per actor): real callers' emotions are subtler and\n\
+           the model will over-read acted-style intensity cues.\n\
+         - Cold (no baseline) judgements confuse a naturally loud or high-pitched voice with arousal.\n\
+         - A baseline built from a call that starts upset makes later upset speech look ordinary: with\n\
+           `classify --live` (each window against the call's earlier windows) the calm example caller's\n\
+           arousal rises from 0.05 (cold) to 0.55 and the upset caller's falls from 1.00 to 0.94.\n\
+         - The speaker network was trained with baselines over all of an actor's emotions; a baseline\n\
+           of one emotion only is outside what it learnt.\n\
+         - Whole files are cut into windows of 2.5 s of speech and the windows averaged.\n\
+         - English only in training; other languages are untested (EmoDB anchors fell to chance).\n\
+         - Music, hold tones and crosstalk from the other party bias the features.\n",
+    );
+    card
+}
+
+fn finite_or_null(v: f32) -> serde_json::Value {
+    if v.is_finite() {
+        serde_json::json!((f64::from(v) * 1000.0).round() / 1000.0)
+    } else {
+        serde_json::Value::Null
+    }
+}
+
+pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
+    let model = EmotionModel::load(&args.model)?;
+    let mut results: Vec<(PathBuf, anyhow::Result<Vec<FileFunctionals>>)> = Vec::new();
+    for file in &args.files {
+        let r = load_channel(file, args.channel, ChannelCondition::AsRecorded)
+            .map(|samples| windowed_functionals(&samples, WINDOW_SPEECH_S))
+            .with_context(|| format!("cannot analyse {}", file.display()));
+        results.push((file.clone(), r));
+    }
+    let mut baseline = SpeakerBaseline::new();
+    if args.same_speaker {
+        for (_, r) in &results {
+            for w in r.iter().flatten() {
+                baseline.add(&w.features, w.speech_s);
+            }
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed = 0;
+    for (file, r) in results {
+        let line = match r {
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e:#}");
+                serde_json::json!({
+                    "file": file.display().to_string(),
+                    "emotion": "unknown",
+                    "reason": format!("{e:#}"),
+                    "probabilities": null,
+                    "arousal": null,
+                    "valence": null,
+                    "calmness": null,
+                    "confidence": 0.0,
+                })
+            }
+            Ok(windows) => {
+                let p = if args.live {
+                    model.predict_windows_live(&windows).1
+                } else {
+                    model.predict_windows(&windows, args.same_speaker.then_some(&baseline))
+                };
+                let abstained = p.emotion.is_none();
+                let probabilities: serde_json::Map<String, serde_json::Value> = CLASS_NAMES
+                    .iter()
+                    .zip(p.probabilities)
+                    .map(|(n, v)| ((*n).to_owned(), finite_or_null(v)))
+                    .collect();
+                let when = |v: serde_json::Value| {
+                    if abstained {
+                        serde_json::Value::Null
+                    } else {
+                        v
+                    }
+                };
+                serde_json::json!({
+                    "file": file.display().to_string(),
+                    "channel": args.channel,
+                    "emotion": p.emotion.unwrap_or("unknown"),
+                    "reason": p.abstain_reason,
+                    "probabilities": when(serde_json::Value::Object(probabilities)),
+                    "arousal": when(finite_or_null(p.arousal)),
+                    "valence": when(finite_or_null(p.valence)),
+                    "calmness": when(finite_or_null(p.calmness)),
+                    "confidence": finite_or_null(p.confidence),
+                    "normalisation": if args.live {
+                        serde_json::json!("live")
+                    } else {
+                        serde_json::json!(p.normalisation)
+                    },
+                    "speech_s": (p.speech_s * 100.0).round() / 100.0,
+                    "windows": windows.len(),
+                })
+            }
+        };
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    if failed > 0 {
+        bail!(
+            "{failed} of {} file(s) could not be analysed",
+            args.files.len()
+        );
+    }
+    Ok(())
+}
+
+pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
+    let entries = corpus(args.ravdess.as_deref(), args.manifest.as_deref())?;
+    let condition = if args.telephone {
+        ChannelCondition::Telephone {
+            noise_snr_db: args.noise_snr_db,
+        }
+    } else {
+        ChannelCondition::AsRecorded
+    };
+    let samples = extract_all(&entries, condition)?;
+    let mut per_speaker: BTreeMap<&str, usize> = BTreeMap::new();
+    for s in &samples {
+        *per_speaker.entry(s.speaker.as_str()).or_default() += 1;
+    }
+    let started = std::time::Instant::now();
+    let extra = if args.train_both && condition != ChannelCondition::AsRecorded {
+        extract_all(&entries, ChannelCondition::AsRecorded)?
+            .into_iter()
+            .map(|mut s| {
+                s.speaker.push_str("/recorded");
+                s
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let name = if extra.is_empty() {
+        condition_name(condition)
+    } else {
+        format!("{} (trained on {0} + recorded)", condition_name(condition))
+    };
+    let report = if let Some(emodb) = &args.test_emodb {
+        let test = extract_all(&emodb_entries(emodb)?, condition)?;
+        cross_corpus(
+            &samples,
+            &extra,
+            &test,
+            &TrainConfig::default(),
+            &format!(
+                "{name}; trained on all of it, tested on {}",
+                emodb.display()
+            ),
+            args.baseline,
+        )
+    } else {
+        leave_one_speaker_out_augmented(
+            &samples,
+            &extra,
+            &TrainConfig::default(),
+            &name,
+            args.baseline,
+        )
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", format_report(&report));
+    }
+    eprintln!(
+        "{} training speakers; trained and judged in {:.1} s",
+        per_speaker.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
