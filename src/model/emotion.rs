@@ -413,36 +413,8 @@ impl EmotionModel {
             }
             return p;
         };
-        let total: f64 = judged.iter().map(|(w, _)| w).sum();
-        let mut out = first.1.clone();
-        out.probabilities = [0.0; CLASS_COUNT];
-        out.arousal = 0.0;
-        out.valence = 0.0;
-        out.calmness = 0.0;
-        for (w, p) in &judged {
-            let w = (*w / total) as f32;
-            for (a, b) in out.probabilities.iter_mut().zip(p.probabilities) {
-                *a += w * b;
-            }
-            out.arousal += w * p.arousal;
-            out.valence += w * p.valence;
-            out.calmness += w * p.calmness;
-        }
-        let (best, top) =
-            out.probabilities
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |acc, (i, &p)| {
-                        if p > acc.1 { (i, p) } else { acc }
-                    },
-                );
-        out.emotion = Some(CLASS_NAMES[best]);
-        out.abstain_reason = None;
-        out.speech_s = speech_s;
-        out.confidence = top * (speech_s / FULL_CONFIDENCE_SPEECH_S).min(1.0) as f32;
-        out
+        let judged_refs: Vec<(f64, &Prediction)> = judged.iter().map(|(w, p)| (*w, p)).collect();
+        aggregate_windows(&judged_refs, &first.1, speech_s)
     }
 
     /// Judges a recording's windows in order with a *live* speaker baseline: each window is
@@ -470,34 +442,7 @@ impl EmotionModel {
         if judged.is_empty() {
             return (per_window, self.predict_windows(windows, None));
         }
-        let total: f64 = judged.iter().map(|(w, _)| w).sum();
-        let mut out = judged[judged.len() - 1].1.clone();
-        out.probabilities = [0.0; CLASS_COUNT];
-        out.arousal = 0.0;
-        out.valence = 0.0;
-        out.calmness = 0.0;
-        for (w, p) in &judged {
-            let w = (*w / total) as f32;
-            for (a, b) in out.probabilities.iter_mut().zip(p.probabilities) {
-                *a += w * b;
-            }
-            out.arousal += w * p.arousal;
-            out.valence += w * p.valence;
-            out.calmness += w * p.calmness;
-        }
-        let (best, top) =
-            out.probabilities
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |acc, (i, &p)| {
-                        if p > acc.1 { (i, p) } else { acc }
-                    },
-                );
-        out.emotion = Some(CLASS_NAMES[best]);
-        out.speech_s = speech_s;
-        out.confidence = top * (speech_s / FULL_CONFIDENCE_SPEECH_S).min(1.0) as f32;
+        let out = aggregate_windows(&judged, judged[judged.len() - 1].1, speech_s);
         (per_window, out)
     }
 
@@ -710,6 +655,43 @@ fn net_from_file(f: NetFile, what: &str) -> Result<Mlp, String> {
         w_arousal: ndarray::Array1::from(f.w_arousal),
         b_arousal: f.b_arousal,
     })
+}
+
+/// Speech-weighted average of judged windows (`(speech_s, prediction)`), with the class of the
+/// highest mean probability and a confidence scaled by the total speech.
+fn aggregate_windows(
+    judged: &[(f64, &Prediction)],
+    template: &Prediction,
+    speech_s: f64,
+) -> Prediction {
+    let total: f64 = judged.iter().map(|(w, _)| w).sum();
+    let mut out = template.clone();
+    out.probabilities = [0.0; CLASS_COUNT];
+    out.arousal = 0.0;
+    out.valence = 0.0;
+    out.calmness = 0.0;
+    for (w, p) in judged {
+        let w = (*w / total) as f32;
+        for (a, b) in out.probabilities.iter_mut().zip(p.probabilities) {
+            *a += w * b;
+        }
+        out.arousal += w * p.arousal;
+        out.valence += w * p.valence;
+        out.calmness += w * p.calmness;
+    }
+    let (best, top) =
+        out.probabilities
+            .iter()
+            .enumerate()
+            .fold(
+                (0, f32::NEG_INFINITY),
+                |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
+            );
+    out.emotion = Some(CLASS_NAMES[best]);
+    out.abstain_reason = None;
+    out.speech_s = speech_s;
+    out.confidence = top * (speech_s / FULL_CONFIDENCE_SPEECH_S).min(1.0) as f32;
+    out
 }
 
 #[cfg(test)]
