@@ -47,8 +47,9 @@ fuzz_target!(|data: &[u8]| {
             sample_rate_hz: 8_000,
             channels: u16::from(selector >> 3) % 4 + 1,
         };
-        let reader = AudioReader::from_raw_reader(Box::new(std::io::Cursor::new(rest.to_vec())), format)
-            .expect("valid raw format");
+        let reader =
+            AudioReader::from_raw_reader(Box::new(std::io::Cursor::new(rest.to_vec())), format)
+                .expect("valid raw format");
         drain(reader);
     }
 });

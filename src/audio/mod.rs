@@ -389,9 +389,14 @@ pub fn read_audio_file(path: &Path) -> Result<AudioBuffer, AudioError> {
 pub fn read_all(mut reader: AudioReader) -> Result<AudioBuffer, AudioError> {
     const CHUNK_FRAMES: usize = 1 << 16;
     let channels = usize::from(reader.spec().channels);
-    // The header's frame count is capped at the bytes present for files, but not for streams:
-    // reserve at most a minute's worth up front.
-    let hint = reader.spec().total_frames.unwrap_or(0).min(60 * 192_000) as usize;
+    // The header's frame count is capped at the bytes present for files, but a stream's header
+    // may lie: reserve at most 4 Mi samples (16 MiB) up front and let the rest grow on demand.
+    const MAX_RESERVED_SAMPLES: u64 = 1 << 22;
+    let hint = reader
+        .spec()
+        .total_frames
+        .unwrap_or(0)
+        .min(MAX_RESERVED_SAMPLES / channels as u64) as usize;
     let mut all: Vec<Vec<f32>> = (0..channels).map(|_| Vec::with_capacity(hint)).collect();
     let mut chunk = vec![Vec::with_capacity(CHUNK_FRAMES); channels];
     while reader.read_frames(CHUNK_FRAMES, &mut chunk)? > 0 {
