@@ -139,13 +139,7 @@ fn ravdess_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
         .collect();
     actor_dirs.sort();
     for actor in actor_dirs {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&actor)
-            .with_context(|| format!("cannot read {}", actor.display()))?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
-            .collect();
-        files.sort();
+        let files = wav_files_in(&actor)?;
         for path in files {
             let stem = path
                 .file_stem()
@@ -179,15 +173,21 @@ fn ravdess_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-fn emodb_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
-    let wav = dir.join("wav");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&wav)
-        .with_context(|| format!("cannot read {}", wav.display()))?
+/// The `.wav` files directly in `dir`, sorted by path.
+fn wav_files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+fn emodb_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+    let wav = dir.join("wav");
+    let files = wav_files_in(&wav)?;
     let mut entries = Vec::new();
     for path in files {
         let stem = path

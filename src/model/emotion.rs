@@ -325,16 +325,7 @@ impl EmotionModel {
                 .global_head
                 .predict(&mask_gain(self.global_head.input_norm.z(features))),
         };
-        let (best, top) =
-            out.probabilities
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |acc, (i, &p)| {
-                        if p > acc.1 { (i, p) } else { acc }
-                    },
-                );
+        let (best, top) = most_probable(&out.probabilities);
         let valence = out
             .probabilities
             .iter()
@@ -657,6 +648,17 @@ fn net_from_file(f: NetFile, what: &str) -> Result<Mlp, String> {
     })
 }
 
+/// Index and value of the highest class probability (the first on ties).
+fn most_probable(probabilities: &[f32; CLASS_COUNT]) -> (usize, f32) {
+    probabilities
+        .iter()
+        .enumerate()
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
+        )
+}
+
 /// Speech-weighted average of judged windows (`(speech_s, prediction)`), with the class of the
 /// highest mean probability and a confidence scaled by the total speech.
 fn aggregate_windows(
@@ -679,14 +681,7 @@ fn aggregate_windows(
         out.valence += w * p.valence;
         out.calmness += w * p.calmness;
     }
-    let (best, top) =
-        out.probabilities
-            .iter()
-            .enumerate()
-            .fold(
-                (0, f32::NEG_INFINITY),
-                |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
-            );
+    let (best, top) = most_probable(&out.probabilities);
     out.emotion = Some(CLASS_NAMES[best]);
     out.abstain_reason = None;
     out.speech_s = speech_s;
