@@ -14,6 +14,12 @@
 //!   by frame (10 ms hop), and summarises a channel (speech time, syllables, speaking rate, F0).
 //! - [`dialog`]: the two-party conversation dynamics over both channels' frames: turns, talk,
 //!   overlap and silence time, interruptions, backchannels, response latency.
+//! - [`model`]: caller emotion (5 classes, arousal, valence, confidence) and agent calmness
+//!   from window functionals ([`prosody`]) against each speaker's own baseline.
+//! - [`cues`]: the cue engine — rules with hysteresis over a call's analysis, each cue with its
+//!   evidence; thresholds in `rules/cues.toml`.
+//! - [`call`]: [`call::CallAnalyzer`], one call's whole pipeline (live or recorded):
+//!   `push(channel, samples)` → snapshots, emotion points, dialog events and cues.
 //! - [`eval`]: evaluation against reference corpora (pitch GPE/VDE, speaking rate), used by
 //!   `attune eval ...`.
 //!
@@ -25,7 +31,9 @@
 #![forbid(unsafe_code)]
 
 pub mod audio;
+pub mod call;
 pub mod compose;
+pub mod cues;
 pub mod dialog;
 pub mod dsp;
 pub mod eval;

@@ -138,6 +138,21 @@ pub struct PerParty<T> {
     pub caller: T,
 }
 
+/// The conversation as decided so far (see [`DialogTracker::live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct LiveDialog {
+    /// Call time up to which the tracker has decided, seconds.
+    pub decided_s: f64,
+    pub talk: TalkTime,
+    /// Start of each party's turn in progress, seconds; None when not talking.
+    pub turn_start_s: PerParty<Option<f64>>,
+    /// Start of the overlap in progress, seconds.
+    pub overlap_start_s: Option<f64>,
+    pub interruption_count: PerParty<u64>,
+    /// End of each party's last finished turn (backchannels included), seconds.
+    pub last_turn_end_s: PerParty<Option<f64>>,
+}
+
 /// Everything the tracker knows about a call.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DialogReport {
@@ -345,6 +360,35 @@ impl DialogTracker {
     /// Frames pushed so far.
     pub fn frames(&self) -> u64 {
         self.frames_in
+    }
+
+    /// The conversation as decided so far, without copying the turn lists (cheap: for live
+    /// snapshots). Lags the pushed frames by the smoothing look-ahead.
+    pub fn live(&self) -> LiveDialog {
+        let [agent, caller] = &self.parties;
+        let turn_start = |p: &Party| p.talking.then(|| seconds(p.turn_start));
+        LiveDialog {
+            decided_s: seconds(self.next_frame),
+            talk: TalkTime {
+                agent_s: seconds(agent.talk_frames),
+                caller_s: seconds(caller.talk_frames),
+                overlap_s: seconds(self.overlap_frames),
+                silence_s: seconds(self.silence_frames),
+            },
+            turn_start_s: PerParty {
+                agent: turn_start(agent),
+                caller: turn_start(caller),
+            },
+            overlap_start_s: self.overlap_start.map(seconds),
+            interruption_count: PerParty {
+                agent: agent.interruptions,
+                caller: caller.interruptions,
+            },
+            last_turn_end_s: PerParty {
+                agent: (agent.last_any_end > 0).then(|| seconds(agent.last_any_end)),
+                caller: (caller.last_any_end > 0).then(|| seconds(caller.last_any_end)),
+            },
+        }
     }
 
     /// Routes the two channels of a frame by [`DialogConfig::agent_channel`].

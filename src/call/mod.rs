@@ -1,0 +1,553 @@
+//! One call's whole analysis, live or recorded: [`CallAnalyzer`] takes each channel's samples
+//! as they arrive and returns [`CallEvent`]s in call time — periodic [`CallSnapshot`]s, emotion
+//! and calmness judgements, dialog events and cues. The gRPC service, sound-card capture and the
+//! batch scorer all run this same type, so a recording re-analysed gives what a supervisor saw
+//! live, bit for bit.
+//!
+//! Pipeline per call: resample each channel to [`ANALYSIS_RATE_HZ`] → [`ChannelAnalyzer`] per
+//! channel → frames paired by index → [`DialogTracker`] (turns, overlap, interruptions) → each
+//! party's window functionals (windows of [`WINDOW_SPEECH_S`] of speech, staggered so a new
+//! window closes about every second of speech) → [`EmotionModel`] against the party's live
+//! baseline (caller emotion; agent calmness) → [`CueEngine`].
+//!
+//! Pure and synchronous; per frame it allocates nothing (events allocate when emitted).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::audio::{AudioError, Resampler};
+use crate::compose::annotation::Speaker;
+use crate::cues::{CueEngine, CueEvent, CueInput, CueRules, PartyFrame};
+use crate::dialog::{
+    DialogConfig, DialogConfigError, DialogEvent, DialogReport, DialogTracker, LiveDialog, PerParty,
+};
+use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S};
+use crate::features::{AnalyzerConfig, ChannelAnalyzer, ChannelSummary, FrameFeatures};
+use crate::model::emotion::{EmotionModel, Prediction};
+use crate::prosody::baseline::{Normalisation, SpeakerBaseline};
+use crate::prosody::extract::WINDOW_SPEECH_S;
+use crate::prosody::functionals::FunctionalsAccumulator;
+
+/// Staggered windows per party: a window closes every `WINDOW_SPEECH_S / WINDOW_LANES` of speech.
+pub const WINDOW_LANES: usize = 3;
+
+/// Settings of one call's analysis.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// Sample rate of the incoming audio, Hz (resampled to [`ANALYSIS_RATE_HZ`]).
+    pub sample_rate_hz: u32,
+    /// Which input channel (0 or 1) is the agent; the other is the caller.
+    pub agent_channel: usize,
+    pub analyzer: AnalyzerConfig,
+    pub dialog: DialogConfig,
+    pub rules: CueRules,
+    /// Call time between snapshots, seconds.
+    pub snapshot_period_s: f64,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        Self {
+            sample_rate_hz: ANALYSIS_RATE_HZ,
+            agent_channel: 0,
+            analyzer: AnalyzerConfig::default(),
+            dialog: DialogConfig::default(),
+            rules: CueRules::default(),
+            snapshot_period_s: 1.0,
+        }
+    }
+}
+
+/// What can go wrong setting up a call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallSetupError {
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Dialog(#[from] DialogConfigError),
+    #[error("agent channel {0} does not exist: a call has channels 0 and 1")]
+    AgentChannel(usize),
+    #[error("snapshot period {0} s must be a finite number > 0")]
+    SnapshotPeriod(f64),
+}
+
+/// One judgement of a party's emotional state, over the window that closed at `t_s`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmotionPoint {
+    pub t_s: f64,
+    pub party: Speaker,
+    /// `None` when abstaining (see `abstain_reason`).
+    pub emotion: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abstain_reason: Option<String>,
+    /// angry, anxious, sad, happy, neutral.
+    pub probabilities: [f32; 5],
+    pub arousal: f32,
+    pub valence: f32,
+    pub confidence: f32,
+    /// 0–100.
+    pub calmness: f32,
+    /// Whether the window was judged against the party's own baseline.
+    pub normalisation: Normalisation,
+    pub speech_s: f64,
+}
+
+impl EmotionPoint {
+    fn new(t_s: f64, party: Speaker, p: &Prediction) -> Self {
+        Self {
+            t_s,
+            party,
+            emotion: p.emotion,
+            abstain_reason: p.abstain_reason.clone(),
+            probabilities: p.probabilities,
+            arousal: p.arousal,
+            valence: p.valence,
+            confidence: p.confidence,
+            calmness: p.calmness,
+            normalisation: p.normalisation,
+            speech_s: p.speech_s,
+        }
+    }
+}
+
+/// Per-party figures of the last snapshot period.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct PartyNow {
+    /// The party is in a turn.
+    pub talking: bool,
+    /// Mean loudness of the period's speech frames, dBFS; None without speech.
+    pub loudness_db: Option<f32>,
+    /// Mean F0 of the period's voiced speech frames, Hz; None without.
+    pub pitch_hz: Option<f32>,
+}
+
+/// The call's state, every `snapshot_period_s` of call time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallSnapshot {
+    pub t_s: f64,
+    pub agent: PartyNow,
+    pub caller: PartyNow,
+    pub dialog: LiveDialog,
+    /// The caller's latest judgement; None until the first window ("listening").
+    pub caller_emotion: Option<EmotionPoint>,
+    /// The agent's latest calmness, 0–100; None until the first window.
+    pub agent_calmness: Option<f32>,
+    /// Cues open now.
+    pub open_cues: Vec<CueEvent>,
+}
+
+/// Something the analysis decided, in call time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CallEvent {
+    Snapshot(Box<CallSnapshot>),
+    /// A judged window of the caller (emotion) or the agent (calmness).
+    Emotion(EmotionPoint),
+    Dialog(DialogEvent),
+    Cue(CueEvent),
+}
+
+/// Everything known about a call once it ends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallOutcome {
+    pub duration_s: f64,
+    pub dialog: DialogReport,
+    /// Prosody summary of the agent and the caller channel.
+    pub prosody: PerParty<ChannelSummary>,
+    /// The caller's judged windows in time order.
+    pub caller_emotion: Vec<EmotionPoint>,
+    /// The agent's judged windows (calmness) in time order.
+    pub agent_emotion: Vec<EmotionPoint>,
+    /// Every cue event in time order.
+    pub cues: Vec<CueEvent>,
+}
+
+/// Window functionals of one party: staggered accumulators and the live baseline.
+struct PartyWindows {
+    lanes: [FunctionalsAccumulator; WINDOW_LANES],
+    /// Lanes start one after the other, a third of a window of speech apart.
+    active_lanes: usize,
+    speech_frames: u64,
+    baseline: SpeakerBaseline,
+    latest: Option<Prediction>,
+    loudness_sum_db: f64,
+    loudness_frames: u32,
+    pitch_sum_hz: f64,
+    pitch_frames: u32,
+}
+
+impl PartyWindows {
+    fn new() -> Self {
+        Self {
+            lanes: std::array::from_fn(|_| FunctionalsAccumulator::new()),
+            active_lanes: 1,
+            speech_frames: 0,
+            baseline: SpeakerBaseline::new(),
+            latest: None,
+            loudness_sum_db: 0.0,
+            loudness_frames: 0,
+            pitch_sum_hz: 0.0,
+            pitch_frames: 0,
+        }
+    }
+
+    /// Adds a frame; returns a judgement when a window closed.
+    fn push(&mut self, frame: &FrameFeatures, model: &EmotionModel) -> Option<&Prediction> {
+        let speech = frame.activity == crate::dsp::vad::VoiceActivity::Speech;
+        if speech {
+            self.speech_frames += 1;
+            if frame.loudness_db.is_finite() {
+                self.loudness_sum_db += f64::from(frame.loudness_db);
+                self.loudness_frames += 1;
+            }
+            if frame.voiced && frame.f0_hz > 0.0 {
+                self.pitch_sum_hz += f64::from(frame.f0_hz);
+                self.pitch_frames += 1;
+            }
+        }
+        let stagger_frames = (WINDOW_SPEECH_S / WINDOW_LANES as f64 / FRAME_PERIOD_S) as u64;
+        if self.active_lanes < WINDOW_LANES
+            && self.speech_frames >= stagger_frames * self.active_lanes as u64
+        {
+            self.active_lanes += 1;
+        }
+        let mut closed = None;
+        for (i, lane) in self.lanes[..self.active_lanes].iter_mut().enumerate() {
+            lane.push(frame);
+            if lane.speech_s() >= WINDOW_SPEECH_S {
+                closed = Some(i);
+            }
+        }
+        let i = closed?;
+        let lane = &mut self.lanes[i];
+        let features = lane.features();
+        let (speech_s, voiced_s) = (lane.speech_s(), lane.voiced_s());
+        lane.reset();
+        let prediction = model.predict(&features, speech_s, voiced_s, Some(&self.baseline));
+        // Only one lane feeds the baseline, so each stretch of speech counts once.
+        if i == 0 {
+            self.baseline.add(&features, speech_s);
+        }
+        self.latest = Some(prediction);
+        self.latest.as_ref()
+    }
+
+    fn take_period(&mut self, talking: bool) -> PartyNow {
+        let now = PartyNow {
+            talking,
+            loudness_db: (self.loudness_frames > 0)
+                .then(|| (self.loudness_sum_db / f64::from(self.loudness_frames)) as f32),
+            pitch_hz: (self.pitch_frames > 0)
+                .then(|| (self.pitch_sum_hz / f64::from(self.pitch_frames)) as f32),
+        };
+        self.loudness_sum_db = 0.0;
+        self.loudness_frames = 0;
+        self.pitch_sum_hz = 0.0;
+        self.pitch_frames = 0;
+        now
+    }
+}
+
+fn party_frame(f: &FrameFeatures) -> PartyFrame {
+    PartyFrame {
+        speech: f.activity == crate::dsp::vad::VoiceActivity::Speech,
+        loudness_db: f.loudness_db,
+        f0_hz: if f.voiced { f.f0_hz } else { 0.0 },
+        syllable_nucleus: f.syllable_nucleus,
+    }
+}
+
+/// One call's analysis. See the module docs.
+pub struct CallAnalyzer {
+    config: CallConfig,
+    model: Arc<EmotionModel>,
+    resamplers: [Resampler; 2],
+    resampled: [Vec<f32>; 2],
+    channels: [ChannelAnalyzer; 2],
+    /// Frames of each input channel waiting for the other channel's frame of the same index.
+    pending: [VecDeque<FrameFeatures>; 2],
+    tracker: DialogTracker,
+    /// Agent, caller.
+    parties: [PartyWindows; 2],
+    cues: CueEngine,
+    frames: u64,
+    next_snapshot_s: f64,
+    outcome_caller: Vec<EmotionPoint>,
+    outcome_agent: Vec<EmotionPoint>,
+    outcome_cues: Vec<CueEvent>,
+    cue_scratch: Vec<CueEvent>,
+    dialog_scratch: Vec<DialogEvent>,
+    finished: bool,
+}
+
+const AGENT: usize = 0;
+const CALLER: usize = 1;
+
+impl CallAnalyzer {
+    pub fn new(config: CallConfig, model: Arc<EmotionModel>) -> Result<Self, CallSetupError> {
+        if config.agent_channel > 1 {
+            return Err(CallSetupError::AgentChannel(config.agent_channel));
+        }
+        if !(config.snapshot_period_s.is_finite() && config.snapshot_period_s > 0.0) {
+            return Err(CallSetupError::SnapshotPeriod(config.snapshot_period_s));
+        }
+        let resampler = || Resampler::try_new(config.sample_rate_hz, ANALYSIS_RATE_HZ);
+        let resamplers = [resampler()?, resampler()?];
+        let tracker = DialogTracker::new(DialogConfig {
+            agent_channel: 0,
+            ..config.dialog.clone()
+        })?;
+        Ok(Self {
+            resamplers,
+            resampled: [Vec::with_capacity(8192), Vec::with_capacity(8192)],
+            channels: [
+                ChannelAnalyzer::new(0, &config.analyzer),
+                ChannelAnalyzer::new(1, &config.analyzer),
+            ],
+            pending: [VecDeque::with_capacity(256), VecDeque::with_capacity(256)],
+            tracker,
+            parties: [PartyWindows::new(), PartyWindows::new()],
+            cues: CueEngine::new(config.rules.clone()),
+            frames: 0,
+            next_snapshot_s: config.snapshot_period_s,
+            outcome_caller: Vec::new(),
+            outcome_agent: Vec::new(),
+            outcome_cues: Vec::new(),
+            cue_scratch: Vec::with_capacity(8),
+            dialog_scratch: Vec::with_capacity(8),
+            finished: false,
+            model,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &CallConfig {
+        &self.config
+    }
+
+    /// Call time analysed so far (both channels), seconds.
+    pub fn analysed_s(&self) -> f64 {
+        self.frames as f64 * FRAME_PERIOD_S
+    }
+
+    /// Adds samples of one input channel (0 or 1) at the configured rate; events decided are
+    /// appended to `out`. Channels may arrive unevenly: frames are paired as both arrive.
+    pub fn push(&mut self, channel: usize, samples: &[f32], out: &mut Vec<CallEvent>) {
+        if self.finished || channel > 1 {
+            return;
+        }
+        let buf = &mut self.resampled[channel];
+        buf.clear();
+        self.resamplers[channel].process(samples, buf);
+        let pending = &mut self.pending[channel];
+        self.channels[channel].push(buf, &mut |f| pending.push_back(*f));
+        self.drain_pairs(out);
+    }
+
+    /// Adds interleaved stereo samples (channel 0, channel 1, ...).
+    pub fn push_interleaved(
+        &mut self,
+        samples: &[f32],
+        scratch: &mut [Vec<f32>; 2],
+        out: &mut Vec<CallEvent>,
+    ) {
+        for (c, buf) in scratch.iter_mut().enumerate() {
+            buf.clear();
+            buf.extend(samples.iter().skip(c).step_by(2));
+        }
+        self.push(0, &scratch[0], out);
+        self.push(1, &scratch[1], out);
+    }
+
+    /// Ends the call: flushes both channels, closes open cues, and returns the whole outcome.
+    /// Further pushes are ignored.
+    pub fn finish(&mut self, out: &mut Vec<CallEvent>) -> CallOutcome {
+        if !self.finished {
+            for c in 0..2 {
+                let buf = &mut self.resampled[c];
+                buf.clear();
+                self.resamplers[c].finish(buf);
+                let pending = &mut self.pending[c];
+                self.channels[c].push(buf, &mut |f| pending.push_back(*f));
+                self.channels[c].finish(&mut |f| pending.push_back(*f));
+            }
+            // A channel that ended early is padded with silence.
+            let longest = self.pending[0].len().max(self.pending[1].len());
+            for c in 0..2 {
+                let next_index = self.frames + self.pending[c].len() as u64;
+                for k in 0..(longest - self.pending[c].len()) {
+                    self.pending[c].push_back(FrameFeatures {
+                        index: next_index + k as u64,
+                        loudness_db: -120.0,
+                        ..FrameFeatures::default()
+                    });
+                }
+            }
+            self.drain_pairs(out);
+            self.finished = true;
+            self.dialog_scratch.clear();
+            self.dialog_scratch.extend_from_slice(self.tracker.finish());
+            for e in &self.dialog_scratch {
+                out.push(CallEvent::Dialog(*e));
+            }
+            self.cue_scratch.clear();
+            self.cues.finish(self.analysed_s(), &mut self.cue_scratch);
+            for cue in self.cue_scratch.drain(..) {
+                self.outcome_cues.push(cue.clone());
+                out.push(CallEvent::Cue(cue));
+            }
+            out.push(CallEvent::Snapshot(Box::new(
+                self.snapshot(self.analysed_s()),
+            )));
+        }
+        let agent_channel = self.config.agent_channel;
+        CallOutcome {
+            duration_s: self.analysed_s(),
+            dialog: self.tracker.report(),
+            prosody: PerParty {
+                agent: self.channels[agent_channel].summary(),
+                caller: self.channels[1 - agent_channel].summary(),
+            },
+            caller_emotion: self.outcome_caller.clone(),
+            agent_emotion: self.outcome_agent.clone(),
+            cues: self.outcome_cues.clone(),
+        }
+    }
+
+    fn drain_pairs(&mut self, out: &mut Vec<CallEvent>) {
+        while !self.pending[0].is_empty() && !self.pending[1].is_empty() {
+            let a = self.pending[0].pop_front().unwrap_or_default();
+            let b = self.pending[1].pop_front().unwrap_or_default();
+            let (agent, caller) = if self.config.agent_channel == 0 {
+                (a, b)
+            } else {
+                (b, a)
+            };
+            self.step(&agent, &caller, out);
+        }
+    }
+
+    fn step(&mut self, agent: &FrameFeatures, caller: &FrameFeatures, out: &mut Vec<CallEvent>) {
+        self.frames += 1;
+        let t_s = self.analysed_s();
+        self.dialog_scratch.clear();
+        self.dialog_scratch
+            .extend_from_slice(self.tracker.push(agent, caller));
+        for e in &self.dialog_scratch {
+            out.push(CallEvent::Dialog(*e));
+        }
+        let agent_judged = self.parties[AGENT].push(agent, &self.model).is_some();
+        let caller_judged = self.parties[CALLER].push(caller, &self.model).is_some();
+        if agent_judged && let Some(p) = &self.parties[AGENT].latest {
+            let point = EmotionPoint::new(t_s, Speaker::Agent, p);
+            self.outcome_agent.push(point.clone());
+            out.push(CallEvent::Emotion(point));
+        }
+        if caller_judged && let Some(p) = &self.parties[CALLER].latest {
+            let point = EmotionPoint::new(t_s, Speaker::Caller, p);
+            self.outcome_caller.push(point.clone());
+            out.push(CallEvent::Emotion(point));
+        }
+        let live = self.tracker.live();
+        let input = CueInput {
+            t_s,
+            agent: party_frame(agent),
+            caller: party_frame(caller),
+            dialog: &live,
+            dialog_events: &self.dialog_scratch,
+            caller_emotion: if caller_judged {
+                self.parties[CALLER].latest.as_ref()
+            } else {
+                None
+            },
+            agent_emotion: if agent_judged {
+                self.parties[AGENT].latest.as_ref()
+            } else {
+                None
+            },
+        };
+        self.cue_scratch.clear();
+        self.cues.push(&input, &mut self.cue_scratch);
+        for cue in self.cue_scratch.drain(..) {
+            self.outcome_cues.push(cue.clone());
+            out.push(CallEvent::Cue(cue));
+        }
+        if t_s + 1e-9 >= self.next_snapshot_s {
+            self.next_snapshot_s += self.config.snapshot_period_s;
+            out.push(CallEvent::Snapshot(Box::new(self.snapshot(t_s))));
+        }
+    }
+
+    fn snapshot(&mut self, t_s: f64) -> CallSnapshot {
+        let live = self.tracker.live();
+        let caller_emotion = self.outcome_caller.last().cloned();
+        let agent_calmness = self.parties[AGENT]
+            .latest
+            .as_ref()
+            .filter(|p| p.emotion.is_some())
+            .map(|p| p.calmness);
+        CallSnapshot {
+            t_s,
+            agent: self.parties[AGENT].take_period(live.turn_start_s.agent.is_some()),
+            caller: self.parties[CALLER].take_period(live.turn_start_s.caller.is_some()),
+            dialog: live,
+            caller_emotion,
+            agent_calmness,
+            open_cues: self.cues.open_cues().to_vec(),
+        }
+    }
+}
+
+/// Reading chunk of [`analyze_recording`], frames (3 s at 8 kHz).
+const RECORDING_CHUNK_FRAMES: usize = 24_000;
+
+/// What can go wrong analysing a recording with [`analyze_recording`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordingError {
+    #[error(transparent)]
+    Audio(#[from] AudioError),
+    #[error(transparent)]
+    Setup(#[from] CallSetupError),
+    #[error("{path}: a call needs two channels (one per party); this recording has {channels}")]
+    NotTwoChannels { path: String, channels: u16 },
+}
+
+/// Runs a recorded stereo call through [`CallAnalyzer`] exactly as a live call would be
+/// (streaming, bounded memory); `on_event` sees every event. `config.sample_rate_hz` is taken
+/// from the file. Channels beyond the first two are ignored.
+pub fn analyze_recording(
+    reader: &mut crate::audio::AudioReader,
+    path: &str,
+    mut config: CallConfig,
+    model: Arc<EmotionModel>,
+    mut on_event: impl FnMut(&CallEvent),
+) -> Result<CallOutcome, RecordingError> {
+    let spec = reader.spec().clone();
+    if spec.channels < 2 {
+        return Err(RecordingError::NotTwoChannels {
+            path: path.to_owned(),
+            channels: spec.channels,
+        });
+    }
+    config.sample_rate_hz = spec.sample_rate_hz;
+    let mut call = CallAnalyzer::new(config, model)?;
+    let mut input: Vec<Vec<f32>> =
+        vec![Vec::with_capacity(RECORDING_CHUNK_FRAMES); spec.channels as usize];
+    let mut events = Vec::with_capacity(64);
+    loop {
+        let read = reader.read_frames(RECORDING_CHUNK_FRAMES, &mut input)?;
+        if read == 0 {
+            break;
+        }
+        call.push(0, &input[0], &mut events);
+        call.push(1, &input[1], &mut events);
+        events.drain(..).for_each(|e| on_event(&e));
+    }
+    let outcome = call.finish(&mut events);
+    events.drain(..).for_each(|e| on_event(&e));
+    Ok(outcome)
+}
