@@ -20,6 +20,7 @@
 //!   evidence; thresholds in `rules/cues.toml`.
 //! - [`call`]: [`call::CallAnalyzer`], one call's whole pipeline (live or recorded):
 //!   `push(channel, samples)` → snapshots, emotion points, dialog events and cues.
+//! - [`service`]: the live edge — the call hub, gRPC ingest/monitor, HTTP.
 //! - [`eval`]: evaluation against reference corpora (pitch GPE/VDE, speaking rate), used by
 //!   `attune eval ...`.
 //!
@@ -40,3 +41,4 @@ pub mod eval;
 pub mod features;
 pub mod model;
 pub mod prosody;
+pub mod service;
