@@ -18,6 +18,8 @@ use std::fs::File;
 use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
 
+#[cfg(feature = "capture")]
+pub mod capture;
 pub mod g711;
 pub mod resample;
 pub mod wav;

@@ -13,6 +13,8 @@ use attune::audio::{AudioReader, RawFormat, SampleEncoding};
 use attune::features::{self, AnalyzerConfig};
 
 mod analyze;
+#[cfg(feature = "capture")]
+mod capture;
 mod compose;
 mod emotion;
 mod eval_dialog;
@@ -40,6 +42,10 @@ enum Command {
     Train(emotion::TrainArgs),
     /// Caller emotion, arousal, valence and calmness of each file, one JSON line per file.
     Classify(emotion::ClassifyArgs),
+    /// The agent's sound card as a live call: local analysis with alerts in the terminal
+    /// (cargo feature `capture`).
+    #[cfg(feature = "capture")]
+    Capture(capture::CaptureArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -134,6 +140,8 @@ pub fn main() -> ExitCode {
         Command::Compose(args) => compose::run(&args),
         Command::Train(args) => emotion::run_train(&args),
         Command::Classify(args) => emotion::run_classify(&args),
+        #[cfg(feature = "capture")]
+        Command::Capture(args) => capture::run(&args),
         Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
     };
     match result {

@@ -2,6 +2,8 @@
 
 mod audio;
 mod bad_input;
+#[cfg(feature = "capture")]
+mod capture;
 mod cli;
 mod compose;
 mod dialog;
