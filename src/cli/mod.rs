@@ -15,6 +15,7 @@ use attune::features::{self, AnalyzerConfig};
 mod analyze;
 mod compose;
 mod emotion;
+mod eval_cues;
 mod eval_dialog;
 
 /// Attune: real-time call-center audio analysis from the sound alone.
@@ -90,6 +91,9 @@ enum EvalCommand {
     Dialog(eval_dialog::EvalDialogArgs),
     /// Caller emotion, leave-one-speaker-out (UAR, confusion matrices, calmness ROC AUC).
     Emotion(emotion::EvalEmotionArgs),
+    /// Cue accuracy on composed calls: caller_upset delay on upset callers, false cues on calm
+    /// calls.
+    Cues(eval_cues::EvalCuesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -135,6 +139,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => emotion::run_train(&args),
         Command::Classify(args) => emotion::run_classify(&args),
         Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
+        Command::Eval(EvalCommand::Cues(args)) => eval_cues::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
