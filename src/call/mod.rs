@@ -31,7 +31,7 @@ use crate::prosody::extract::WINDOW_SPEECH_S;
 use crate::prosody::functionals::FunctionalsAccumulator;
 
 /// Staggered windows per party: a window closes every `WINDOW_SPEECH_S / WINDOW_LANES` of speech.
-pub const WINDOW_LANES: usize = 3;
+pub const WINDOW_LANES: usize = 6;
 
 /// Settings of one call's analysis.
 #[derive(Debug, Clone)]
@@ -173,6 +173,9 @@ struct PartyWindows {
     speech_frames: u64,
     baseline: SpeakerBaseline,
     latest: Option<Prediction>,
+    /// The latest window judged cold (population normalisation), when `latest` was judged
+    /// against the baseline; the cue engine combines both.
+    latest_cold: Option<Prediction>,
     loudness_sum_db: f64,
     loudness_frames: u32,
     pitch_sum_hz: f64,
@@ -187,6 +190,7 @@ impl PartyWindows {
             speech_frames: 0,
             baseline: SpeakerBaseline::new(),
             latest: None,
+            latest_cold: None,
             loudness_sum_db: 0.0,
             loudness_frames: 0,
             pitch_sum_hz: 0.0,
@@ -227,6 +231,8 @@ impl PartyWindows {
         let (speech_s, voiced_s) = (lane.speech_s(), lane.voiced_s());
         lane.reset();
         let prediction = model.predict(&features, speech_s, voiced_s, Some(&self.baseline));
+        self.latest_cold = (prediction.normalisation == Normalisation::Speaker)
+            .then(|| model.predict(&features, speech_s, voiced_s, None));
         // Only one lane feeds the baseline, so each stretch of speech counts once.
         if i == 0 {
             self.baseline.add(&features, speech_s);
@@ -465,6 +471,16 @@ impl CallAnalyzer {
             },
             agent_emotion: if agent_judged {
                 self.parties[AGENT].latest.as_ref()
+            } else {
+                None
+            },
+            caller_emotion_cold: if caller_judged {
+                self.parties[CALLER].latest_cold.as_ref()
+            } else {
+                None
+            },
+            agent_emotion_cold: if agent_judged {
+                self.parties[AGENT].latest_cold.as_ref()
             } else {
                 None
             },

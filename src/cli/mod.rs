@@ -17,6 +17,7 @@ mod analyze;
 mod capture;
 mod compose;
 mod emotion;
+mod eval_cues;
 mod eval_dialog;
 
 /// Attune: real-time call-center audio analysis from the sound alone.
@@ -96,6 +97,9 @@ enum EvalCommand {
     Dialog(eval_dialog::EvalDialogArgs),
     /// Caller emotion, leave-one-speaker-out (UAR, confusion matrices, calmness ROC AUC).
     Emotion(emotion::EvalEmotionArgs),
+    /// Cue accuracy on composed calls: caller_upset delay on upset callers, false cues on calm
+    /// calls.
+    Cues(eval_cues::EvalCuesArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +147,7 @@ pub fn main() -> ExitCode {
         #[cfg(feature = "capture")]
         Command::Capture(args) => capture::run(&args),
         Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
+        Command::Eval(EvalCommand::Cues(args)) => eval_cues::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,11 @@
 //! sentences, 3 dB quieter. Levels:
 //! -30..-19 dBFS per party, +-1.5 dB per utterance; crosstalk -35..-25 dB, line noise -60..-45
 //! dBFS unless fixed.
+//!
+//! For cue evaluation, [`RandomCallConfig::caller_arc`] scripts the caller's mood instead
+//! ([`CallerArc`]): calm throughout (neutral/calm utterances only), or calm, then a sustained
+//! upset stretch (angry/disgust utterances, louder, the caller talking in longer turns), then
+//! calm again. Without it the generator draws exactly what it always drew for a seed.
 
 use std::path::Path;
 
@@ -32,6 +37,46 @@ pub struct RandomCallConfig {
     pub sample_rate_hz: u32,
     pub telephone: bool,
     pub encoding: OutputEncoding,
+    /// A scripted caller mood; None draws a mood per call.
+    pub caller_arc: Option<CallerArc>,
+}
+
+/// A scripted caller mood for cue evaluation (RAVDESS emotion codes: 01 neutral, 02 calm,
+/// 05 angry, 07 disgust).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CallerArc {
+    /// Neutral and calm utterances only.
+    Calm,
+    /// Neutral/calm, then from the first caller turn starting at or after `onset_s` a sustained
+    /// stretch of angry/disgust utterances for `upset_s` seconds of call time (every caller
+    /// utterance starting in it; caller turns of 2-3 sentences), `level_offset_db` louder than
+    /// the caller's calm speech; then neutral/calm again.
+    Upset {
+        onset_s: f64,
+        upset_s: f64,
+        level_offset_db: f64,
+    },
+}
+
+/// RAVDESS emotion codes of a calm caller.
+pub const CALM_EMOTION_CODES: [u8; 2] = [1, 2];
+/// RAVDESS emotion codes of an upset caller.
+pub const UPSET_EMOTION_CODES: [u8; 2] = [5, 7];
+
+/// The RAVDESS emotion code of a source path (`.../03-01-05-...wav` → 5).
+pub fn ravdess_emotion_code(source: &str) -> Option<u8> {
+    let name = source.rsplit('/').next()?;
+    name.split('-').nth(2)?.parse().ok()
+}
+
+/// Where a scripted upset stretch stands while planning.
+#[derive(Debug, Clone, Copy)]
+struct UpsetPlan {
+    onset_s: f64,
+    upset_s: f64,
+    level_offset_db: f64,
+    /// Start of the first upset utterance, once placed.
+    started_s: Option<f64>,
 }
 
 impl Default for RandomCallConfig {
@@ -45,6 +90,7 @@ impl Default for RandomCallConfig {
             sample_rate_hz: super::spec::DEFAULT_SAMPLE_RATE_HZ,
             telephone: true,
             encoding: OutputEncoding::Mulaw,
+            caller_arc: None,
         }
     }
 }
@@ -119,6 +165,9 @@ struct Planner<'a> {
     rate: f64,
     agent_files: &'a [String],
     caller_files: Vec<&'a str>,
+    /// The actor's angry/disgust files, for a scripted upset stretch.
+    upset_files: Vec<&'a str>,
+    upset: Option<UpsetPlan>,
     levels: [f64; 2],
     utterances: Vec<UtteranceSpec>,
     spans: Vec<(Speaker, f64, f64)>,
@@ -179,10 +228,11 @@ impl Planner<'_> {
         level_offset_db: f64,
         max_s: Option<f64>,
     ) -> Result<(f64, f64), ComposeError> {
-        let duration = self.speech_s(who, &source, max_s)?;
         let begin = self.resolve(who, start);
+        let (source, scripted_db) = self.scripted_source(who, source, begin, max_s);
+        let duration = self.speech_s(who, &source, max_s)?;
         let base = self.levels[usize::from(who == Speaker::Caller)];
-        let level = (base + level_offset_db + self.rng.range(-1.5, 1.5)).min(-18.0);
+        let level = (base + level_offset_db + scripted_db + self.rng.range(-1.5, 1.5)).min(-18.0);
         self.utterances.push(UtteranceSpec {
             speaker: who,
             source,
@@ -194,6 +244,45 @@ impl Planner<'_> {
         self.spans.push((who, begin, begin + duration));
         self.latest_end = self.latest_end.max(begin + duration);
         Ok((begin, begin + duration))
+    }
+
+    /// The caller's utterance in a scripted upset stretch: an angry/disgust file instead of the
+    /// calm pick, louder. Backchannels (`max_s`) keep their pick.
+    fn scripted_source(
+        &mut self,
+        who: Speaker,
+        source: String,
+        begin_s: f64,
+        max_s: Option<f64>,
+    ) -> (String, f64) {
+        let Some(mut plan) = self.upset else {
+            return (source, 0.0);
+        };
+        if who != Speaker::Caller || max_s.is_some() || self.upset_files.is_empty() {
+            return (source, 0.0);
+        }
+        let new_turn = self.spans.last().is_none_or(|s| s.0 == Speaker::Agent);
+        let upset = match plan.started_s {
+            None if new_turn && begin_s >= plan.onset_s => {
+                plan.started_s = Some(begin_s);
+                true
+            }
+            None => false,
+            Some(started) => begin_s < started + plan.upset_s,
+        };
+        self.upset = Some(plan);
+        if !upset {
+            return (source, 0.0);
+        }
+        let file = self.upset_files[self.rng.below(self.upset_files.len())].to_owned();
+        (file, plan.level_offset_db)
+    }
+
+    /// The caller is in a scripted upset stretch at `t_s`.
+    fn upset_at(&self, t_s: f64) -> bool {
+        self.upset
+            .and_then(|p| p.started_s.map(|s| t_s >= s && t_s < s + p.upset_s))
+            .unwrap_or(false)
     }
 
     /// With some chance, `who.other()` backchannels inside `who`'s latest utterance.
@@ -246,10 +335,29 @@ pub fn random_spec(
     let agent_files = &catalog.agents[rng.below(catalog.agents.len())];
     let actor = &catalog.callers[rng.below(catalog.callers.len())];
     let mood: &[u8] = match rng.next_f64() {
+        _ if config.caller_arc.is_some() => &CALM_EMOTION_CODES,
         r if r < 0.45 => &[1, 2],
         r if r < 0.70 => &[5, 7],
         r if r < 0.85 => &[4, 6],
         _ => &[3, 8],
+    };
+    let upset_files: Vec<&str> = actor
+        .iter()
+        .filter(|(e, _)| UPSET_EMOTION_CODES.contains(e))
+        .map(|(_, f)| f.as_str())
+        .collect();
+    let upset = match config.caller_arc {
+        Some(CallerArc::Upset {
+            onset_s,
+            upset_s,
+            level_offset_db,
+        }) => Some(UpsetPlan {
+            onset_s,
+            upset_s,
+            level_offset_db,
+            started_s: None,
+        }),
+        _ => None,
     };
     let mut caller_files: Vec<&str> = actor
         .iter()
@@ -275,6 +383,8 @@ pub fn random_spec(
         rate: f64::from(config.sample_rate_hz),
         agent_files,
         caller_files,
+        upset_files,
+        upset,
         levels,
         utterances: Vec::new(),
         spans: Vec::new(),
@@ -286,9 +396,13 @@ pub fn random_spec(
     let at = round2(planner.rng.range(0.3, 1.2));
     let (mut turn_start, _) = planner.push(speaker, first, Start::AtS(at), 0.0, None)?;
     loop {
-        let extra = planner
+        let mut extra = planner
             .rng
             .below(if speaker == Speaker::Agent { 3 } else { 2 });
+        // An upset caller talks in longer turns.
+        if speaker == Speaker::Caller && planner.upset_at(planner.latest_end - 0.01) {
+            extra += 1;
+        }
         for _ in 0..extra {
             planner.maybe_backchannel(speaker)?;
             let source = planner.pick(speaker);

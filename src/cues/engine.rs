@@ -1,14 +1,31 @@
 //! The engine: runs every rule of [`CueRules`] over a call's frames and turns crossings into
-//! open/close [`CueEvent`]s. Per-frame work is a few comparisons; it allocates only when a cue
-//! opens or closes.
+//! open/close [`CueEvent`]s. Per frame it updates a few running means and state machines of
+//! fixed size; it allocates only when a cue opens or closes (the event, its evidence and rule
+//! text).
+//!
+//! What each rule measures (thresholds in `rules/cues.toml`):
+//! - agent prosody (min durations count the agent's speech time): recent syllable rate / the
+//!   agent's own rate so far (quickly, slowly); recent loudness − own baseline loudness (raised
+//!   voice, low energy);
+//! - agent tension: the agent's cold calmness over the last windows, points below its own mean
+//!   so far;
+//! - timing: the agent's turn length, gaps before agent responses, interruptions by the agent,
+//!   silence and overlap spans (from the dialog tracker);
+//! - caller emotion per judged window (about every 0.8 s of caller speech): angry, anxious and
+//!   happy probabilities combining the cold judgement with the judgement against the caller's
+//!   own baseline (weighted geometric mean, [`CueRules::caller_baseline_weight`]); escalation from the cold judgements'
+//!   arousal and valence trend; calmed down after an upset.
 
+use super::rules::{EventRule, Hysteresis, SpanRule};
+use super::state::{EventState, LevelState, ProsodyTrack, Step, WindowSeries};
 use super::{
     CueEvent, CueKind, CueParty, CueRules, CueTransition, Evidence, EvidenceValue, Severity,
-    rules::Hysteresis,
 };
+use crate::compose::annotation::Speaker;
 use crate::dialog::{DialogEvent, LiveDialog};
-use crate::dsp::FRAME_PERIOD_S;
 use crate::model::emotion::Prediction;
+use crate::model::labels::CLASS_NAMES;
+use crate::prosody::baseline::Normalisation;
 
 /// One party's frame as the rules see it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -32,91 +49,51 @@ pub struct CueInput<'a> {
     pub dialog: &'a LiveDialog,
     /// Dialog events decided at this frame.
     pub dialog_events: &'a [DialogEvent],
-    /// A caller emotion window judged at this frame.
+    /// A caller emotion window judged at this frame (against the caller's live baseline once it
+    /// holds enough speech).
     pub caller_emotion: Option<&'a Prediction>,
     /// An agent emotion window judged at this frame (its calmness).
     pub agent_emotion: Option<&'a Prediction>,
+    /// The same caller window judged cold (population normalisation, no baseline): immune to
+    /// a drifting baseline. None falls back to `caller_emotion`.
+    pub caller_emotion_cold: Option<&'a Prediction>,
+    /// The same agent window judged cold.
+    pub agent_emotion_cold: Option<&'a Prediction>,
 }
 
-/// Where one hysteresis rule stands.
+const ANGRY: usize = 0;
+const ANXIOUS: usize = 1;
+const HAPPY: usize = 3;
+
+/// The caller's judged windows, as series the rules average.
 #[derive(Debug, Clone, Copy, Default)]
-struct RuleState {
-    open: bool,
-    /// When the measure first crossed the threshold in the current direction.
-    crossing_since_s: Option<f64>,
-    /// When the open cue's condition started.
-    opened_from_s: f64,
+struct CallerSeries {
+    angry: WindowSeries,
+    anxious: WindowSeries,
+    happy: WindowSeries,
+    /// Cold judgements only.
+    arousal_cold: WindowSeries,
+    valence_cold: WindowSeries,
 }
 
-enum Step {
-    Open { from_s: f64 },
-    Close { until_s: f64 },
-}
-
-impl RuleState {
-    /// Advances a rule whose measure rises to open; `None` measures keep the state.
-    fn step(&mut self, measure: Option<f64>, t_s: f64, h: &Hysteresis) -> Option<Step> {
-        let value = measure?;
-        if !self.open {
-            if value >= h.open {
-                let since = *self.crossing_since_s.get_or_insert(t_s);
-                if t_s - since >= h.open_min_s {
-                    self.open = true;
-                    self.opened_from_s = since;
-                    self.crossing_since_s = None;
-                    return Some(Step::Open { from_s: since });
-                }
-            } else {
-                self.crossing_since_s = None;
-            }
-        } else if value <= h.close {
-            let since = *self.crossing_since_s.get_or_insert(t_s);
-            if t_s - since >= h.close_min_s {
-                self.open = false;
-                self.crossing_since_s = None;
-                return Some(Step::Close { until_s: since });
-            }
-        } else {
-            self.crossing_since_s = None;
-        }
-        None
-    }
-}
-
-/// Running mean of a party's speech-frame loudness: the whole call so far (the baseline) and
-/// an exponential recent mean.
+/// Per-rule state.
 #[derive(Debug, Clone, Copy, Default)]
-struct LoudnessTrack {
-    speech_frames: u64,
-    baseline_sum_db: f64,
-    recent_db: f64,
-}
-
-/// Time constant of the recent-loudness mean, seconds of speech.
-const RECENT_LOUDNESS_TAU_S: f64 = 2.0;
-
-impl LoudnessTrack {
-    fn push(&mut self, frame: &PartyFrame) {
-        if !frame.speech || !frame.loudness_db.is_finite() {
-            return;
-        }
-        let db = f64::from(frame.loudness_db);
-        if self.speech_frames == 0 {
-            self.recent_db = db;
-        }
-        let alpha = FRAME_PERIOD_S / RECENT_LOUDNESS_TAU_S;
-        self.recent_db += alpha * (db - self.recent_db);
-        self.baseline_sum_db += db;
-        self.speech_frames += 1;
-    }
-
-    fn speech_s(&self) -> f64 {
-        self.speech_frames as f64 * FRAME_PERIOD_S
-    }
-
-    fn baseline_db(&self) -> f64 {
-        self.baseline_sum_db / self.speech_frames.max(1) as f64
-    }
+struct RuleStates {
+    quickly: LevelState,
+    slowly: LevelState,
+    low_energy: LevelState,
+    raised_voice: LevelState,
+    tension: LevelState,
+    continuous: LevelState,
+    interrupting: EventState,
+    slow_response: EventState,
+    silence: LevelState,
+    overlap: LevelState,
+    upset: LevelState,
+    anxious: LevelState,
+    escalating: LevelState,
+    calmed: LevelState,
+    positive: LevelState,
 }
 
 /// Runs the rules over one call. See the module docs.
@@ -124,27 +101,25 @@ impl LoudnessTrack {
 pub struct CueEngine {
     rules: CueRules,
     next_cue_id: u64,
-    agent_loudness: LoudnessTrack,
-    agent_raised_voice: RuleState,
-    caller_angry_mean: Option<f64>,
-    caller_upset: RuleState,
-    silence: RuleState,
+    agent: ProsodyTrack,
+    agent_calmness_cold: WindowSeries,
+    caller: CallerSeries,
+    states: RuleStates,
+    /// A caller_upset cue has closed and no calmed-down cue followed yet.
+    calm_armed: bool,
     open_cues: Vec<CueEvent>,
 }
-
-/// Weight of the newest caller window in the running mean of its angry probability.
-const CALLER_WINDOW_WEIGHT: f64 = 0.5;
 
 impl CueEngine {
     pub fn new(rules: CueRules) -> Self {
         Self {
+            agent: ProsodyTrack::new(rules.recent_speech_s, rules.recent_rate_speech_s),
             rules,
             next_cue_id: 1,
-            agent_loudness: LoudnessTrack::default(),
-            agent_raised_voice: RuleState::default(),
-            caller_angry_mean: None,
-            caller_upset: RuleState::default(),
-            silence: RuleState::default(),
+            agent_calmness_cold: WindowSeries::default(),
+            caller: CallerSeries::default(),
+            states: RuleStates::default(),
+            calm_armed: false,
             open_cues: Vec::with_capacity(16),
         }
     }
@@ -160,114 +135,10 @@ impl CueEngine {
 
     /// Adds one frame; cue transitions are appended to `out`.
     pub fn push(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
-        let t = input.t_s;
-        // Agent raised voice, against the agent's own loudness so far.
-        self.agent_loudness.push(&input.agent);
-        let track = self.agent_loudness;
-        let measure = (input.agent.speech && track.speech_s() >= self.rules.baseline_min_speech_s)
-            .then(|| track.recent_db - track.baseline_db());
-        let h = self.rules.agent_raised_voice_db;
-        if let Some(step) = self.agent_raised_voice.step(measure, t, &h) {
-            let values = vec![
-                EvidenceValue {
-                    name: "loudness_recent_db",
-                    value: track.recent_db,
-                },
-                EvidenceValue {
-                    name: "loudness_baseline_db",
-                    value: track.baseline_db(),
-                },
-                EvidenceValue {
-                    name: "loudness_above_baseline_db",
-                    value: track.recent_db - track.baseline_db(),
-                },
-            ];
-            let rule = format!(
-                "agent loudness_above_baseline_db >= {} for {} s (closes <= {} for {} s)",
-                h.open, h.open_min_s, h.close, h.close_min_s
-            );
-            self.transition(
-                step,
-                CueKind::AgentRaisedVoice,
-                CueParty::Agent,
-                Severity::Warning,
-                t,
-                rule,
-                values,
-                out,
-            );
-        }
-
-        // Caller upset: a running mean of the angry probability over judged windows.
-        if let Some(p) = input.caller_emotion.filter(|p| p.emotion.is_some()) {
-            let angry = f64::from(p.probabilities[0]);
-            let mean = self.caller_angry_mean.get_or_insert(angry);
-            *mean += CALLER_WINDOW_WEIGHT * (angry - *mean);
-        }
-        let h = self.rules.caller_upset_probability;
-        if let Some(step) = self.caller_upset.step(self.caller_angry_mean, t, &h) {
-            let values = vec![EvidenceValue {
-                name: "angry_probability_mean",
-                value: self.caller_angry_mean.unwrap_or(0.0),
-            }];
-            let rule = format!(
-                "caller angry_probability_mean >= {} for {} s (closes <= {} for {} s)",
-                h.open, h.open_min_s, h.close, h.close_min_s
-            );
-            self.transition(
-                step,
-                CueKind::CallerUpset,
-                CueParty::Caller,
-                Severity::Critical,
-                t,
-                rule,
-                values,
-                out,
-            );
-        }
-
-        // Extended silence: nobody has talked for a while.
-        let silence_s = if !input.agent.speech && !input.caller.speech {
-            let last_end = input
-                .dialog
-                .last_turn_end_s
-                .agent
-                .into_iter()
-                .chain(input.dialog.last_turn_end_s.caller)
-                .fold(0.0, f64::max);
-            let talking = input.dialog.turn_start_s.agent.is_some()
-                || input.dialog.turn_start_s.caller.is_some();
-            if talking {
-                0.0
-            } else {
-                (t - last_end).max(0.0)
-            }
-        } else {
-            0.0
-        };
-        let h = Hysteresis {
-            open: self.rules.extended_silence_s,
-            close: 0.0,
-            open_min_s: 0.0,
-            close_min_s: 0.0,
-        };
-        if let Some(step) = self.silence.step(Some(silence_s), t, &h) {
-            let values = vec![EvidenceValue {
-                name: "silence_s",
-                value: silence_s,
-            }];
-            let rule = format!("silence_s >= {}", h.open);
-            self.transition(
-                step,
-                CueKind::ExtendedSilence,
-                CueParty::Both,
-                Severity::Warning,
-                t,
-                rule,
-                values,
-                out,
-            );
-        }
+        self.agent_prosody(input, out);
+        self.agent_tension(input, out);
+        self.timing(input, out);
+        self.caller_emotion(input, out);
     }
 
     /// Closes every open cue at the end of the call.
@@ -280,15 +151,416 @@ impl CueEngine {
                 ..open
             });
         }
+        self.states = RuleStates::default();
+        self.calm_armed = false;
     }
 
-    #[allow(clippy::too_many_arguments)]
+    fn agent_prosody(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
+        let rules = &self.rules;
+        self.agent.push(&input.agent);
+        let track = &self.agent;
+        let clock = track.speech_s();
+        let t = input.t_s;
+        let speaking = input.agent.speech;
+        let rate_ratio = track
+            .rate_ratio(rules.baseline_min_speech_s)
+            .filter(|_| speaking);
+        let loudness_delta = track
+            .loudness_vs_baseline_db(rules.baseline_min_speech_s)
+            .filter(|_| speaking);
+
+        let (rate_recent, rate_baseline) = (
+            track.recent_rate_syl_per_s(),
+            track.baseline_rate_syl_per_s(),
+        );
+        let (loudness_recent, loudness_baseline) =
+            (track.recent_loudness_db(), track.baseline_loudness_db());
+        let rate_values = move || {
+            vec![
+                value("rate_recent_syl_per_s", rate_recent),
+                value("rate_baseline_syl_per_s", rate_baseline),
+                value("rate_ratio", rate_ratio.unwrap_or(f64::NAN)),
+            ]
+        };
+        let loudness_values = move || {
+            vec![
+                value("loudness_recent_db", loudness_recent),
+                value("loudness_baseline_db", loudness_baseline),
+                value(
+                    "loudness_vs_baseline_db",
+                    loudness_delta.unwrap_or(f64::NAN),
+                ),
+            ]
+        };
+        let checks = [
+            (
+                CueKind::AgentSpeakingQuickly,
+                rules.agent_speaking_quickly_rate_ratio,
+                rate_ratio,
+                "agent rate_ratio (recent / own baseline syllable rate)",
+            ),
+            (
+                CueKind::AgentSpeakingSlowly,
+                rules.agent_speaking_slowly_rate_ratio,
+                rate_ratio,
+                "agent rate_ratio (recent / own baseline syllable rate)",
+            ),
+            (
+                CueKind::AgentRaisedVoice,
+                rules.agent_raised_voice_db,
+                loudness_delta,
+                "agent loudness_vs_baseline_db",
+            ),
+            (
+                CueKind::AgentLowEnergy,
+                rules.agent_low_energy_db,
+                loudness_delta,
+                "agent loudness_vs_baseline_db",
+            ),
+        ];
+        for (kind, h, measure, what) in checks {
+            let state = match kind {
+                CueKind::AgentSpeakingQuickly => &mut self.states.quickly,
+                CueKind::AgentSpeakingSlowly => &mut self.states.slowly,
+                CueKind::AgentRaisedVoice => &mut self.states.raised_voice,
+                _ => &mut self.states.low_energy,
+            };
+            if let Some(step) = state.step(measure, clock, t, &h) {
+                let values = if matches!(
+                    kind,
+                    CueKind::AgentSpeakingQuickly | CueKind::AgentSpeakingSlowly
+                ) {
+                    rate_values()
+                } else {
+                    loudness_values()
+                };
+                let rule = level_rule_text(what, &h, "s of agent speech");
+                self.transition(step, kind, t, rule, values, out);
+            }
+        }
+    }
+
+    fn agent_tension(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
+        let window = input
+            .agent_emotion_cold
+            .or(input.agent_emotion)
+            .filter(|p| p.emotion.is_some());
+        if let Some(p) = window {
+            self.agent_calmness_cold.push(f64::from(p.calmness));
+        }
+        let w = self.rules.agent_tension_calmness_drop_points;
+        let series = &self.agent_calmness_cold;
+        let enough = self.agent.speech_s() >= self.rules.baseline_min_speech_s;
+        let recent = series.mean(w.windows, 0);
+        let own = series.mean_before_last(w.windows);
+        let drop = match (enough, recent, own) {
+            (true, Some(recent), Some(own)) => Some(own - recent),
+            _ => None,
+        };
+        let h = w.level();
+        if let Some(step) = self.states.tension.step(drop, input.t_s, input.t_s, &h) {
+            let values = vec![
+                value("calmness_recent_points", recent.unwrap_or(f64::NAN)),
+                value("calmness_baseline_points", own.unwrap_or(f64::NAN)),
+                value("calmness_drop_points", drop.unwrap_or(f64::NAN)),
+            ];
+            let what = format!(
+                "agent calmness_drop_points (own mean calmness - mean of the last {} windows, cold)",
+                w.windows
+            );
+            let rule = level_rule_text(&what, &h, "s");
+            self.transition(step, CueKind::AgentTension, input.t_s, rule, values, out);
+        }
+    }
+
+    fn timing(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
+        let t = input.t_s;
+        let dialog = input.dialog;
+        let now = dialog.decided_s;
+        // Spans in progress: the agent's turn, the silence, the overlap.
+        let turn_s = dialog.turn_start_s.agent.map(|s| (now - s).max(0.0));
+        let talking = dialog.turn_start_s.agent.is_some()
+            || dialog.turn_start_s.caller.is_some()
+            || input.agent.speech
+            || input.caller.speech;
+        let silence_s = if talking {
+            None
+        } else {
+            let last_end = dialog
+                .last_turn_end_s
+                .agent
+                .into_iter()
+                .chain(dialog.last_turn_end_s.caller)
+                .fold(0.0, f64::max);
+            Some((t - last_end).max(0.0))
+        };
+        let overlap_s = dialog.overlap_start_s.map(|s| (now - s).max(0.0));
+        let spans = [
+            (
+                CueKind::AgentContinuousSpeaking,
+                self.rules.agent_continuous_speaking_s,
+                turn_s,
+                "agent turn_s",
+            ),
+            (
+                CueKind::ExtendedSilence,
+                self.rules.extended_silence_s,
+                silence_s,
+                "silence_s",
+            ),
+            (
+                CueKind::ExtendedOverlap,
+                self.rules.extended_overlap_s,
+                overlap_s,
+                "overlap_s",
+            ),
+        ];
+        for (kind, rule, span_s, what) in spans {
+            let state = match kind {
+                CueKind::AgentContinuousSpeaking => &mut self.states.continuous,
+                CueKind::ExtendedSilence => &mut self.states.silence,
+                _ => &mut self.states.overlap,
+            };
+            let h = span_level(&rule);
+            let step = state.step(Some(span_s.unwrap_or(0.0)), t, t, &h);
+            if let Some(mut step) = step {
+                let span = span_s.unwrap_or(0.0);
+                if let Step::Open { from_s } = &mut step {
+                    // The cue covers the whole span, not just its part past the threshold.
+                    *from_s = match kind {
+                        CueKind::ExtendedSilence => t - span,
+                        _ => now - span,
+                    };
+                }
+                let values = vec![value(what_name(kind), span)];
+                let rule = format!("{what} >= {} (closes when it ends)", rule.open);
+                self.transition(step, kind, t, rule, values, out);
+            }
+        }
+
+        // Events: interruptions by the agent, slow agent responses.
+        for event in input.dialog_events {
+            match event {
+                DialogEvent::Interruption(i) if i.by == Speaker::Agent => {
+                    let rule = self.rules.agent_interrupting;
+                    if let Some(step) =
+                        self.states
+                            .interrupting
+                            .event(i.t_s, i.t_s + i.overlap_s, &rule)
+                    {
+                        let count = self.states.interrupting.count_since(i.t_s, rule.window_s);
+                        let values = vec![
+                            value("interruption_t_s", i.t_s),
+                            value("overlap_s", i.overlap_s),
+                            value("interruptions_in_window", count as f64),
+                        ];
+                        let text = event_rule_text("agent interruptions", &rule);
+                        self.transition(step, CueKind::AgentInterrupting, t, text, values, out);
+                    }
+                }
+                DialogEvent::Response(r)
+                    if r.by == Speaker::Agent
+                        && r.latency_s >= self.rules.agent_slow_to_respond.latency_s =>
+                {
+                    let slow = self.rules.agent_slow_to_respond;
+                    let rule = slow.events();
+                    if let Some(step) =
+                        self.states
+                            .slow_response
+                            .event(r.t_s - r.latency_s, r.t_s, &rule)
+                    {
+                        let values = vec![
+                            value("response_latency_s", r.latency_s),
+                            value(
+                                "slow_responses_in_window",
+                                self.states.slow_response.count_since(r.t_s, rule.window_s) as f64,
+                            ),
+                        ];
+                        let what = format!("agent responses with latency_s >= {}", slow.latency_s);
+                        let text = event_rule_text(&what, &rule);
+                        self.transition(step, CueKind::AgentSlowToRespond, t, text, values, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let rule = self.rules.agent_interrupting;
+        if let Some(step) = self.states.interrupting.tick(t, &rule) {
+            let values = vec![value(
+                "interruptions_in_window",
+                self.states.interrupting.count_since(t, rule.window_s) as f64,
+            )];
+            let text = event_rule_text("agent interruptions", &rule);
+            self.transition(step, CueKind::AgentInterrupting, t, text, values, out);
+        }
+        let rule = self.rules.agent_slow_to_respond.events();
+        if let Some(step) = self.states.slow_response.tick(t, &rule) {
+            let values = vec![value(
+                "slow_responses_in_window",
+                self.states.slow_response.count_since(t, rule.window_s) as f64,
+            )];
+            let what = format!(
+                "agent responses with latency_s >= {}",
+                self.rules.agent_slow_to_respond.latency_s
+            );
+            let text = event_rule_text(&what, &rule);
+            self.transition(step, CueKind::AgentSlowToRespond, t, text, values, out);
+        }
+    }
+
+    fn caller_emotion(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
+        let t = input.t_s;
+        let baseline = input.caller_emotion.filter(|p| p.emotion.is_some());
+        let cold = input
+            .caller_emotion_cold
+            .or(input.caller_emotion)
+            .filter(|p| p.emotion.is_some());
+        if let Some(cold) = cold {
+            let weight = match baseline {
+                Some(b) if b.normalisation == Normalisation::Speaker => {
+                    self.rules.caller_baseline_weight
+                }
+                _ => 0.0,
+            };
+            // Weighted geometric mean: both judgements must agree, so a baseline drifting
+            // towards "aroused" cannot open a caller cue on its own, nor can the cold network
+            // misreading a speaker's normal voice.
+            let combined = |class: usize| {
+                let c = f64::from(cold.probabilities[class]).max(1e-6);
+                let b = baseline.map_or(c, |b| f64::from(b.probabilities[class]).max(1e-6));
+                ((1.0 - weight) * c.ln() + weight * b.ln()).exp()
+            };
+            self.caller.angry.push(combined(ANGRY));
+            self.caller.anxious.push(combined(ANXIOUS));
+            self.caller.happy.push(combined(HAPPY));
+            self.caller.arousal_cold.push(f64::from(cold.arousal));
+            self.caller.valence_cold.push(f64::from(cold.valence));
+        }
+
+        // Upset, anxious, positive: mean of the last windows of one probability.
+        let levels = [
+            (
+                CueKind::CallerUpset,
+                self.rules.caller_upset_probability,
+                ANGRY,
+            ),
+            (
+                CueKind::CallerAnxious,
+                self.rules.caller_anxious_probability,
+                ANXIOUS,
+            ),
+            (
+                CueKind::PositiveInteraction,
+                self.rules.positive_interaction_probability,
+                HAPPY,
+            ),
+        ];
+        for (kind, w, class) in levels {
+            let series = match class {
+                ANGRY => &self.caller.angry,
+                ANXIOUS => &self.caller.anxious,
+                _ => &self.caller.happy,
+            };
+            let mean = series.mean(w.windows, 0);
+            let latest = series.mean(1, 0);
+            let state = match kind {
+                CueKind::CallerUpset => &mut self.states.upset,
+                CueKind::CallerAnxious => &mut self.states.anxious,
+                _ => &mut self.states.positive,
+            };
+            let h = w.level();
+            let Some(step) = state.step(mean, t, t, &h) else {
+                continue;
+            };
+            let values = vec![
+                value(probability_name(class), mean.unwrap_or(f64::NAN)),
+                value("latest_window_probability", latest.unwrap_or(f64::NAN)),
+            ];
+            let what = format!(
+                "caller {} probability (cold and own-baseline judgements, baseline weight {}), mean of the last {} windows",
+                CLASS_NAMES[class], self.rules.caller_baseline_weight, w.windows
+            );
+            let rule = level_rule_text(&what, &h, "s");
+            match (kind, step) {
+                (CueKind::CallerUpset, Step::Open { .. }) => {
+                    self.calm_armed = false;
+                    if self.states.calmed.open {
+                        self.states.calmed.reset();
+                        let calm_values =
+                            vec![value(probability_name(ANGRY), mean.unwrap_or(f64::NAN))];
+                        let calm_rule = "closed: the caller is upset again".to_owned();
+                        self.transition(
+                            Step::Close { until_s: t },
+                            CueKind::CallerCalmedDown,
+                            t,
+                            calm_rule,
+                            calm_values,
+                            out,
+                        );
+                    }
+                }
+                (CueKind::CallerUpset, Step::Close { .. }) => self.calm_armed = true,
+                _ => {}
+            }
+            self.transition(step, kind, t, rule, values, out);
+        }
+
+        // Calmed down: after an upset cue closed, the upset probability stays low.
+        let w = self.rules.caller_calmed_down_probability;
+        let mean = self.caller.angry.mean(w.windows, 0);
+        let armed = self.calm_armed || self.states.calmed.open;
+        let h = w.level();
+        if let Some(step) = self.states.calmed.step(mean.filter(|_| armed), t, t, &h) {
+            if matches!(step, Step::Open { .. }) {
+                self.calm_armed = false;
+            }
+            let values = vec![value(probability_name(ANGRY), mean.unwrap_or(f64::NAN))];
+            let what = format!(
+                "after caller_upset closed: caller angry probability, mean of the last {} windows",
+                w.windows
+            );
+            let rule = level_rule_text(&what, &h, "s");
+            self.transition(step, CueKind::CallerCalmedDown, t, rule, values, out);
+        }
+
+        // Escalating: arousal up and valence down, recent cold windows against earlier ones.
+        let trend = self.rules.caller_escalating_rise;
+        let c = &self.caller;
+        let recent_arousal = c.arousal_cold.mean(trend.windows, 0);
+        let earlier_arousal = c.arousal_cold.mean(trend.reference_windows, trend.windows);
+        let recent_valence = c.valence_cold.mean(trend.windows, 0);
+        let earlier_valence = c.valence_cold.mean(trend.reference_windows, trend.windows);
+        let rise = match (
+            recent_arousal,
+            earlier_arousal,
+            recent_valence,
+            earlier_valence,
+        ) {
+            (Some(ra), Some(ea), Some(rv), Some(ev)) => Some((ra - ea).min(ev - rv)),
+            _ => None,
+        };
+        let h = trend.level();
+        if let Some(step) = self.states.escalating.step(rise, t, t, &h) {
+            let values = vec![
+                value("arousal_recent", recent_arousal.unwrap_or(f64::NAN)),
+                value("arousal_earlier", earlier_arousal.unwrap_or(f64::NAN)),
+                value("valence_recent", recent_valence.unwrap_or(f64::NAN)),
+                value("valence_earlier", earlier_valence.unwrap_or(f64::NAN)),
+                value("escalation_rise", rise.unwrap_or(f64::NAN)),
+            ];
+            let what = format!(
+                "caller escalation_rise = min(arousal rise, valence fall), cold judgements, last {} windows vs the {} before",
+                trend.windows, trend.reference_windows
+            );
+            let rule = level_rule_text(&what, &h, "s");
+            self.transition(step, CueKind::CallerEscalating, t, rule, values, out);
+        }
+    }
+
     fn transition(
         &mut self,
         step: Step,
         kind: CueKind,
-        party: CueParty,
-        severity: Severity,
         t_s: f64,
         rule: String,
         values: Vec<EvidenceValue>,
@@ -299,11 +571,11 @@ impl CueEngine {
                 let cue = CueEvent {
                     cue_id: self.next_cue_id,
                     kind,
-                    party,
-                    severity,
+                    party: party(kind),
+                    severity: severity(kind),
                     event: CueTransition::Open,
                     t_s,
-                    start_s: from_s,
+                    start_s: from_s.min(t_s),
                     end_s: t_s,
                     evidence: Evidence { rule, values },
                     guidance: guidance(kind),
@@ -318,13 +590,85 @@ impl CueEngine {
                     out.push(CueEvent {
                         event: CueTransition::Close,
                         t_s,
-                        end_s: until_s,
+                        end_s: until_s.clamp(open.start_s, t_s),
                         evidence: Evidence { rule, values },
                         ..open
                     });
                 }
             }
         }
+    }
+}
+
+fn value(name: &'static str, value: f64) -> EvidenceValue {
+    EvidenceValue { name, value }
+}
+
+fn probability_name(class: usize) -> &'static str {
+    match class {
+        ANGRY => "angry_probability_mean",
+        ANXIOUS => "anxious_probability_mean",
+        _ => "happy_probability_mean",
+    }
+}
+
+fn what_name(kind: CueKind) -> &'static str {
+    match kind {
+        CueKind::AgentContinuousSpeaking => "turn_s",
+        CueKind::ExtendedSilence => "silence_s",
+        _ => "overlap_s",
+    }
+}
+
+/// A span rule as a level rule: opens at `open`, closes as soon as the span ends (0).
+fn span_level(rule: &SpanRule) -> Hysteresis {
+    Hysteresis {
+        open: rule.open,
+        close: 0.0,
+        open_min_s: 0.0,
+        close_min_s: 0.0,
+    }
+}
+
+fn level_rule_text(what: &str, h: &Hysteresis, clock: &str) -> String {
+    let (open_op, close_op) = if h.rising() {
+        (">=", "<=")
+    } else {
+        ("<=", ">=")
+    };
+    format!(
+        "{what} {open_op} {} for {} {clock} (closes {close_op} {} for {} {clock})",
+        h.open, h.open_min_s, h.close, h.close_min_s
+    )
+}
+
+fn event_rule_text(what: &str, rule: &EventRule) -> String {
+    format!(
+        "{what}: at least {} within {} s (closes {} s after the last)",
+        rule.open_count, rule.window_s, rule.close_after_s
+    )
+}
+
+/// Who a cue is about.
+pub fn party(kind: CueKind) -> CueParty {
+    match kind {
+        CueKind::ExtendedSilence | CueKind::ExtendedOverlap | CueKind::PositiveInteraction => {
+            CueParty::Both
+        }
+        CueKind::CallerUpset
+        | CueKind::CallerAnxious
+        | CueKind::CallerEscalating
+        | CueKind::CallerCalmedDown => CueParty::Caller,
+        _ => CueParty::Agent,
+    }
+}
+
+/// How urgently a person should look at a cue.
+pub fn severity(kind: CueKind) -> Severity {
+    match kind {
+        CueKind::CallerUpset | CueKind::CallerEscalating => Severity::Critical,
+        CueKind::CallerCalmedDown | CueKind::PositiveInteraction => Severity::Info,
+        _ => Severity::Warning,
     }
 }
 

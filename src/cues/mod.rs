@@ -10,10 +10,17 @@
 //! Pure and synchronous: the engine sees [`CueInput`]s frame by frame and never touches I/O.
 
 mod engine;
+pub mod eval;
 mod rules;
+mod state;
+#[cfg(test)]
+mod tests;
 
-pub use engine::{CueEngine, CueInput, PartyFrame};
-pub use rules::{CueRules, DEFAULT_RULES_TOML, RulesError};
+pub use engine::{CueEngine, CueInput, PartyFrame, guidance, party, severity};
+pub use rules::{
+    CueRules, DEFAULT_RULES_TOML, EventRule, Hysteresis, RulesError, SlowResponseRule, SpanRule,
+    TrendHysteresis, WindowHysteresis,
+};
 
 use serde::Serialize;
 

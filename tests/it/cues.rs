@@ -1,0 +1,189 @@
+//! The cue engine on the bundled example calls (through `analyze_recording`, as a recorded call
+//! is analysed), rules files, and `attune eval cues`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use attune::audio::AudioReader;
+use attune::call::{CallConfig, CallEvent, analyze_recording};
+use attune::cues::{CueEvent, CueKind, CueRules, CueTransition};
+use attune::model::emotion::EmotionModel;
+
+use crate::util::{run_err, run_ok, shared_data, temp_dir};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped model, if present (another branch may be retraining it).
+fn model() -> Option<Arc<EmotionModel>> {
+    let path = root().join("models/emotion.json");
+    if !path.is_file() {
+        eprintln!("skipping: {} not found", path.display());
+        return None;
+    }
+    Some(Arc::new(
+        EmotionModel::load(&path).expect("load the shipped model"),
+    ))
+}
+
+/// Every cue event of an example call.
+fn cues_of(name: &str, agent_channel: usize, model: &Arc<EmotionModel>) -> Vec<CueEvent> {
+    let path: PathBuf = root().join("examples/calls").join(name);
+    let mut reader = AudioReader::open(&path).expect("open example call");
+    let config = CallConfig {
+        agent_channel,
+        ..CallConfig::default()
+    };
+    let mut cues = Vec::new();
+    let outcome = analyze_recording(
+        &mut reader,
+        &path.display().to_string(),
+        config,
+        Arc::clone(model),
+        |e| {
+            if let CallEvent::Cue(c) = e {
+                cues.push(c.clone());
+            }
+        },
+    )
+    .expect("analyse example call");
+    assert_eq!(outcome.cues, cues, "the outcome lists the streamed cues");
+    // Every open has its close, with the same id, and spans are ordered.
+    for open in cues.iter().filter(|c| c.event == CueTransition::Open) {
+        let close = cues
+            .iter()
+            .find(|c| c.event == CueTransition::Close && c.cue_id == open.cue_id)
+            .unwrap_or_else(|| panic!("cue {} is never closed", open.cue_id));
+        assert_eq!(close.kind, open.kind);
+        assert!(open.start_s <= open.t_s && close.end_s <= close.t_s + 1e-9);
+        assert!(!open.evidence.rule.is_empty() && !open.evidence.values.is_empty());
+    }
+    cues
+}
+
+fn opens(cues: &[CueEvent], kind: CueKind) -> Vec<&CueEvent> {
+    cues.iter()
+        .filter(|c| c.kind == kind && c.event == CueTransition::Open)
+        .collect()
+}
+
+#[test]
+fn upset_caller_opens_caller_upset() {
+    let Some(model) = model() else { return };
+    let cues = cues_of("upset_caller.wav", 1, &model);
+    let upset = opens(&cues, CueKind::CallerUpset);
+    assert!(!upset.is_empty(), "no caller_upset in {cues:#?}");
+    let first = upset[0];
+    assert!(first.guidance.is_some_and(|g| g.contains("Acknowledge")));
+    assert!(
+        first
+            .evidence
+            .values
+            .iter()
+            .any(|v| v.name == "angry_probability_mean" && v.value >= 0.5)
+    );
+    // The caller is angry from the first word: the cue comes within the first 10 s.
+    assert!(first.t_s < 10.0, "caller_upset at {}", first.t_s);
+    // The agent's last search is a 10.0 s silence (81.87-91.88 s in the truth).
+    let silence = opens(&cues, CueKind::ExtendedSilence);
+    assert_eq!(silence.len(), 1, "{silence:#?}");
+    assert!((silence[0].start_s - 81.9).abs() < 0.5, "{:?}", silence[0]);
+}
+
+#[test]
+fn calm_call_opens_no_caller_upset_and_few_cues() {
+    let Some(model) = model() else { return };
+    let cues = cues_of("calm.wav", 0, &model);
+    let kinds: Vec<&str> = cues
+        .iter()
+        .filter(|c| c.event == CueTransition::Open)
+        .map(|c| c.kind.as_str())
+        .collect();
+    assert!(opens(&cues, CueKind::CallerUpset).is_empty(), "{kinds:?}");
+    assert!(
+        opens(&cues, CueKind::CallerEscalating).is_empty(),
+        "{kinds:?}"
+    );
+    assert!(kinds.len() <= 2, "a calm 62 s call: {kinds:?}");
+}
+
+#[test]
+fn agent_interrupts_opens_agent_interrupting() {
+    let Some(model) = model() else { return };
+    let cues = cues_of("agent_interrupts.wav", 0, &model);
+    let interrupting = opens(&cues, CueKind::AgentInterrupting);
+    assert!(!interrupting.is_empty(), "{cues:#?}");
+    let first = interrupting[0];
+    assert!(first.guidance.is_some_and(|g| g.contains("finish")));
+    // The agent talks over the caller 4 times; each one is an interruption by the agent.
+    assert!(interrupting.len() >= 3, "{interrupting:#?}");
+    assert!(opens(&cues, CueKind::ExtendedOverlap).is_empty());
+}
+
+#[test]
+fn rules_files_load_and_bad_ones_are_named() {
+    let dir = temp_dir("cue-rules");
+    let good = dir.join("good.toml");
+    let text = attune::cues::DEFAULT_RULES_TOML.replace(
+        "[extended_silence_s]\nopen = 10.0",
+        "[extended_silence_s]\nopen = 6.0",
+    );
+    std::fs::write(&good, &text).unwrap();
+    let rules = CueRules::load(&good).unwrap();
+    assert_eq!(rules.extended_silence_s.open, 6.0);
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        text.replace(
+            "[agent_interrupting]\n",
+            "[agent_interrupting]\nopen_cout = 2\n",
+        ),
+    )
+    .unwrap();
+    let e = CueRules::load(&bad).unwrap_err().to_string();
+    assert!(e.contains("bad.toml") && e.contains("open_cout"), "{e}");
+    let missing = CueRules::load(&dir.join("nope.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("nope.toml"), "{missing}");
+    // The CLI reports it.
+    let stderr = run_err(&[
+        "eval",
+        "cues",
+        "--generate",
+        "2",
+        "--rules",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("open_cout"), "{stderr}");
+}
+
+#[test]
+fn eval_cues_runs_on_composed_calls() {
+    let Some(data) = shared_data() else { return };
+    if model().is_none() {
+        return;
+    }
+    let out = run_ok(&[
+        "eval",
+        "cues",
+        "--generate",
+        "2",
+        "--seed",
+        "5",
+        "--minutes",
+        "1.5",
+        "--format",
+        "json",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["upset_calls"], 1);
+    assert_eq!(report["calm_calls"], 1);
+    assert!(report["calm_minutes"].as_f64().unwrap() > 1.0);
+    let calls = report["calls"].as_array().unwrap();
+    let stretch = calls[0]["upset_stretch_s"].as_array().unwrap();
+    assert!(stretch[0].as_f64().unwrap() >= 20.0);
+}
