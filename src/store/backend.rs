@@ -312,6 +312,23 @@ impl Backend {
         ))
     }
 
+    /// Runs SQL outside any transaction wrapper.
+    pub fn execute_raw(&mut self, sql: &str) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite {
+                conn,
+                location,
+                busy_timeout,
+            } => conn
+                .execute_batch(sql)
+                .map_err(|e| sqlite_error(location, *busy_timeout, e)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { client, location } => client
+                .batch_execute(sql)
+                .map_err(|e| pg::error(location, e)),
+        }
+    }
+
     pub fn limit_sqlite_pages(&mut self, pages: u64) -> Result<(), StoreError> {
         match self {
             Backend::Sqlite {

@@ -19,6 +19,40 @@ pub use backend::Cell;
 use backend::{Backend, Param};
 pub use record::{StoredCall, StoredCue, StoredQaItem};
 
+/// Creates an empty PostgreSQL database `name` (dropping any of that name) through the server
+/// at `admin_url`, and returns its URL. For tests.
+#[cfg(feature = "postgres")]
+#[doc(hidden)]
+pub fn fresh_postgres_database_for_tests(
+    admin_url: &str,
+    name: &str,
+) -> Result<String, StoreError> {
+    let fail = |e: postgres::Error| StoreError::Open {
+        location: admin_url.to_owned(),
+        message: e.to_string(),
+    };
+    let mut client = postgres::Client::connect(admin_url, postgres::NoTls).map_err(fail)?;
+    client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+        ))
+        .map_err(fail)?;
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+/// Without the `postgres` feature there is no PostgreSQL database to create.
+#[cfg(not(feature = "postgres"))]
+#[doc(hidden)]
+pub fn fresh_postgres_database_for_tests(
+    _admin_url: &str,
+    _name: &str,
+) -> Result<String, StoreError> {
+    Err(StoreError::Unsupported(
+        "built without the `postgres` feature".to_owned(),
+    ))
+}
+
 /// Wait for a locked SQLite database before giving up.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -268,15 +302,15 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len() as i64;
+        if self.schema_version().ok() == Some(known) {
+            // Up to date: no write lock needed (readers never wait for a batch writing).
+            return Ok(());
+        }
         self.backend.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                 version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
         )?;
-        let known = MIGRATIONS.len() as i64;
-        if self.schema_version()? == known {
-            // Up to date: no write lock needed (readers never wait for a batch writing).
-            return Ok(());
-        }
         let location = self.location().to_owned();
         self.backend.transaction(|tx| {
             let rows = tx.query(
@@ -453,6 +487,13 @@ impl Store {
     #[doc(hidden)]
     pub fn limit_sqlite_pages(&mut self, pages: u64) -> Result<(), StoreError> {
         self.backend.limit_sqlite_pages(pages)
+    }
+
+    /// Takes the database's write lock and keeps it until the store is dropped (tests of a
+    /// locked database use it).
+    #[doc(hidden)]
+    pub fn hold_write_lock_for_tests(&mut self) -> Result<(), StoreError> {
+        self.backend.execute_raw("BEGIN IMMEDIATE")
     }
 
     /// Whether a call is stored.

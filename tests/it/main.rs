@@ -7,5 +7,7 @@ mod compose;
 mod dialog;
 mod emotion;
 mod pitch;
+mod qa;
 mod rate;
+mod store;
 mod util;
