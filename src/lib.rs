@@ -41,4 +41,6 @@ pub mod eval;
 pub mod features;
 pub mod model;
 pub mod prosody;
+pub mod qa;
 pub mod service;
+pub mod store;

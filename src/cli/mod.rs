@@ -13,6 +13,7 @@ use attune::audio::{AudioReader, RawFormat, SampleEncoding};
 use attune::features::{self, AnalyzerConfig};
 
 mod analyze;
+mod calls;
 #[cfg(feature = "capture")]
 mod capture;
 mod compose;
@@ -32,8 +33,11 @@ struct Cli {
 enum Command {
     /// Per-frame prosody of every channel of a recording (10 ms frames), or its summary.
     Features(FeaturesArgs),
-    /// Conversation dynamics of a two-party call (one channel per party), as JSON.
+    /// Score recorded calls: conversation dynamics, caller emotion, agent calmness, cues and
+    /// the QA rubric; one file to stdout, or a batch with --out DIR (parallel, resumable).
     Analyze(analyze::AnalyzeArgs),
+    /// Stored calls by agent, team, date, score and what happened; per-agent trends.
+    Calls(calls::CallsArgs),
     /// Accuracy against reference corpora.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -138,6 +142,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Features(args) => run_features(&args),
         Command::Analyze(args) => analyze::run(&args),
+        Command::Calls(args) => calls::run(&args),
         Command::Eval(EvalCommand::Pitch(args)) => run_eval_pitch(&args),
         Command::Eval(EvalCommand::Rate(args)) => run_eval_rate(&args),
         Command::Eval(EvalCommand::Dialog(args)) => eval_dialog::run(&args),

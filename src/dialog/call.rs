@@ -1,7 +1,8 @@
 //! A recorded call through the signal core and the dialog tracker: [`analyze_call`] streams the
 //! file (memory bounded for calls of many hours), feeds both channels' frames to a
 //! [`DialogTracker`] and gathers the dialog report with each party's prosody summary — the
-//! document `attune analyze` prints.
+//! document `attune analyze` prints. A stereo call analysed once through
+//! [`crate::call::CallAnalyzer`] gives the same document with [`analysis_from_outcome`].
 //!
 //! Bad input:
 //! - **mono** (one channel): two-party metrics need one channel per party. The channel is
@@ -184,6 +185,39 @@ pub fn analyze_call(
         config.agent_channel,
         warnings,
     ))
+}
+
+/// The dialog document of a two-party call from the outcome of [`crate::call::CallAnalyzer`]
+/// (one pass gives the dialog, the emotion and the cues). `channels` is the recording's channel
+/// count (more than two adds the same warning as [`analyze_call`]).
+pub fn analysis_from_outcome(
+    outcome: &crate::call::CallOutcome,
+    sample_rate_hz: u32,
+    channels: u16,
+    agent_channel: u16,
+) -> CallAnalysis {
+    let mut warnings = Vec::new();
+    if channels > 2 {
+        warnings.push(format!(
+            "{channels} channels: only channels 0 and 1 are analysed as the two parties \
+             (agent on channel {agent_channel}); channels 2..{} are ignored",
+            channels - 1
+        ));
+    }
+    let mut summaries = vec![
+        outcome.prosody.agent.clone(),
+        outcome.prosody.caller.clone(),
+    ];
+    summaries.sort_by_key(|s| s.channel);
+    build(
+        outcome.dialog.clone(),
+        summaries,
+        sample_rate_hz,
+        channels,
+        true,
+        agent_channel,
+        warnings,
+    )
 }
 
 fn build(

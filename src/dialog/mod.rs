@@ -33,7 +33,7 @@ mod tests;
 
 use serde::Serialize;
 
-pub use self::call::{CallAnalysis, CallError, analyze_call};
+pub use self::call::{CallAnalysis, CallError, analysis_from_outcome, analyze_call};
 pub use self::config::{DialogConfig, DialogConfigError};
 pub use crate::compose::annotation::Speaker;
 

@@ -10,5 +10,7 @@ mod cues;
 mod dialog;
 mod emotion;
 mod pitch;
+mod qa;
 mod rate;
+mod store;
 mod util;

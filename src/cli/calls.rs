@@ -1,0 +1,199 @@
+//! `attune calls`: stored calls by agent, team, date, score and what happened, and per-agent
+//! trends (`attune calls --trend`), from the store `attune analyze` fills.
+
+use std::io::Write;
+
+use clap::ValueEnum;
+
+use attune::store::{CallQuery, Store, TrendPeriod};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Period {
+    Day,
+    Month,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CallsArgs {
+    /// The database (SQLite file, or postgres://... with the `postgres` feature).
+    #[arg(long, default_value = "attune.db")]
+    db: String,
+    #[arg(long)]
+    agent: Option<String>,
+    #[arg(long)]
+    team: Option<String>,
+    /// Calls on or after this date (YYYY-MM-DD) or time (RFC 3339, UTC).
+    #[arg(long, value_parser = parse_date)]
+    from: Option<String>,
+    /// Calls on or before this date (YYYY-MM-DD), or before this time.
+    #[arg(long, value_parser = parse_date)]
+    to: Option<String>,
+    /// Lowest QA score, percent.
+    #[arg(long)]
+    min_score: Option<f64>,
+    /// Highest QA score, percent.
+    #[arg(long)]
+    max_score: Option<f64>,
+    /// Only calls whose caller ended upset (last judgements average P(angry) >= 0.5).
+    #[arg(long)]
+    caller_ended_upset: bool,
+    /// Only calls where the agent interrupted more than N times.
+    #[arg(long, value_name = "N")]
+    agent_interruptions_over: Option<i64>,
+    /// Per-agent trends (calls, mean and lowest score, automatic fails, upset endings per
+    /// period) instead of the calls.
+    #[arg(long)]
+    trend: bool,
+    /// Period of --trend.
+    #[arg(long, value_enum, default_value_t = Period::Day)]
+    period: Period,
+    /// Most calls listed (newest first).
+    #[arg(long)]
+    limit: Option<i64>,
+    #[arg(long, value_enum, default_value_t = CallsFormat::Table)]
+    format: CallsFormat,
+    /// Seconds to wait for a locked database.
+    #[arg(long, default_value_t = 5.0)]
+    busy_timeout_s: f64,
+}
+
+fn parse_date(text: &str) -> Result<String, String> {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let ok = b.len() >= 10
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b.len() == 10 || b[10] == b'T');
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+        ))
+    }
+}
+
+pub fn run(args: &CallsArgs) -> anyhow::Result<()> {
+    if let (Some(lo), Some(hi)) = (args.min_score, args.max_score)
+        && lo > hi
+    {
+        anyhow::bail!("--min-score {lo} is above --max-score {hi}");
+    }
+    if !args.db.contains("://") && !std::path::Path::new(&args.db).exists() {
+        anyhow::bail!(
+            "no database at {}: score calls first (`attune analyze ... --out DIR` stores them in DIR/attune.db) or pass --db",
+            args.db
+        );
+    }
+    let timeout = std::time::Duration::from_secs_f64(args.busy_timeout_s.clamp(0.0, 3600.0));
+    let mut store = Store::open_with_timeout(&args.db, timeout)?;
+    let query = CallQuery {
+        agent: args.agent.clone(),
+        team: args.team.clone(),
+        from: args.from.clone(),
+        to: args.to.clone(),
+        min_score_pct: args.min_score,
+        max_score_pct: args.max_score,
+        caller_ended_upset: args.caller_ended_upset,
+        agent_interruptions_over: args.agent_interruptions_over,
+        limit: args.limit,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let num = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+    if args.trend {
+        let period = match args.period {
+            Period::Day => TrendPeriod::Day,
+            Period::Month => TrendPeriod::Month,
+        };
+        let rows = store.agent_trends(&query, period)?;
+        match args.format {
+            CallsFormat::Json => {
+                serde_json::to_writer_pretty(&mut out, &rows)?;
+                writeln!(out)?;
+            }
+            CallsFormat::Table => {
+                writeln!(
+                    out,
+                    "{:<20} {:<10} {:>5} {:>10} {:>9} {:>10} {:>6} {:>11}",
+                    "agent",
+                    "period",
+                    "calls",
+                    "mean score",
+                    "min score",
+                    "auto-fails",
+                    "upset",
+                    "interrupts"
+                )?;
+                for r in &rows {
+                    writeln!(
+                        out,
+                        "{:<20} {:<10} {:>5} {:>10} {:>9} {:>10} {:>6} {:>11.1}",
+                        r.agent,
+                        r.period,
+                        r.calls,
+                        num(r.mean_score_pct),
+                        num(r.min_score_pct),
+                        r.auto_fails,
+                        r.callers_ended_upset,
+                        r.mean_agent_interruptions
+                    )?;
+                }
+            }
+        }
+    } else {
+        let rows = store.calls(&query)?;
+        match args.format {
+            CallsFormat::Json => {
+                serde_json::to_writer_pretty(&mut out, &rows)?;
+                writeln!(out)?;
+            }
+            CallsFormat::Table => {
+                writeln!(
+                    out,
+                    "{:<24} {:<16} {:<12} {:<12} {:>8} {:>8} {:>10} {:>6} {:<}",
+                    "call at",
+                    "agent",
+                    "team",
+                    "caller end",
+                    "duration",
+                    "score",
+                    "interrupts",
+                    "cues",
+                    "recording"
+                )?;
+                for r in &rows {
+                    writeln!(
+                        out,
+                        "{:<24} {:<16} {:<12} {:<12} {:>8} {:>8} {:>10} {:>6} {}",
+                        r.call_at,
+                        r.agent.as_deref().unwrap_or("-"),
+                        r.team.as_deref().unwrap_or("-"),
+                        format!(
+                            "{}{}",
+                            r.caller_end_emotion.as_deref().unwrap_or("-"),
+                            if r.caller_ended_upset { " (upset)" } else { "" }
+                        ),
+                        format!("{:.0}s", r.duration_s),
+                        format!("{}{}", num(r.score_pct), if r.auto_fail { "!" } else { "" }),
+                        r.agent_interruptions,
+                        r.cue_count,
+                        r.recording.as_deref().unwrap_or(&r.call_id)
+                    )?;
+                }
+                writeln!(out, "{} calls", rows.len())?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

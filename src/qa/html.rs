@@ -1,0 +1,454 @@
+//! The HTML report of a scored call ([`render_call`]) and the batch index page
+//! ([`render_index`]). Self-contained: inline CSS and SVG, no scripts, no network fetches; every
+//! text from the data is escaped. Evidence links in the rubric table jump to highlighted spans
+//! on the timeline (`#ev-ITEM-N`), cue markers to the cue list (`#cue-N`).
+
+use std::fmt::Write;
+
+use super::report::CallReport;
+use super::score::ItemResult;
+use crate::cues::CueTransition;
+use crate::dialog::call::Party;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1100px}\
+h1{font-size:20px}h2{font-size:16px;margin-top:28px}table{border-collapse:collapse;width:100%}\
+td,th{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}\
+.pass{color:#1a7f37}.fail{color:#c62828;font-weight:600}.not_applicable{color:#888}\
+.score{font-size:28px;font-weight:700}.muted{color:#777;font-size:12px}\
+svg{background:#fafafa;border:1px solid #eee}svg text{font-size:10px;fill:#555}\
+.ev{fill:#ffb300;fill-opacity:.35}.ev:target{fill:#ff6f00;fill-opacity:.8;stroke:#e65100}\
+tr:target{background:#fff3cd}";
+
+/// Width of the charts' drawing area, pixels, and its left margin.
+const WIDTH: f64 = 1000.0;
+const LEFT: f64 = 60.0;
+/// Most points drawn per line (longer tracks are thinned evenly).
+const MAX_POINTS: usize = 2000;
+
+struct Axis {
+    duration_s: f64,
+}
+
+impl Axis {
+    fn x(&self, t_s: f64) -> f64 {
+        let d = self.duration_s.max(1e-3);
+        LEFT + (t_s.clamp(0.0, d) / d) * (WIDTH - LEFT - 10.0)
+    }
+
+    fn ticks(&self, svg: &mut String, top: f64, bottom: f64) {
+        let steps = [
+            1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+        ];
+        let step = steps
+            .into_iter()
+            .find(|s| self.duration_s / s <= 12.0)
+            .unwrap_or(14_400.0);
+        let mut t = 0.0;
+        while t <= self.duration_s + 1e-9 {
+            let x = self.x(t);
+            let label = if step >= 60.0 {
+                format!("{}:{:02}", (t / 60.0) as u64, (t % 60.0) as u64)
+            } else {
+                format!("{t:.0}s")
+            };
+            let _ = write!(
+                svg,
+                "<line x1='{x:.1}' x2='{x:.1}' y1='{top}' y2='{bottom}' stroke='#e5e5e5'/>\
+                 <text x='{x:.1}' y='{:.1}' text-anchor='middle'>{label}</text>",
+                bottom + 11.0
+            );
+            t += step;
+        }
+    }
+}
+
+fn thin<T>(points: &[T]) -> impl Iterator<Item = &T> {
+    let step = points.len().div_ceil(MAX_POINTS).max(1);
+    points.iter().step_by(step)
+}
+
+fn polyline(svg: &mut String, points: impl Iterator<Item = (f64, f64)>, colour: &str) {
+    let mut d = String::new();
+    for (x, y) in points {
+        let _ = write!(d, "{x:.1},{y:.1} ");
+    }
+    if !d.is_empty() {
+        let _ = write!(
+            svg,
+            "<polyline fill='none' stroke='{colour}' stroke-width='1.5' points='{d}'/>"
+        );
+    }
+}
+
+fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
+}
+
+/// The report page of one call.
+pub fn render_call(report: &CallReport) -> String {
+    let a = &report.analysis;
+    let axis = Axis {
+        duration_s: a.duration_s,
+    };
+    let mut h = String::with_capacity(64 * 1024);
+    let title = escape(&report.file);
+    let _ = write!(
+        h,
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>\
+         <title>QA report: {title}</title><style>{STYLE}</style></head><body>\
+         <h1>QA report: {title}</h1>"
+    );
+    let score = match (report.qa.score_pct, report.qa.auto_fail) {
+        (Some(s), true) => format!(
+            "{s:.1} % <span class='fail'>automatic fail</span> (before: {} %)",
+            fmt_opt(report.qa.raw_score_pct, 1)
+        ),
+        (Some(s), false) => format!("{s:.1} %"),
+        (None, _) => "not applicable".to_owned(),
+    };
+    let _ = write!(
+        h,
+        "<p class='score'>{score}</p><p>Duration {:.1} s · agent talk {} s · caller talk {} s · \
+         overlap {} s · silence {:.1} s · interruptions: agent {}, caller {}</p>\
+         <p class='muted'>model {} · cue rules {} · rubric {} ({}) · attune {} · scored {} </p>",
+        a.duration_s,
+        fmt_opt(a.talk.agent_s, 1),
+        fmt_opt(a.talk.caller_s, 1),
+        fmt_opt(a.talk.overlap_s, 1),
+        a.talk.silence_s,
+        a.interruption_count.agent,
+        a.interruption_count.caller,
+        escape(&report.versions.model),
+        escape(&report.versions.cue_rules),
+        escape(&report.versions.rubric),
+        escape(&report.versions.rubric_digest),
+        escape(&report.versions.attune),
+        escape(&report.finished_at),
+    );
+    for w in &a.warnings {
+        let _ = write!(h, "<p class='fail'>warning: {}</p>", escape(w));
+    }
+
+    // Timeline: caller emotion, agent calmness, the talk ribbon, cues and evidence.
+    h.push_str("<h2 id='timeline'>Timeline</h2>");
+    let height = 330.0;
+    let _ = write!(
+        h,
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height}' \
+         viewBox='0 0 {WIDTH} {height}' role='img' aria-label='call timeline'>"
+    );
+    axis.ticks(&mut h, 5.0, 300.0);
+    // Caller arousal and valence: rows 10..90.
+    let (top, span) = (10.0, 80.0);
+    let _ = write!(
+        h,
+        "<text x='4' y='{}'>caller</text><text x='4' y='{}' fill='#c62828'>arousal</text>\
+         <text x='4' y='{}' fill='#1565c0'>valence</text>\
+         <line x1='{LEFT}' x2='{}' y1='{}' y2='{}' stroke='#ccc' stroke-dasharray='3'/>",
+        top + 10.0,
+        top + 25.0,
+        top + 40.0,
+        WIDTH - 10.0,
+        top + span / 2.0,
+        top + span / 2.0
+    );
+    polyline(
+        &mut h,
+        thin(&report.caller_emotion)
+            .map(|p| (axis.x(p.t_s), top + span * (1.0 - f64::from(p.arousal)))),
+        "#c62828",
+    );
+    polyline(
+        &mut h,
+        thin(&report.caller_emotion).map(|p| {
+            (
+                axis.x(p.t_s),
+                top + span * (1.0 - (f64::from(p.valence) + 1.0) / 2.0),
+            )
+        }),
+        "#1565c0",
+    );
+    // Agent calmness: rows 100..180.
+    let (top, span) = (100.0, 80.0);
+    let _ = write!(
+        h,
+        "<text x='4' y='{}'>agent</text><text x='4' y='{}' fill='#2e7d32'>calmness</text>",
+        top + 10.0,
+        top + 25.0
+    );
+    polyline(
+        &mut h,
+        thin(&report.agent_calmness).map(|p| {
+            (
+                axis.x(p.t_s),
+                top + span * (1.0 - f64::from(p.score) / 100.0),
+            )
+        }),
+        "#2e7d32",
+    );
+    // Ribbon: agent, caller, overlap, silence rows.
+    let rows = [
+        ("agent", 190.0, "#1565c0"),
+        ("caller", 206.0, "#c62828"),
+        ("overlap", 222.0, "#6a1b9a"),
+        ("silence", 238.0, "#9e9e9e"),
+    ];
+    for (label, y, _) in rows {
+        let _ = write!(h, "<text x='4' y='{}'>{label}</text>", y + 10.0);
+    }
+    let rect = |h: &mut String, s: f64, e: f64, y: f64, colour: &str, tip: &str| {
+        let (x0, x1) = (axis.x(s), axis.x(e));
+        let _ = write!(
+            h,
+            "<rect x='{x0:.1}' y='{y}' width='{:.1}' height='12' fill='{colour}'><title>{}</title></rect>",
+            (x1 - x0).max(0.5),
+            escape(tip)
+        );
+    };
+    let mut talk_spans: Vec<(f64, f64)> = Vec::new();
+    for t in &a.turns {
+        let (y, colour) = match t.speaker {
+            Party::Caller => (rows[1].1, rows[1].2),
+            _ => (rows[0].1, rows[0].2),
+        };
+        rect(
+            &mut h,
+            t.start_s,
+            t.end_s,
+            y,
+            colour,
+            &format!("{:?} {:.1}–{:.1} s", t.speaker, t.start_s, t.end_s).to_lowercase(),
+        );
+        talk_spans.push((t.start_s, t.end_s));
+    }
+    for o in &a.overlaps {
+        rect(
+            &mut h,
+            o.start_s,
+            o.end_s,
+            rows[2].1,
+            rows[2].2,
+            &format!("overlap {:.1}–{:.1} s", o.start_s, o.end_s),
+        );
+    }
+    talk_spans.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut cursor = 0.0_f64;
+    for (s, e) in talk_spans
+        .iter()
+        .copied()
+        .chain([(a.duration_s, a.duration_s)])
+    {
+        if s > cursor + 0.5 {
+            rect(
+                &mut h,
+                cursor,
+                s,
+                rows[3].1,
+                rows[3].2,
+                &format!("silence {cursor:.1}–{s:.1} s"),
+            );
+        }
+        cursor = cursor.max(e);
+    }
+    // Cues: markers 256..272, linked to the cue list.
+    let _ = write!(h, "<text x='4' y='266'>cues</text>");
+    for (i, cue) in report.cues.iter().enumerate() {
+        if cue.event != CueTransition::Open {
+            continue;
+        }
+        let x = axis.x(cue.start_s);
+        let colour = match cue.severity {
+            crate::cues::Severity::Critical => "#c62828",
+            crate::cues::Severity::Warning => "#ef6c00",
+            crate::cues::Severity::Info => "#2e7d32",
+        };
+        let _ = write!(
+            h,
+            "<a href='#cue-{i}'><path d='M{x:.1},256 l5,8 l-5,8 l-5,-8 z' fill='{colour}'>\
+             <title>{} at {:.1} s</title></path></a>",
+            escape(cue.kind.as_str()),
+            cue.start_s
+        );
+    }
+    // Evidence spans of failed and passed items: row 280..296, targets of the rubric links.
+    let _ = write!(h, "<text x='4' y='290'>evidence</text>");
+    for item in &report.qa.items {
+        for (j, e) in item.evidence.iter().enumerate() {
+            let (x0, x1) = (axis.x(e.start_s), axis.x(e.end_s));
+            let _ = write!(
+                h,
+                "<rect class='ev' id='ev-{}-{j}' x='{x0:.1}' y='280' width='{:.1}' height='14'>\
+                 <title>{}: {}</title></rect>",
+                escape(&item.id),
+                (x1 - x0).max(2.0),
+                escape(&item.id),
+                escape(&e.label)
+            );
+        }
+    }
+    h.push_str("</svg>");
+
+    // Rubric table.
+    let _ = write!(
+        h,
+        "<h2 id='rubric'>Rubric</h2><table><tr><th>section</th><th>item</th><th>rule</th>\
+         <th>weight</th><th>value</th><th>result</th><th>evidence</th></tr>"
+    );
+    for item in &report.qa.items {
+        let result = match item.result {
+            ItemResult::Pass => "pass",
+            ItemResult::Fail => "fail",
+            ItemResult::NotApplicable => "not_applicable",
+        };
+        let mut evidence = String::new();
+        for (j, e) in item.evidence.iter().enumerate().take(20) {
+            let _ = write!(
+                evidence,
+                "<a href='#ev-{}-{j}'>{:.1}–{:.1} s</a> {}<br>",
+                escape(&item.id),
+                e.start_s,
+                e.end_s,
+                escape(&e.label)
+            );
+        }
+        if item.evidence.len() > 20 {
+            let _ = write!(evidence, "… {} more", item.evidence.len() - 20);
+        }
+        if let Some(reason) = &item.reason {
+            evidence.push_str(&escape(reason));
+        }
+        let _ = write!(
+            h,
+            "<tr id='item-{}'><td>{}</td><td>{}{}</td><td><code>{}</code></td><td>{}</td>\
+             <td>{}</td><td class='{result}'>{}</td><td>{evidence}</td></tr>",
+            escape(&item.id),
+            escape(&item.section),
+            escape(&item.title),
+            if item.auto_fail {
+                " <span class='muted'>(auto-fail)</span>"
+            } else {
+                ""
+            },
+            escape(&item.rule),
+            item.weight,
+            fmt_opt(item.value, 2),
+            result.replace('_', " "),
+        );
+    }
+    h.push_str("</table>");
+
+    // Cues list.
+    let _ = write!(
+        h,
+        "<h2 id='cues'>Cues</h2><table><tr><th>time</th><th>cue</th><th>party</th>\
+         <th>severity</th><th>event</th><th>span</th><th>evidence</th></tr>"
+    );
+    if report.cues.is_empty() {
+        h.push_str("<tr><td colspan='7' class='muted'>no cue in this call</td></tr>");
+    }
+    for (i, cue) in report.cues.iter().enumerate() {
+        let values: Vec<String> = cue
+            .evidence
+            .values
+            .iter()
+            .map(|v| format!("{} = {:.2}", v.name, v.value))
+            .collect();
+        let _ = write!(
+            h,
+            "<tr id='cue-{i}'><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{:.1}–{:.1} s</td><td><code>{}</code> {}</td></tr>",
+            cue.t_s,
+            escape(cue.kind.as_str()),
+            escape(cue.party.as_str()),
+            escape(cue.severity.as_str()),
+            escape(cue.event.as_str()),
+            cue.start_s,
+            cue.end_s,
+            escape(&cue.evidence.rule),
+            escape(&values.join(", "))
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}
+
+/// One row of the batch index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexEntry {
+    /// Result name (the report is `NAME.html`, the data `NAME.json`).
+    pub name: String,
+    pub file: String,
+    pub duration_s: Option<f64>,
+    pub score_pct: Option<f64>,
+    pub auto_fail: bool,
+    /// `scored`, `skipped` (already current) or `failed: why`.
+    pub status: String,
+    /// Whether `NAME.html` exists.
+    pub has_html: bool,
+}
+
+/// The batch index page linking every call's report.
+pub fn render_index(entries: &[IndexEntry]) -> String {
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>QA batch</title>\
+         <style>{STYLE}</style></head><body><h1>QA batch: {} recordings</h1><table><tr>\
+         <th>recording</th><th>duration</th><th>score</th><th>status</th><th>data</th></tr>",
+        entries.len()
+    );
+    for e in entries {
+        let name = escape(&e.name);
+        let link = if e.has_html {
+            format!("<a href='{name}.html'>{}</a>", escape(&e.file))
+        } else {
+            escape(&e.file)
+        };
+        let score = match (e.score_pct, e.auto_fail) {
+            (Some(s), true) => format!("<span class='fail'>{s:.1} % (auto-fail)</span>"),
+            (Some(s), false) => format!("{s:.1} %"),
+            (None, _) => "–".to_owned(),
+        };
+        let data = if e.status.starts_with("failed") {
+            String::new()
+        } else {
+            format!("<a href='{name}.json'>json</a>")
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{link}</td><td>{}</td><td>{score}</td><td>{}</td><td>{data}</td></tr>",
+            e.duration_s
+                .map_or("–".to_owned(), |d| format!("{:.0} s", d)),
+            escape(&e.status)
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            super::escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

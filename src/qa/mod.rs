@@ -1,0 +1,24 @@
+//! QA scoring of recorded calls: the rubric ([`Rubric`], TOML, default `rules/qa.toml`), the
+//! measured facts of a call and its score ([`CallFacts`], [`score_call`]), the per-call result
+//! document ([`CallReport`], built from one pass of the call analyzer by [`score_recording`]),
+//! its HTML report ([`html::render_call`], [`html::render_index`]) and CSV rows ([`csv`]),
+//! and the batch helpers (result naming, resume check, atomic writes: [`batch`]).
+//!
+//! Pure apart from [`score_recording`] (reads the file) and [`batch`] (writes results).
+
+pub mod batch;
+pub mod csv;
+pub mod html;
+mod report;
+mod rubric;
+mod score;
+
+pub use report::{
+    CallReport, CalmnessSample, EmotionSample, InputIdentity, ScoreError, ScoringSetup, Versions,
+    rfc3339_from_unix_ms, rfc3339_utc, score_recording,
+};
+pub use rubric::{
+    CUE_COUNT_PREFIX, DEFAULT_RUBRIC_TOML, FACTS, FactDef, Rubric, RubricError, RubricItem,
+    fact_def, fnv1a_hex,
+};
+pub use score::{CallFacts, EvidenceSpan, Fact, ItemResult, ItemScore, QaScore, score_call};

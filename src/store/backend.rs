@@ -1,0 +1,413 @@
+//! The two database engines behind one small interface: statements with `?` placeholders
+//! (rewritten to `$n` for PostgreSQL), typed parameters ([`Param`]) and result cells ([`Cell`]),
+//! and transactions. Errors are turned into [`StoreError`]s that say what happened.
+
+use std::time::Duration;
+
+use rusqlite::{ErrorCode, TransactionBehavior};
+
+use super::StoreError;
+
+/// A statement parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Text(Option<String>),
+    Real(Option<f64>),
+    Int(Option<i64>),
+}
+
+/// A result cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Text(String),
+    Real(f64),
+    Int(i64),
+}
+
+impl Cell {
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Cell::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            Cell::Real(v) => Some(v),
+            Cell::Int(v) => Some(v as f64),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Cell::Int(v) => Some(v),
+            Cell::Real(v) => Some(v as i64),
+            _ => None,
+        }
+    }
+}
+
+/// Statements inside a transaction (or on the connection).
+pub trait Exec {
+    fn execute(&mut self, sql: &str, params: &[Param]) -> Result<(), StoreError>;
+    fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError>;
+    fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, StoreError>;
+}
+
+pub enum Backend {
+    Sqlite {
+        conn: rusqlite::Connection,
+        location: String,
+        busy_timeout: Duration,
+    },
+    #[cfg(feature = "postgres")]
+    Postgres {
+        client: postgres::Client,
+        location: String,
+    },
+}
+
+fn sqlite_error(location: &str, busy_timeout: Duration, e: rusqlite::Error) -> StoreError {
+    let location = location.to_owned();
+    if let rusqlite::Error::SqliteFailure(failure, message) = &e {
+        match failure.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return StoreError::Locked {
+                    location,
+                    waited_s: busy_timeout.as_secs_f64(),
+                };
+            }
+            ErrorCode::DiskFull => return StoreError::Full { location },
+            ErrorCode::ReadOnly => {
+                return StoreError::ReadOnly {
+                    location,
+                    message: message.clone().unwrap_or_else(|| e.to_string()),
+                };
+            }
+            ErrorCode::CannotOpen | ErrorCode::NotADatabase => {
+                return StoreError::Open {
+                    location,
+                    message: e.to_string(),
+                };
+            }
+            _ => {}
+        }
+    }
+    StoreError::Query {
+        location,
+        message: e.to_string(),
+    }
+}
+
+struct SqliteExec<'a> {
+    conn: &'a rusqlite::Connection,
+    location: &'a str,
+    busy_timeout: Duration,
+}
+
+fn sqlite_params(params: &[Param]) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Text(Some(s)) => Value::Text(s.clone()),
+            Param::Real(Some(v)) => Value::Real(*v),
+            Param::Int(Some(v)) => Value::Integer(*v),
+            _ => Value::Null,
+        })
+        .collect()
+}
+
+impl Exec for SqliteExec<'_> {
+    fn execute(&mut self, sql: &str, params: &[Param]) -> Result<(), StoreError> {
+        self.conn
+            .execute(sql, rusqlite::params_from_iter(sqlite_params(params)))
+            .map(|_| ())
+            .map_err(|e| sqlite_error(self.location, self.busy_timeout, e))
+    }
+
+    fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(sql)
+            .map_err(|e| sqlite_error(self.location, self.busy_timeout, e))
+    }
+
+    fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let err = |e| sqlite_error(self.location, self.busy_timeout, e);
+        let mut stmt = self.conn.prepare(sql).map_err(err)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(sqlite_params(params)))
+            .map_err(err)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(err)? {
+            let mut cells = Vec::with_capacity(columns);
+            for i in 0..columns {
+                use rusqlite::types::ValueRef;
+                cells.push(match row.get_ref(i).map_err(err)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(v) => Cell::Int(v),
+                    ValueRef::Real(v) => Cell::Real(v),
+                    ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(_) => Cell::Null,
+                });
+            }
+            out.push(cells);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use super::{Cell, Exec, Param};
+    use crate::store::StoreError;
+    use postgres::types::{ToSql, Type};
+
+    /// `?` placeholders to `$1, $2, ...` (the SQL here has no `?` inside literals).
+    pub fn numbered(sql: &str) -> String {
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push_str(&format!("${n}"));
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    pub fn error(location: &str, e: postgres::Error) -> StoreError {
+        use postgres::error::SqlState;
+        let location = location.to_owned();
+        match e.code() {
+            Some(c) if *c == SqlState::DISK_FULL => StoreError::Full { location },
+            Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => StoreError::Locked {
+                location,
+                waited_s: 0.0,
+            },
+            Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly {
+                location,
+                message: e.to_string(),
+            },
+            _ => StoreError::Query {
+                location,
+                message: match e.as_db_error() {
+                    Some(db) => db.message().to_owned(),
+                    None => e.to_string(),
+                },
+            },
+        }
+    }
+
+    fn boxed(params: &[Param]) -> Vec<Box<dyn ToSql + Sync>> {
+        params
+            .iter()
+            .map(|p| -> Box<dyn ToSql + Sync> {
+                match p {
+                    Param::Text(v) => Box::new(v.clone()),
+                    Param::Real(v) => Box::new(*v),
+                    Param::Int(v) => Box::new(*v),
+                }
+            })
+            .collect()
+    }
+
+    pub struct PgExec<'a, C: postgres::GenericClient> {
+        pub client: &'a mut C,
+        pub location: &'a str,
+    }
+
+    impl<C: postgres::GenericClient> Exec for PgExec<'_, C> {
+        fn execute(&mut self, sql: &str, params: &[Param]) -> Result<(), StoreError> {
+            let values = boxed(params);
+            let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|b| b.as_ref()).collect();
+            self.client
+                .execute(numbered(sql).as_str(), &refs)
+                .map(|_| ())
+                .map_err(|e| error(self.location, e))
+        }
+
+        fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
+            self.client
+                .batch_execute(sql)
+                .map_err(|e| error(self.location, e))
+        }
+
+        fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, StoreError> {
+            let values = boxed(params);
+            let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(|b| b.as_ref()).collect();
+            let rows = self
+                .client
+                .query(numbered(sql).as_str(), &refs)
+                .map_err(|e| error(self.location, e))?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let mut cells = Vec::with_capacity(row.len());
+                for (i, column) in row.columns().iter().enumerate() {
+                    let ty = column.type_();
+                    let cell = if *ty == Type::INT8 {
+                        row.get::<_, Option<i64>>(i).map_or(Cell::Null, Cell::Int)
+                    } else if *ty == Type::INT4 {
+                        row.get::<_, Option<i32>>(i)
+                            .map_or(Cell::Null, |v| Cell::Int(i64::from(v)))
+                    } else if *ty == Type::FLOAT8 {
+                        row.get::<_, Option<f64>>(i).map_or(Cell::Null, Cell::Real)
+                    } else {
+                        row.get::<_, Option<String>>(i)
+                            .map_or(Cell::Null, Cell::Text)
+                    };
+                    cells.push(cell);
+                }
+                out.push(cells);
+            }
+            Ok(out)
+        }
+    }
+}
+
+impl Backend {
+    pub fn open_sqlite(path: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let conn =
+            rusqlite::Connection::open(path).map_err(|e| sqlite_error(path, busy_timeout, e))?;
+        conn.busy_timeout(busy_timeout)
+            .map_err(|e| sqlite_error(path, busy_timeout, e))?;
+        // WAL: readers never block the writer, and a killed writer leaves a consistent file.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| sqlite_error(path, busy_timeout, e))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| sqlite_error(path, busy_timeout, e))?;
+        Ok(Backend::Sqlite {
+            conn,
+            location: path.to_owned(),
+            busy_timeout,
+        })
+    }
+
+    #[cfg(feature = "postgres")]
+    pub fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let location = match url.find('@') {
+            Some(at) => format!("postgres://…{}", &url[at..]),
+            None => url.to_owned(),
+        };
+        let client =
+            postgres::Client::connect(url, postgres::NoTls).map_err(|e| StoreError::Open {
+                location: location.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(Backend::Postgres { client, location })
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    pub fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let _ = url;
+        Err(StoreError::Unsupported(
+            "this attune was built without PostgreSQL support (cargo feature `postgres`)"
+                .to_owned(),
+        ))
+    }
+
+    /// Runs SQL outside any transaction wrapper.
+    pub fn execute_raw(&mut self, sql: &str) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite {
+                conn,
+                location,
+                busy_timeout,
+            } => conn
+                .execute_batch(sql)
+                .map_err(|e| sqlite_error(location, *busy_timeout, e)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { client, location } => client
+                .batch_execute(sql)
+                .map_err(|e| pg::error(location, e)),
+        }
+    }
+
+    pub fn limit_sqlite_pages(&mut self, pages: u64) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite {
+                conn,
+                location,
+                busy_timeout,
+            } => conn
+                .pragma_update(None, "max_page_count", pages)
+                .map_err(|e| sqlite_error(location, *busy_timeout, e)),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { .. } => Ok(()),
+        }
+    }
+
+    pub fn location(&self) -> &str {
+        match self {
+            Backend::Sqlite { location, .. } => location,
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { location, .. } => location,
+        }
+    }
+
+    pub fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.transaction(|tx| tx.execute_batch(sql))
+    }
+
+    pub fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, StoreError> {
+        match self {
+            Backend::Sqlite {
+                conn,
+                location,
+                busy_timeout,
+            } => SqliteExec {
+                conn,
+                location,
+                busy_timeout: *busy_timeout,
+            }
+            .query(sql, params),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { client, location } => {
+                pg::PgExec { client, location }.query(sql, params)
+            }
+        }
+    }
+
+    /// Runs `f` in one transaction: committed when it returns Ok, rolled back otherwise.
+    pub fn transaction(
+        &mut self,
+        f: impl FnOnce(&mut dyn Exec) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite {
+                conn,
+                location,
+                busy_timeout,
+            } => {
+                let timeout = *busy_timeout;
+                let err = |e| sqlite_error(location, timeout, e);
+                // IMMEDIATE takes the write lock up front (waiting up to the busy timeout),
+                // so a locked database fails before any work, never half-way.
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(err)?;
+                f(&mut SqliteExec {
+                    conn: &tx,
+                    location,
+                    busy_timeout: timeout,
+                })?;
+                tx.commit().map_err(err)
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { client, location } => {
+                let mut tx = client.transaction().map_err(|e| pg::error(location, e))?;
+                f(&mut pg::PgExec {
+                    client: &mut tx,
+                    location,
+                })?;
+                tx.commit().map_err(|e| pg::error(location, e))
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! `attune analyze` as a QA scorer: the extended per-call document, determinism, batches with
+//! bad files, resume after an interrupted run, custom rubrics and their errors, HTML/CSV output,
+//! unwritable output folders.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::{attune, run_err, run_ok, temp_dir, write_wav_i16};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/calls")
+        .join(name)
+}
+
+/// The document without the run's timestamps (every key ending in `_at`).
+fn without_run_times(mut v: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                map.retain(|k, _| !k.ends_with("_at"));
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+#[test]
+fn one_file_gives_the_extended_document_and_the_same_result_twice() {
+    let path = example("agent_interrupts.wav");
+    let first: Value = serde_json::from_str(&run_ok(&["analyze", path.to_str().unwrap()])).unwrap();
+    let second: Value =
+        serde_json::from_str(&run_ok(&["analyze", path.to_str().unwrap()])).unwrap();
+    assert!(first["started_at"].is_string() && first["finished_at"].is_string());
+    assert_eq!(without_run_times(first.clone()), without_run_times(second));
+
+    // The dialog document is still there, extended.
+    assert!(first["talk"]["agent_s"].as_f64().unwrap() > 5.0);
+    let emotion = first["caller_emotion"].as_array().unwrap();
+    assert!(emotion.len() >= 5, "{}", emotion.len());
+    for p in emotion {
+        for key in ["t_s", "emotion", "arousal", "valence", "confidence"] {
+            assert!(!p[key].is_null(), "caller_emotion point without {key}: {p}");
+        }
+    }
+    let calm = first["agent_calmness"].as_array().unwrap();
+    assert!(!calm.is_empty() && calm.iter().all(|p| p["score"].is_number()));
+    for cue in first["cues"].as_array().unwrap() {
+        for key in ["t_s", "kind", "party", "event", "evidence"] {
+            assert!(!cue[key].is_null(), "cue without {key}: {cue}");
+        }
+    }
+    let qa = &first["qa"];
+    assert!(qa["score_pct"].is_number() && qa["auto_fail"].is_boolean());
+    let items = qa["items"].as_array().unwrap();
+    assert!(items.len() >= 8);
+    // The call's agent interrupts 4 times: the default rubric allows 2, with evidence.
+    let interruptions = items
+        .iter()
+        .find(|i| i["id"] == "few_interruptions")
+        .unwrap();
+    assert_eq!(interruptions["result"], "fail");
+    assert_eq!(interruptions["value"], 4.0);
+    assert_eq!(interruptions["evidence"].as_array().unwrap().len(), 4);
+    for key in ["model", "cue_rules", "rubric", "rubric_digest"] {
+        assert!(first["versions"][key].is_string(), "no version {key}");
+    }
+}
+
+#[test]
+fn mono_recording_has_no_applicable_qa_item() {
+    let dir = temp_dir("qa-mono");
+    let path = dir.join("mono.wav");
+    let voice = crate::util::synthetic_voice(8_000, 2.0, 180.0, 0.2, true);
+    write_wav_i16(&path, 8_000, &[voice]);
+    let doc: Value = serde_json::from_str(&run_ok(&["analyze", path.to_str().unwrap()])).unwrap();
+    assert_eq!(doc["two_party"], false);
+    assert!(doc["qa"]["score_pct"].is_null());
+    let items = doc["qa"]["items"].as_array().unwrap();
+    assert!(items.iter().all(|i| i["result"] == "not_applicable"));
+    assert!(items[0]["reason"].as_str().unwrap().contains("mono"));
+}
+
+fn write_rubric(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("rubric.toml");
+    std::fs::write(
+        &path,
+        format!("version = \"test-1\"\n[[section]]\nname = \"S\"\n{body}"),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn custom_rubric_auto_fails_and_bad_rubrics_name_the_line() {
+    let dir = temp_dir("qa-rubric");
+    let rubric = write_rubric(
+        &dir,
+        "[[section.item]]\nid = \"no_interrupting\"\ntitle = \"Never interrupt\"\nweight = 1\n\
+         fact = \"agent_interruptions\"\nmax = 0\nauto_fail = true\n\
+         [[section.item]]\nid = \"greets\"\ntitle = \"Greets\"\nweight = 3\n\
+         fact = \"agent_first_speech_s\"\nmax = 5\n",
+    );
+    let path = example("agent_interrupts.wav");
+    let doc: Value = serde_json::from_str(&run_ok(&[
+        "analyze",
+        path.to_str().unwrap(),
+        "--rubric",
+        rubric.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(doc["qa"]["auto_fail"], true);
+    assert_eq!(doc["qa"]["score_pct"], 0.0);
+    assert_eq!(doc["qa"]["raw_score_pct"], 75.0);
+    assert_eq!(doc["versions"]["rubric"], "test-1");
+
+    let unknown = write_rubric(
+        &dir,
+        "[[section.item]]\nid = \"a\"\ntitle = \"A\"\nweight = 1\nfact = \"agent_talk_shar\"\nmax = 0.5\n",
+    );
+    let e = run_err(&[
+        "analyze",
+        path.to_str().unwrap(),
+        "--rubric",
+        unknown.to_str().unwrap(),
+    ]);
+    assert!(e.contains("line 8") && e.contains("agent_talk_shar"), "{e}");
+    let bad = write_rubric(
+        &dir,
+        "[[section.item]]\nid = \"a\"\ntitle = \"A\"\nweight = 1\nfact = \"agent_talk_share\"\nmax = 65\n",
+    );
+    let e = run_err(&[
+        "analyze",
+        path.to_str().unwrap(),
+        "--rubric",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(e.contains("line 9") && e.contains("65"), "{e}");
+}
+
+fn json_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn batch_scores_the_good_files_names_the_bad_and_resumes() {
+    let dir = temp_dir("qa-batch");
+    let calls = dir.join("calls");
+    std::fs::create_dir_all(&calls).unwrap();
+    std::fs::copy(example("calm.wav"), calls.join("calm.wav")).unwrap();
+    std::fs::copy(example("upset_caller.wav"), calls.join("x&<y>.wav")).unwrap();
+    // A truncated copy (half the data) and a file that is not audio at all.
+    let bytes = std::fs::read(example("agent_interrupts.wav")).unwrap();
+    std::fs::write(calls.join("truncated.wav"), &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(
+        calls.join("corrupt.wav"),
+        b"RIFF\x10\x00\x00\x00WAVEjunkjunkjunk",
+    )
+    .unwrap();
+    let out = dir.join("out");
+
+    let output = attune()
+        .args([
+            "analyze",
+            calls.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args(["--format", "html", "--agent", "ana", "--team", "blue"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "a corrupt file must fail the run");
+    assert!(stderr.contains("corrupt.wav"), "{stderr}");
+    assert!(stderr.contains("truncated file"), "{stderr}");
+    assert!(
+        stdout.contains("3 scored") && stdout.contains("1 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        json_files(&out),
+        ["calm.json", "truncated.json", "x__y_.json"]
+    );
+    let index = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(index.contains("href='calm.html'") && index.contains("failed"));
+    assert!(index.contains("x&amp;&lt;y&gt;.wav") && !index.contains("x&<y>"));
+    let report = std::fs::read_to_string(out.join("calm.html")).unwrap();
+    assert!(report.contains("<svg") && report.contains("id='ev-greets_promptly-0'"));
+    assert!(report.contains("href='#ev-greets_promptly-0'"));
+    assert!(!report.contains("src=") && !report.contains("https://"));
+
+    // The database holds the three.
+    let listed = run_ok(&[
+        "calls",
+        "--db",
+        out.join("attune.db").to_str().unwrap(),
+        "--agent",
+        "ana",
+        "--format",
+        "json",
+    ]);
+    let rows: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3);
+
+    // A killed run: one result lost before its rename, a stale temp file left behind.
+    let before = std::fs::read_to_string(out.join("x__y_.json")).unwrap();
+    std::fs::remove_file(out.join("calm.json")).unwrap();
+    std::fs::write(out.join(".calm.json.tmp-99999"), "{\"half").unwrap();
+    std::fs::remove_file(calls.join("corrupt.wav")).unwrap();
+    let stdout = run_ok(&[
+        "analyze",
+        calls.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "html",
+    ]);
+    assert!(
+        stdout.contains("1 scored, 2 already scored, 0 failed"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("x__y_.json")).unwrap(),
+        before
+    );
+    assert!(!out.join(".calm.json.tmp-99999").exists());
+    let again: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("calm.json")).unwrap()).unwrap();
+    assert_eq!(again["file"], calls.join("calm.wav").display().to_string());
+
+    // --force scores everything again.
+    let stdout = run_ok(&[
+        "analyze",
+        calls.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "html",
+        "--force",
+    ]);
+    assert!(stdout.contains("3 scored, 0 already scored"), "{stdout}");
+}
+
+#[test]
+fn csv_rows_and_summary() {
+    let dir = temp_dir("qa-csv");
+    let out = dir.join("out");
+    let path = example("backchannels_crosstalk.wav");
+    run_ok(&[
+        "analyze",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    let rows = std::fs::read_to_string(out.join("backchannels_crosstalk.csv")).unwrap();
+    let mut lines = rows.lines();
+    assert!(lines.next().unwrap().starts_with("file,section,item"));
+    assert_eq!(lines.count(), 9);
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 2);
+}
+
+#[test]
+fn unwritable_output_folder_is_a_clear_error() {
+    // /sys refuses new folders even to root.
+    let e = run_err(&[
+        "analyze",
+        example("calm.wav").to_str().unwrap(),
+        "--out",
+        "/sys/attune-qa-out",
+    ]);
+    assert!(
+        e.contains("/sys/attune-qa-out") && e.contains("not writable"),
+        "{e}"
+    );
+    // A file where the folder should be.
+    let dir = temp_dir("qa-notdir");
+    let file = dir.join("file");
+    std::fs::write(&file, "x").unwrap();
+    let e = run_err(&[
+        "analyze",
+        example("calm.wav").to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(e.contains(file.to_str().unwrap()), "{e}");
+}
+
+#[test]
+fn locked_database_is_a_clear_error() {
+    let dir = temp_dir("qa-locked");
+    let db = dir.join("attune.db");
+    // Create it, then hold its write lock from this process.
+    drop(attune::store::Store::open(db.to_str().unwrap()).unwrap());
+    let conn = rusqlite_lock(&db);
+    let output = attune()
+        .args(["analyze", example("calm.wav").to_str().unwrap()])
+        .args(["--out", dir.join("out").to_str().unwrap()])
+        .args(["--db", db.to_str().unwrap(), "--busy-timeout-s", "0.3"])
+        .output()
+        .unwrap();
+    drop(conn);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("locked") && stderr.contains("attune.db"),
+        "{stderr}"
+    );
+}
+
+/// A second connection holding the database's write lock until dropped.
+fn rusqlite_lock(db: &Path) -> attune::store::Store {
+    let mut store = attune::store::Store::open(db.to_str().unwrap()).unwrap();
+    store.hold_write_lock_for_tests().unwrap();
+    store
+}

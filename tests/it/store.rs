@@ -1,0 +1,399 @@
+//! The store: migrations, saving calls with their cues and QA items, the queries the CLI and the
+//! console use, trends, and a locked or full database. The same suite runs on SQLite and — with
+//! the `postgres` feature and `ATTUNE_TEST_POSTGRES_URL` set (as `.ci/run` does) — PostgreSQL.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use attune::store::{CallQuery, Store, StoreError, StoredCall, TrendPeriod};
+
+use crate::util::temp_dir;
+
+/// A result document as `attune analyze` writes it (the fields the store reads).
+fn document(score: Option<f64>, agent_interruptions: i64, end_angry: f64) -> Value {
+    json!({
+        "file": "x.wav",
+        "duration_s": 300.0,
+        "talk": {"agent_s": 120.0, "caller_s": 100.0, "overlap_s": 5.0, "silence_s": 85.0},
+        "interruption_count": {"agent": agent_interruptions, "caller": 1},
+        "caller_emotion": [
+            {"t_s": 10.0, "emotion": "neutral", "arousal": 0.2, "valence": 0.1, "confidence": 0.8},
+            {"t_s": 290.0, "emotion": if end_angry >= 0.5 { "angry" } else { "neutral" },
+             "arousal": 0.7, "valence": -0.5, "confidence": 0.7}
+        ],
+        "agent_calmness": [{"t_s": 20.0, "score": 70.0}],
+        "cues": [
+            {"cue_id": 1, "kind": "caller_upset", "party": "caller", "severity": "critical",
+             "event": "open", "t_s": 100.0, "start_s": 98.0, "end_s": 100.0,
+             "evidence": {"rule": "p >= 0.6 for 2 s", "values": [{"name": "p", "value": 0.7}]}},
+            {"cue_id": 1, "kind": "caller_upset", "party": "caller", "severity": "critical",
+             "event": "close", "t_s": 120.0, "start_s": 98.0, "end_s": 118.0,
+             "evidence": {"rule": "p >= 0.6 for 2 s", "values": [{"name": "p", "value": 0.3}]}}
+        ],
+        "facts": {
+            "caller_end_upset_probability": {"value": end_angry, "evidence": []},
+            "agent_calmness_min": {"value": 55.0, "evidence": []}
+        },
+        "qa": {
+            "score_pct": score, "raw_score_pct": score, "auto_fail": score == Some(0.0),
+            "items": [
+                {"section": "Opening", "id": "greets_promptly", "title": "Greets", "weight": 10.0,
+                 "rule": "agent_first_speech_s <= 5", "result": "pass", "value": 1.2,
+                 "auto_fail": false, "evidence": [{"start_s": 0.0, "end_s": 1.2, "label": "l"}]},
+                {"section": "Tone", "id": "de_escalation", "title": "De-escalates", "weight": 10.0,
+                 "rule": "caller_valence_change >= -0.1", "result": "not_applicable",
+                 "value": null, "auto_fail": false, "evidence": []}
+            ]
+        },
+        "versions": {"attune": "0.1.0", "model": "m1", "cue_rules": "r1", "rubric": "q1",
+                     "rubric_digest": "d"},
+        "input": {"path": "/calls/x.wav", "size_bytes": 10, "modified_unix_ms": 0}
+    })
+}
+
+fn call(id: &str, agent: &str, team: &str, at: &str, doc: &Value) -> StoredCall {
+    StoredCall::from_document(
+        doc,
+        id,
+        "recording",
+        Some(agent.to_owned()),
+        Some(team.to_owned()),
+        at.to_owned(),
+    )
+    .unwrap()
+}
+
+fn ids(rows: &[attune::store::CallRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.call_id.as_str()).collect()
+}
+
+/// Everything the store promises, against one fresh database.
+fn store_suite(location: &str) {
+    let mut store = Store::open(location).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    drop(store);
+    // Reopening runs no migration twice.
+    let mut store = Store::open(location).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+
+    store
+        .save_call(&call(
+            "a1",
+            "ana",
+            "blue",
+            "2026-11-01T09:00:00.000Z",
+            &document(Some(90.0), 0, 0.1),
+        ))
+        .unwrap();
+    store
+        .save_call(&call(
+            "a2",
+            "ana",
+            "blue",
+            "2026-11-02T09:00:00.000Z",
+            &document(Some(40.0), 5, 0.8),
+        ))
+        .unwrap();
+    store
+        .save_call(&call(
+            "b1",
+            "ben",
+            "red",
+            "2026-11-02T15:00:00.000Z",
+            &document(Some(0.0), 3, 0.2),
+        ))
+        .unwrap();
+    store
+        .save_call(&call(
+            "b2",
+            "ben",
+            "red",
+            "2026-12-01T10:00:00.000Z",
+            &document(None, 0, 0.9),
+        ))
+        .unwrap();
+
+    let all = store.calls(&CallQuery::default()).unwrap();
+    assert_eq!(ids(&all), ["b2", "b1", "a2", "a1"], "newest first");
+    assert_eq!(all[0].cue_count, 1, "opened cues are counted");
+    assert_eq!(all[0].recording.as_deref(), Some("/calls/x.wav"));
+    assert!(all[2].caller_ended_upset && !all[3].caller_ended_upset);
+    assert_eq!(all[2].caller_end_emotion.as_deref(), Some("angry"));
+    assert!(all[1].auto_fail);
+
+    let q = |f: fn(&mut CallQuery)| {
+        let mut query = CallQuery::default();
+        f(&mut query);
+        query
+    };
+    let by = |store: &mut Store, query: CallQuery| -> Vec<String> {
+        ids(&store.calls(&query).unwrap())
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        by(&mut store, q(|q| q.agent = Some("ana".into()))),
+        ["a2", "a1"]
+    );
+    assert_eq!(
+        by(&mut store, q(|q| q.team = Some("red".into()))),
+        ["b2", "b1"]
+    );
+    assert_eq!(
+        by(
+            &mut store,
+            q(|q| {
+                q.from = Some("2026-11-02".into());
+                q.to = Some("2026-11-02".into());
+            })
+        ),
+        ["b1", "a2"]
+    );
+    assert_eq!(
+        by(
+            &mut store,
+            q(|q| {
+                q.min_score_pct = Some(30.0);
+                q.max_score_pct = Some(95.0);
+            })
+        ),
+        ["a2", "a1"]
+    );
+    assert_eq!(
+        by(&mut store, q(|q| q.caller_ended_upset = true)),
+        ["b2", "a2"]
+    );
+    assert_eq!(
+        by(&mut store, q(|q| q.agent_interruptions_over = Some(2))),
+        ["b1", "a2"]
+    );
+    assert_eq!(by(&mut store, q(|q| q.limit = Some(1))), ["b2"]);
+
+    // Cues and QA items come back in order.
+    let cues = store.call_cues("a1").unwrap();
+    assert_eq!(cues.len(), 2);
+    assert_eq!(
+        (cues[0].event.as_str(), cues[1].event.as_str()),
+        ("open", "close")
+    );
+    assert!(cues[0].evidence_json.contains("p >= 0.6"));
+    let items = store.qa_items("a1").unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[1].result, "not_applicable");
+    assert_eq!(items[1].value, None);
+    assert_eq!(items[0].value, Some(1.2));
+    let report: Value = serde_json::from_str(&store.report_json("a1").unwrap().unwrap()).unwrap();
+    assert_eq!(report["qa"]["score_pct"], 90.0);
+    assert!(store.has_call("a1").unwrap() && !store.has_call("zz").unwrap());
+
+    // Saving again replaces, never duplicates.
+    store
+        .save_call(&call(
+            "a1",
+            "ana",
+            "blue",
+            "2026-11-01T09:00:00.000Z",
+            &document(Some(80.0), 1, 0.1),
+        ))
+        .unwrap();
+    let ana = store
+        .calls(&CallQuery {
+            agent: Some("ana".into()),
+            ..CallQuery::default()
+        })
+        .unwrap();
+    assert_eq!(ana.len(), 2);
+    assert_eq!(ana[1].score_pct, Some(80.0));
+    assert_eq!(store.call_cues("a1").unwrap().len(), 2);
+
+    // Trends per agent and day / month.
+    let days = store
+        .agent_trends(&CallQuery::default(), TrendPeriod::Day)
+        .unwrap();
+    let summary: Vec<(String, String, i64)> = days
+        .iter()
+        .map(|t| (t.agent.clone(), t.period.clone(), t.calls))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("ana".into(), "2026-11-01".into(), 1),
+            ("ana".into(), "2026-11-02".into(), 1),
+            ("ben".into(), "2026-11-02".into(), 1),
+            ("ben".into(), "2026-12-01".into(), 1),
+        ]
+    );
+    let months = store
+        .agent_trends(&CallQuery::default(), TrendPeriod::Month)
+        .unwrap();
+    let ana_nov = &months[0];
+    assert_eq!(
+        (ana_nov.agent.as_str(), ana_nov.period.as_str()),
+        ("ana", "2026-11")
+    );
+    assert_eq!(ana_nov.calls, 2);
+    assert_eq!(ana_nov.mean_score_pct, Some(60.0));
+    assert_eq!(ana_nov.min_score_pct, Some(40.0));
+    assert_eq!(ana_nov.callers_ended_upset, 1);
+    assert!((ana_nov.mean_agent_interruptions - 3.0).abs() < 1e-9);
+    let ben_nov = &months[1];
+    assert_eq!(ben_nov.auto_fails, 1);
+}
+
+#[test]
+fn sqlite_store_saves_and_queries() {
+    let dir = temp_dir("store-sqlite");
+    store_suite(dir.join("attune.db").to_str().unwrap());
+}
+
+#[test]
+fn postgres_store_saves_and_queries() {
+    let Ok(url) = std::env::var("ATTUNE_TEST_POSTGRES_URL") else {
+        eprintln!("skipping: ATTUNE_TEST_POSTGRES_URL not set (.ci/run sets it)");
+        return;
+    };
+    if !cfg!(feature = "postgres") {
+        let e = Store::open(&url).err().unwrap().to_string();
+        assert!(e.contains("feature"), "{e}");
+        return;
+    }
+    let db_url = attune::store::fresh_postgres_database_for_tests(
+        &url,
+        &format!("attune_it_{}", std::process::id()),
+    )
+    .unwrap();
+    store_suite(&db_url);
+}
+
+#[test]
+fn postgres_urls_without_the_feature_are_explained() {
+    if cfg!(feature = "postgres") {
+        return;
+    }
+    let e = Store::open("postgres://nobody@127.0.0.1:1/x")
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("postgres") && e.contains("feature"), "{e}");
+}
+
+#[test]
+fn locked_database_waits_then_says_so() {
+    let dir = temp_dir("store-locked");
+    let path = dir.join("attune.db");
+    let path = path.to_str().unwrap();
+    let mut holder = Store::open(path).unwrap();
+    holder.hold_write_lock_for_tests().unwrap();
+    let mut store = Store::open_with_timeout(path, Duration::from_millis(200)).unwrap();
+    let started = std::time::Instant::now();
+    let e = store
+        .save_call(&call(
+            "a",
+            "ana",
+            "blue",
+            "2026-11-01T00:00:00Z",
+            &document(Some(1.0), 0, 0.0),
+        ))
+        .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    assert!(e.to_string().contains("locked") && e.to_string().contains(path));
+    // Reading still works while a writer holds the lock.
+    assert!(store.calls(&CallQuery::default()).unwrap().is_empty());
+    drop(holder);
+    store
+        .save_call(&call(
+            "a",
+            "ana",
+            "blue",
+            "2026-11-01T00:00:00Z",
+            &document(Some(1.0), 0, 0.0),
+        ))
+        .unwrap();
+}
+
+#[test]
+fn full_database_loses_nothing_already_stored() {
+    let dir = temp_dir("store-full");
+    let path = dir.join("attune.db");
+    let mut store = Store::open(path.to_str().unwrap()).unwrap();
+    store
+        .save_call(&call(
+            "a",
+            "ana",
+            "blue",
+            "2026-11-01T00:00:00Z",
+            &document(Some(50.0), 0, 0.0),
+        ))
+        .unwrap();
+    // No room for more pages: the next (large) call cannot be written.
+    store.limit_sqlite_pages(1).unwrap();
+    let mut big = document(Some(70.0), 0, 0.0);
+    big["padding"] = Value::String("x".repeat(200_000));
+    let e = store
+        .save_call(&call("b", "ben", "red", "2026-11-02T00:00:00Z", &big))
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Full { .. }), "{e}");
+    assert!(e.to_string().contains("disk is full"));
+    drop(store);
+    let mut store = Store::open(path.to_str().unwrap()).unwrap();
+    let rows = store.calls(&CallQuery::default()).unwrap();
+    assert_eq!(ids(&rows), ["a"]);
+    assert!(store.call_cues("b").unwrap().is_empty());
+}
+
+#[test]
+fn calls_command_filters_and_trends() {
+    let dir = temp_dir("store-cli");
+    let db = dir.join("attune.db");
+    let mut store = Store::open(db.to_str().unwrap()).unwrap();
+    store
+        .save_call(&call(
+            "a1",
+            "ana",
+            "blue",
+            "2026-11-01T09:00:00.000Z",
+            &document(Some(90.0), 0, 0.1),
+        ))
+        .unwrap();
+    store
+        .save_call(&call(
+            "a2",
+            "ana",
+            "blue",
+            "2026-11-02T09:00:00.000Z",
+            &document(Some(40.0), 5, 0.8),
+        ))
+        .unwrap();
+    drop(store);
+    let db = db.to_str().unwrap();
+    let rows: Value = serde_json::from_str(&crate::util::run_ok(&[
+        "calls",
+        "--db",
+        db,
+        "--caller-ended-upset",
+        "--agent-interruptions-over",
+        "4",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["call_id"], "a2");
+    let table = crate::util::run_ok(&["calls", "--db", db, "--min-score", "50"]);
+    assert!(
+        table.contains("ana") && table.contains("1 calls"),
+        "{table}"
+    );
+    let trend = crate::util::run_ok(&["calls", "--db", db, "--trend", "--period", "month"]);
+    assert!(
+        trend.contains("2026-11") && trend.contains("65.0"),
+        "{trend}"
+    );
+    let e = crate::util::run_err(&["calls", "--db", db, "--from", "yesterday"]);
+    assert!(e.contains("yesterday") && e.contains("YYYY-MM-DD"), "{e}");
+    let e = crate::util::run_err(&["calls", "--db", dir.join("none.db").to_str().unwrap()]);
+    assert!(e.contains("no database"), "{e}");
+}
