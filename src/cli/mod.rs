@@ -14,6 +14,7 @@ use attune::features::{self, AnalyzerConfig};
 
 mod analyze;
 mod compose;
+mod demo;
 mod emotion;
 mod eval_dialog;
 
@@ -40,6 +41,8 @@ enum Command {
     Train(emotion::TrainArgs),
     /// Caller emotion, arousal, valence and calmness of each file, one JSON line per file.
     Classify(emotion::ClassifyArgs),
+    /// The supervisor console with the bundled example calls streamed in as live calls.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -135,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Train(args) => emotion::run_train(&args),
         Command::Classify(args) => emotion::run_classify(&args),
         Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,6 +4,7 @@ mod audio;
 mod bad_input;
 mod cli;
 mod compose;
+mod console;
 mod dialog;
 mod emotion;
 mod pitch;
