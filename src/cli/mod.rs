@@ -17,6 +17,7 @@ mod calls;
 #[cfg(feature = "capture")]
 mod capture;
 mod compose;
+mod demo;
 mod emotion;
 mod eval_cues;
 mod eval_dialog;
@@ -51,6 +52,8 @@ enum Command {
     /// (cargo feature `capture`).
     #[cfg(feature = "capture")]
     Capture(capture::CaptureArgs),
+    /// The supervisor console with the bundled example calls streamed in as live calls.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::Capture(args) => capture::run(&args),
         Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
         Command::Eval(EvalCommand::Cues(args)) => eval_cues::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

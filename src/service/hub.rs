@@ -8,6 +8,10 @@
 //!
 //! Memory is bounded: each call keeps at most [`TIMELINE_MAX_SNAPSHOTS`] snapshots and
 //! [`TIMELINE_MAX_CUES`] cue events; at most [`RECENT_ENDED_CALLS`] ended calls are kept.
+//!
+//! Alerts: every cue that opens is also an [`Alert`] in one hub-wide feed (the newest
+//! [`ALERTS_MAX`]), which a supervisor can acknowledge; acknowledgements are fanned out on their
+//! own channel ([`Hub::subscribe_acks`]) so every console sees them.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,6 +33,10 @@ pub const TIMELINE_MAX_CUES: usize = 1_000;
 pub const TIMELINE_MAX_EMOTION_POINTS: usize = 7_200;
 /// Ended calls kept for consoles.
 pub const RECENT_ENDED_CALLS: usize = 200;
+/// Alerts (cue openings across calls) kept in the feed.
+pub const ALERTS_MAX: usize = 2_000;
+/// Acknowledgements a subscriber may fall behind before it is told it lagged.
+const ACK_BUFFER: usize = 1_024;
 
 /// Who and what a call is, as declared by its ingest stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,6 +127,45 @@ pub enum HubError {
     BadCallId(String),
 }
 
+/// A cue that opened, in the hub-wide alert feed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    pub call: Arc<CallInfo>,
+    /// The cue's open event.
+    pub cue: CueEvent,
+    /// Wall-clock time the cue opened, ms since the Unix epoch.
+    pub opened_at_unix_ms: u64,
+    /// Call time the cue closed, seconds; None while open.
+    pub closed_at_s: Option<f64>,
+    pub ack: Option<AlertAck>,
+}
+
+/// A supervisor's acknowledgement of an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertAck {
+    pub call: Arc<CallInfo>,
+    pub cue_id: u64,
+    /// Who acknowledged (free text from the console, may be empty).
+    pub by: String,
+    /// Wall-clock time, ms since the Unix epoch.
+    pub at_unix_ms: u64,
+}
+
+/// Which alerts to list; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertFilter {
+    pub calls: CallFilter,
+    /// Only alerts of exactly this severity.
+    pub severity: Option<crate::cues::Severity>,
+}
+
+/// Why an acknowledgement was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AckError {
+    #[error("no alert with cue id {cue_id} in call {call_id:?} (unknown, or older than the feed)")]
+    UnknownAlert { call_id: String, cue_id: u64 },
+}
+
 struct CallState {
     info: Arc<CallInfo>,
     latest: Option<Box<CallSnapshot>>,
@@ -152,6 +199,7 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, limit: usize) {
 struct HubState {
     live: BTreeMap<String, CallState>,
     ended: VecDeque<CallState>,
+    alerts: VecDeque<Alert>,
 }
 
 /// Counters for `/metrics`.
@@ -170,6 +218,7 @@ pub struct Hub {
     max_calls: usize,
     state: Mutex<HubState>,
     sender: broadcast::Sender<Arc<HubEvent>>,
+    ack_sender: broadcast::Sender<AlertAck>,
     seq: AtomicU64,
     pub counters: HubCounters,
 }
@@ -184,10 +233,12 @@ pub fn now_unix_ms() -> u64 {
 impl Hub {
     pub fn new(max_calls: usize) -> Self {
         let (sender, _) = broadcast::channel(SUBSCRIBER_BUFFER_EVENTS);
+        let (ack_sender, _) = broadcast::channel(ACK_BUFFER);
         Self {
             max_calls,
             state: Mutex::new(HubState::default()),
             sender,
+            ack_sender,
             seq: AtomicU64::new(0),
             counters: HubCounters::default(),
         }
@@ -245,7 +296,8 @@ impl Hub {
 
     /// Publishes an event of a live call (ignored for unknown or ended calls).
     pub fn publish(&self, call: &Arc<CallInfo>, kind: HubEventKind) {
-        let mut state = self.lock();
+        let mut guard = self.lock();
+        let state = &mut *guard;
         let Some(s) = state.live.get_mut(&call.call_id) else {
             return;
         };
@@ -259,8 +311,28 @@ impl Hub {
             }
             HubEventKind::Cue(cue) => {
                 match cue.event {
-                    CueTransition::Open => s.open_cues.push(cue.clone()),
-                    CueTransition::Close => s.open_cues.retain(|c| c.cue_id != cue.cue_id),
+                    CueTransition::Open => {
+                        s.open_cues.push(cue.clone());
+                        push_bounded(
+                            &mut state.alerts,
+                            Alert {
+                                call: s.info.clone(),
+                                cue: cue.clone(),
+                                opened_at_unix_ms: now_unix_ms(),
+                                closed_at_s: None,
+                                ack: None,
+                            },
+                            ALERTS_MAX,
+                        );
+                    }
+                    CueTransition::Close => {
+                        s.open_cues.retain(|c| c.cue_id != cue.cue_id);
+                        if let Some(alert) =
+                            find_alert(&mut state.alerts, &call.call_id, cue.cue_id)
+                        {
+                            alert.closed_at_s = Some(cue.end_s);
+                        }
+                    }
                 }
                 push_bounded(&mut s.cues, cue.clone(), TIMELINE_MAX_CUES);
             }
@@ -354,12 +426,69 @@ impl Hub {
         self.lock().live.len()
     }
 
+    /// The alert feed matching `filter`, newest first, at most `limit`.
+    pub fn alerts(&self, filter: &AlertFilter, limit: usize) -> Vec<Alert> {
+        self.lock()
+            .alerts
+            .iter()
+            .rev()
+            .filter(|a| {
+                filter.calls.matches(&a.call) && filter.severity.is_none_or(|s| s == a.cue.severity)
+            })
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// Acknowledges an alert (again: the newest acknowledgement wins) and tells every
+    /// subscriber of [`Self::subscribe_acks`].
+    pub fn acknowledge_alert(
+        &self,
+        call_id: &str,
+        cue_id: u64,
+        by: &str,
+    ) -> Result<AlertAck, AckError> {
+        let mut state = self.lock();
+        let alert = find_alert(&mut state.alerts, call_id, cue_id).ok_or_else(|| {
+            AckError::UnknownAlert {
+                call_id: call_id.to_owned(),
+                cue_id,
+            }
+        })?;
+        let ack = AlertAck {
+            call: alert.call.clone(),
+            cue_id,
+            by: by.chars().filter(|c| !c.is_control()).take(64).collect(),
+            at_unix_ms: now_unix_ms(),
+        };
+        alert.ack = Some(ack.clone());
+        // No subscriber is not an error.
+        let _ = self.ack_sender.send(ack.clone());
+        Ok(ack)
+    }
+
+    /// A receiver of every acknowledgement made from now on.
+    pub fn subscribe_acks(&self) -> broadcast::Receiver<AlertAck> {
+        self.ack_sender.subscribe()
+    }
+
     /// Records events a subscriber missed (for `/metrics`).
     pub fn count_dropped(&self, events: u64) {
         self.counters
             .events_dropped_slow_subscribers
             .fetch_add(events, Ordering::Relaxed);
     }
+}
+
+fn find_alert<'a>(
+    alerts: &'a mut VecDeque<Alert>,
+    call_id: &str,
+    cue_id: u64,
+) -> Option<&'a mut Alert> {
+    alerts
+        .iter_mut()
+        .rev()
+        .find(|a| a.cue.cue_id == cue_id && a.call.call_id == call_id)
 }
 
 #[cfg(test)]
@@ -424,5 +553,66 @@ mod tests {
         );
         let e = rx.try_recv().unwrap();
         assert!(matches!(e.kind, HubEventKind::CallEnded(_)));
+    }
+
+    fn cue(cue_id: u64, event: CueTransition, severity: crate::cues::Severity) -> CueEvent {
+        CueEvent {
+            cue_id,
+            kind: crate::cues::CueKind::CallerUpset,
+            party: crate::cues::CueParty::Caller,
+            severity,
+            event,
+            t_s: 12.0,
+            start_s: 10.0,
+            end_s: 12.0,
+            evidence: crate::cues::Evidence {
+                rule: "test".into(),
+                values: Vec::new(),
+            },
+            guidance: None,
+        }
+    }
+
+    #[test]
+    fn alerts_are_fed_closed_filtered_and_acknowledged() {
+        use crate::cues::Severity;
+        let hub = Hub::new(10);
+        let a = hub.start_call(info("a", "red")).unwrap();
+        let b = hub.start_call(info("b", "blue")).unwrap();
+        hub.publish(
+            &a,
+            HubEventKind::Cue(cue(1, CueTransition::Open, Severity::Critical)),
+        );
+        hub.publish(
+            &b,
+            HubEventKind::Cue(cue(1, CueTransition::Open, Severity::Warning)),
+        );
+        hub.publish(
+            &a,
+            HubEventKind::Cue(cue(1, CueTransition::Close, Severity::Critical)),
+        );
+        let all = hub.alerts(&AlertFilter::default(), 10);
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].call.call_id, "b", "newest first");
+        assert_eq!(all[1].closed_at_s, Some(12.0));
+        let critical = AlertFilter {
+            severity: Some(Severity::Critical),
+            ..AlertFilter::default()
+        };
+        assert_eq!(hub.alerts(&critical, 10).len(), 1);
+        let blue = AlertFilter {
+            calls: CallFilter {
+                team: Some("blue".into()),
+                ..CallFilter::default()
+            },
+            ..AlertFilter::default()
+        };
+        assert_eq!(hub.alerts(&blue, 10)[0].call.call_id, "b");
+        let mut acks = hub.subscribe_acks();
+        assert!(hub.acknowledge_alert("a", 7, "sam").is_err());
+        let ack = hub.acknowledge_alert("b", 1, "sam\n").unwrap();
+        assert_eq!(ack.by, "sam");
+        assert_eq!(acks.try_recv().unwrap(), ack);
+        assert_eq!(hub.alerts(&blue, 10)[0].ack.as_ref(), Some(&ack));
     }
 }

@@ -6,6 +6,7 @@ mod bad_input;
 mod capture;
 mod cli;
 mod compose;
+mod console;
 mod cues;
 mod dialog;
 mod emotion;

@@ -1,0 +1,528 @@
+//! The browser console: JSON endpoints and 404s over loopback, and the live wall, the agent view
+//! and reconnection in headless Chromium (Debian's `chromium` + `chromium-driver`, driven with
+//! fantoccini). Screenshots go to `target/screenshots/`.
+//!
+//! `cargo test --release --test it console_latency -- --ignored --nocapture` measures the
+//! event-to-screen latency with 200 live calls on the wall.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+use attune::cues::CueRules;
+use attune::model::emotion::EmotionModel;
+use attune::service::console;
+use attune::service::feeder::{self, FeedPace, Recording, ScriptedCall};
+use attune::service::hub::{CallInfo, Hub};
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/calls")
+}
+
+fn model() -> Arc<EmotionModel> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion.json");
+    Arc::new(EmotionModel::load(&path).expect("load the emotion model"))
+}
+
+fn call_info(call_id: &str, agent_id: &str, team: &str) -> CallInfo {
+    CallInfo {
+        call_id: call_id.into(),
+        agent_id: agent_id.into(),
+        team: team.into(),
+        started_at_unix_ms: 0,
+    }
+}
+
+/// A console server on `address` (127.0.0.1:0 for any port); stopped by sending on the channel.
+struct ConsoleServer {
+    address: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ConsoleServer {
+    async fn start(hub: Arc<Hub>, address: SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("bind the console");
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(console::serve(listener, hub, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            address,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().map(|s| s.send(()));
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("the console stops within 5 s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// A bare HTTP/1.1 request; returns (status, body).
+async fn http(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    (status, body.to_owned())
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_json_endpoints_alerts_acks_and_404s() {
+    let hub = Arc::new(Hub::new(16));
+    let server = ConsoleServer::start(hub.clone(), "127.0.0.1:0".parse().unwrap()).await;
+    let recording = Recording::load_example(&examples_dir().join("upset_caller.wav")).unwrap();
+    let script = ScriptedCall::analyse(&recording, model(), &CueRules::default()).unwrap();
+    // Replay the analysed call fast and wait until it ended.
+    feeder::replay_call(
+        &hub,
+        call_info("json-1", "agent-json", "red"),
+        &script,
+        FeedPace { speed: 200.0 },
+    )
+    .await
+    .unwrap();
+    let (status, body) = http(server.address, "GET", "/api/calls", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["calls"].as_array().unwrap().len(), 0, "ended");
+    let (status, body) = http(server.address, "GET", "/api/calls/json-1", "").await;
+    assert_eq!(status, 200);
+    let timeline = json(&body);
+    assert!(timeline["snapshots"].as_array().unwrap().len() > 60);
+    assert!(
+        timeline["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["caller"]["loudness_db"].is_number()),
+        "per-party loudness in the snapshots"
+    );
+    let cues = timeline["cues"].as_array().unwrap();
+    assert!(!cues.is_empty(), "the upset caller raises cues");
+
+    let (status, body) = http(server.address, "GET", "/api/alerts?team=red", "").await;
+    assert_eq!(status, 200);
+    let alerts = json(&body)["alerts"].as_array().unwrap().clone();
+    assert!(!alerts.is_empty());
+    let cue_id = alerts[0]["cue"]["cue_id"].as_u64().unwrap();
+    let (_, body) = http(server.address, "GET", "/api/alerts?team=blue", "").await;
+    assert_eq!(json(&body)["alerts"].as_array().unwrap().len(), 0);
+    let (status, body) = http(server.address, "GET", "/api/alerts?severity=loud", "").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("unknown severity"), "{body}");
+
+    let path = format!("/api/alerts/json-1/{cue_id}/ack");
+    let (status, body) = http(server.address, "POST", &path, r#"{"by":"sam"}"#).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["by"], "sam");
+    let (_, body) = http(server.address, "GET", "/api/alerts?team=red", "").await;
+    let acked = json(&body)["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["cue"]["cue_id"].as_u64() == Some(cue_id))
+        .cloned()
+        .unwrap();
+    assert_eq!(acked["ack"]["by"], "sam");
+    let (status, _) = http(server.address, "POST", "/api/alerts/json-1/999999/ack", "").await;
+    assert_eq!(status, 404);
+    let (status, _) = http(server.address, "POST", &path, "{not json").await;
+    assert_eq!(status, 400);
+
+    for (path, needle) in [
+        ("/calls/no-such-call", "no call no-such-call"),
+        ("/agent/nobody", "No call for agent"),
+        ("/calls/%3Cscript%3E", "&lt;script&gt;"),
+        ("/nowhere", "Not found"),
+    ] {
+        let (status, body) = http(server.address, "GET", path, "").await;
+        assert_eq!(status, 404, "{path}");
+        assert!(
+            body.contains(needle) || body.contains("agent.js"),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = http(server.address, "GET", "/api/calls/no-such-call", "").await;
+    assert_eq!(status, 404);
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-call")
+    );
+    let (status, _) = http(server.address, "GET", "/calls/json-1", "").await;
+    assert_eq!(status, 200);
+    let (status, _) = http(server.address, "GET", "/agent/agent-json", "").await;
+    assert_eq!(status, 200);
+    let (status, body) = http(server.address, "GET", "/static/wall.js", "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("attentionScore"));
+    server.stop().await;
+}
+
+/// chromedriver on a free port, and a headless Chromium session through it.
+struct Browser {
+    client: Client,
+    _driver: Driver,
+}
+
+/// The chromedriver process, killed when dropped.
+struct Driver(std::process::Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map(Driver)
+            .expect("chromedriver must be installed (apt-get install chromium chromium-driver)");
+        let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
+            serde_json::json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-component-update",
+                         "--disable-sync", "--no-first-run", "--disable-quic",
+                         "--disable-background-timer-throttling",
+                         "--disable-renderer-backgrounding", "--window-size=1280,900"]}}),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "cannot start chromedriver: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        Self {
+            client,
+            _driver: driver,
+        }
+    }
+
+    async fn text(&self, css: &str) -> Option<String> {
+        let element = self.client.find(Locator::Css(css)).await.ok()?;
+        element.text().await.ok()
+    }
+
+    async fn count(&self, css: &str) -> usize {
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map_or(0, |v| v.len())
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(name), png).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_wall_and_agent_view_in_chromium() {
+    let hub = Arc::new(Hub::new(16));
+    let server = ConsoleServer::start(hub.clone(), "127.0.0.1:0".parse().unwrap()).await;
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    let wall = client.window().await.unwrap();
+    client.goto(&server.url("/")).await.unwrap();
+
+    // Two calls: the upset caller (live analysis, 8x real time) and a calm one of another agent.
+    let model = model();
+    let upset = Recording::load_example(&examples_dir().join("upset_caller.wav")).unwrap();
+    let calm = Recording::load_example(&examples_dir().join("calm.wav")).unwrap();
+    let pace = FeedPace { speed: 8.0 };
+    let feeds = {
+        let (hub, model) = (hub.clone(), model.clone());
+        tokio::spawn(async move {
+            let rules = CueRules::default();
+            let a = feeder::feed_call(
+                &hub,
+                call_info("it-upset", "agent-upset", "red"),
+                &upset,
+                model.clone(),
+                &rules,
+                pace,
+            );
+            let b = feeder::feed_call(
+                &hub,
+                call_info("it-calm", "agent-calm", "blue"),
+                &calm,
+                model,
+                &rules,
+                pace,
+            );
+            let (a, b) = tokio::join!(a, b);
+            a.unwrap();
+            b.unwrap();
+        })
+    };
+
+    let card = "li.call[data-call-id='it-upset']";
+    wait_for("the call on the wall", Duration::from_secs(10), || async {
+        (browser.count(card).await == 1).then_some(())
+    })
+    .await;
+    let first_state = browser
+        .text(&format!("{card} .caller"))
+        .await
+        .unwrap_or_default();
+
+    // The agent view in a second tab.
+    let agent_tab = client.new_window(true).await.unwrap();
+    client
+        .switch_to_window(agent_tab.handle.clone())
+        .await
+        .unwrap();
+    client
+        .goto(&server.url("/agent/agent-upset"))
+        .await
+        .unwrap();
+    let agent_window = client.window().await.unwrap();
+
+    let (mut wall_state, mut wall_cue, mut agent_cue) = (None, None, None);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while wall_state.is_none() || wall_cue.is_none() || agent_cue.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out: caller state change {wall_state:?}, wall cue {wall_cue:?}, agent cue {agent_cue:?} (first state {first_state:?})"
+        );
+        client.switch_to_window(wall.clone()).await.unwrap();
+        let state = browser
+            .text(&format!("{card} .caller"))
+            .await
+            .unwrap_or_default();
+        if wall_state.is_none() && !state.is_empty() && state != first_state {
+            wall_state = Some(state);
+        }
+        if wall_cue.is_none()
+            && let Some(cue) = browser.text(&format!("{card} ul.cues li.cue")).await
+        {
+            browser.screenshot("console-wall.png").await;
+            wall_cue = Some(cue);
+        }
+        client.switch_to_window(agent_window.clone()).await.unwrap();
+        if agent_cue.is_none()
+            && let Some(tip) = browser.text(".cue-tip").await
+        {
+            browser.screenshot("console-agent.png").await;
+            agent_cue = Some(tip);
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    // The agent view shows only the agent's own call.
+    let agent_page = browser.text("main").await.unwrap();
+    assert!(!agent_page.contains("it-calm"), "{agent_page}");
+    assert!(!agent_page.contains("agent-calm"), "{agent_page}");
+    eprintln!(
+        "wall: caller {first_state:?} -> {wall_state:?}, cue {wall_cue:?}; agent view: {agent_cue:?}"
+    );
+
+    // The detail view draws its charts.
+    client.goto(&server.url("/calls/it-upset")).await.unwrap();
+    wait_for("charts", Duration::from_secs(10), || async {
+        (browser.count("#chart-loud path").await >= 2
+            && browser.count("#chart-ribbon rect").await > 3)
+            .then_some(())
+    })
+    .await;
+    browser.screenshot("console-call.png").await;
+
+    // An unknown call: a 404 page, not a blank screen.
+    client.goto(&server.url("/calls/nope")).await.unwrap();
+    assert_eq!(
+        browser.text("#not-found").await.as_deref(),
+        Some("Not found")
+    );
+
+    // Back on the wall: a server restart is noticed and recovered from without a reload.
+    client.switch_to_window(wall.clone()).await.unwrap();
+    let address = server.address;
+    server.stop().await;
+    wait_for("the stale notice", Duration::from_secs(20), || async {
+        let stale = client
+            .execute("return document.body.dataset.stale", vec![])
+            .await
+            .ok()?;
+        (stale == "true").then_some(())
+    })
+    .await;
+    browser.screenshot("console-stale.png").await;
+    let server = ConsoleServer::start(hub.clone(), address).await;
+    wait_for("reconnection", Duration::from_secs(30), || async {
+        let stale = client
+            .execute("return document.body.dataset.stale", vec![])
+            .await
+            .ok()?;
+        (stale == "false").then_some(())
+    })
+    .await;
+    feeds.abort();
+    let _ = client.clone().close().await;
+    server.stop().await;
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Event-to-screen latency with 200 live calls on the wall (real-time pace; the calls replay
+/// pre-analysed events so the two cores go to the server and the browser, not the analysis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement: run explicitly (about 60 s)"]
+async fn console_latency_with_200_live_calls() {
+    const CALLS: usize = 200;
+    let hub = Arc::new(Hub::new(CALLS + 10));
+    let server = ConsoleServer::start(hub.clone(), "127.0.0.1:0".parse().unwrap()).await;
+    let model = model();
+    let scripts: Vec<Arc<ScriptedCall>> = Recording::load_examples(&examples_dir())
+        .unwrap()
+        .iter()
+        .map(|r| Arc::new(ScriptedCall::analyse(r, model.clone(), &CueRules::default()).unwrap()))
+        .collect();
+    let mut feeds = tokio::task::JoinSet::new();
+    for i in 0..CALLS {
+        let hub = hub.clone();
+        let script = scripts[i % scripts.len()].clone();
+        feeds.spawn(async move {
+            // Staggered over 5 s so the calls are at different points.
+            tokio::time::sleep(Duration::from_millis(25 * i as u64)).await;
+            loop {
+                let info = call_info(
+                    &format!("load-{i}-{}", attune::service::hub::now_unix_ms()),
+                    &format!("agent-{i:03}"),
+                    ["north", "south", "east", "west"][i % 4],
+                );
+                let _ = feeder::replay_call(&hub, info, &script, FeedPace::REAL_TIME).await;
+            }
+        });
+    }
+    let browser = Browser::start().await;
+    let client = &browser.client;
+    client.goto(&server.url("/")).await.unwrap();
+    wait_for("200 calls on the wall", Duration::from_secs(30), || async {
+        (browser.count("li.call").await >= CALLS).then_some(())
+    })
+    .await;
+    // Measure for 30 s: drop the warm-up, and probe responsiveness with a timer's lateness.
+    client
+        .execute(
+            "window.attuneLatencies.length = 0; window.timerLateMs = [];
+             let last = performance.now();
+             setInterval(() => { const now = performance.now(); window.timerLateMs.push(now - last - 100); last = now; }, 100);
+             return 0;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let read = |script: &'static str| async move {
+        let value = client.execute(script, vec![]).await.unwrap();
+        let mut v: Vec<f64> = serde_json::from_value(value).unwrap();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let latencies = read("return window.attuneLatencies.slice()").await;
+    let late = read("return window.timerLateMs.slice()").await;
+    let cards = browser.count("li.call").await;
+    browser.screenshot("console-wall-200.png").await;
+    println!(
+        "console latency, {cards} calls on the wall, {} events rendered in 30 s: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        latencies.len(),
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 95.0),
+        percentile(&latencies, 99.0),
+        latencies.last().copied().unwrap_or(f64::NAN),
+    );
+    println!(
+        "page responsiveness: 100 ms timer late by p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms; events dropped for slow subscribers: {}",
+        percentile(&late, 50.0),
+        percentile(&late, 95.0),
+        late.last().copied().unwrap_or(f64::NAN),
+        hub.counters
+            .events_dropped_slow_subscribers
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    assert!(latencies.len() > 1000, "too few events rendered");
+    assert!(
+        percentile(&latencies, 95.0) < 500.0,
+        "p95 latency over 500 ms"
+    );
+    feeds.abort_all();
+    let _ = client.clone().close().await;
+    server.stop().await;
+}

@@ -1,0 +1,198 @@
+// Attune console: shared pieces of every page — the live connection (server-sent events with
+// reconnection and a staleness notice), labels and formatting, and render-latency recording.
+"use strict";
+
+const Attune = (() => {
+  const SEVERITY = {
+    critical: { icon: "\u203C", label: "Critical" },
+    warning: { icon: "\u26A0", label: "Warning" },
+    info: { icon: "\u2139", label: "Info" },
+  };
+  const EMOTION = {
+    angry: { icon: "\u25B2", label: "angry / frustrated" },
+    anxious: { icon: "\u25C6", label: "anxious" },
+    sad: { icon: "\u25BC", label: "sad" },
+    happy: { icon: "\u25CF", label: "happy" },
+    neutral: { icon: "\u25CB", label: "neutral" },
+  };
+  // Cues the agent sees on their own call (the others are for supervisors).
+  const SUPERVISOR_ONLY = new Set(["positive_interaction", "caller_calmed_down"]);
+  const LATENCY_CAP = 20000;
+  const STALE_AFTER_MS = 12000;
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else node.setAttribute(k, v);
+    }
+    for (const c of children) if (c != null) node.append(c);
+    return node;
+  }
+
+  function cueName(kind) {
+    const s = String(kind).replace(/_/g, " ");
+    return s.charAt(0).toUpperCase() + s.slice(1);
+  }
+
+  function severityText(sev) {
+    const s = SEVERITY[sev] || { icon: "", label: sev };
+    return `${s.icon} ${s.label}`;
+  }
+
+  function cueChip(cue) {
+    const node = el("li", { class: `cue ${cue.severity}`, "data-cue-id": String(cue.cue_id) });
+    node.textContent = `${(SEVERITY[cue.severity] || {}).icon || ""} ${cueName(cue.kind)}`;
+    node.title = `${(SEVERITY[cue.severity] || {}).label || cue.severity}: ${cue.evidence ? cue.evidence.rule : ""}`;
+    return node;
+  }
+
+  // The caller's state as a label: emotion with confidence, or "listening…".
+  function callerState(point) {
+    if (!point || !point.emotion) {
+      return { text: "listening\u2026", cls: "emo-listening", emotion: null };
+    }
+    const e = EMOTION[point.emotion] || { icon: "", label: point.emotion };
+    const pct = Math.round((point.confidence || 0) * 100);
+    return { text: `${e.icon} ${e.label} (${pct}% sure)`, cls: `emo-${point.emotion}`, emotion: point.emotion };
+  }
+
+  function calmnessState(value) {
+    if (value == null) return { text: "listening\u2026", cls: "emo-listening", word: "" };
+    const v = Math.round(value);
+    if (v < 40) return { text: `${v}/100 tense`, cls: "calm-low", word: "tense" };
+    if (v < 60) return { text: `${v}/100 a bit tense`, cls: "calm-mid", word: "a bit tense" };
+    return { text: `${v}/100 calm`, cls: "calm-ok", word: "calm" };
+  }
+
+  // Same rule as attune::service::console::attention_score.
+  function attentionScore(openCues, callerPoint, calmness) {
+    let score = 0;
+    for (const c of openCues) score += c.severity === "critical" ? 1000 : c.severity === "warning" ? 100 : 0;
+    const emo = callerPoint && callerPoint.emotion;
+    if (emo === "angry") score += 300;
+    else if (emo === "anxious" || emo === "sad") score += 100;
+    if (calmness != null) score += calmness < 40 ? 200 : calmness < 60 ? 80 : 0;
+    return score;
+  }
+
+  function formatDuration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    const m = Math.floor(s / 60);
+    const h = Math.floor(m / 60);
+    const mm = String(m % 60).padStart(h ? 2 : 1, "0");
+    return `${h ? h + ":" : ""}${mm}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  function formatClock(unixMs) {
+    return new Date(unixMs).toLocaleTimeString();
+  }
+
+  async function fetchJSON(url, options) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), 8000);
+    try {
+      const response = await fetch(url, Object.assign({ signal: controller.signal, cache: "no-store" }, options || {}));
+      const body = await response.json().catch(() => ({}));
+      return { status: response.status, ok: response.ok, body };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // Render latency: published_at_unix_ms (server) until the next animation frame after the
+  // page updated the DOM. Kept in a bounded array read by tests: window.attuneLatencies.
+  const latencies = [];
+  let pendingPublished = [];
+  let frameRequested = false;
+  function recordRendered(publishedAtUnixMs) {
+    if (!publishedAtUnixMs) return;
+    pendingPublished.push(publishedAtUnixMs);
+    if (frameRequested) return;
+    frameRequested = true;
+    requestAnimationFrame(() => {
+      const now = Date.now();
+      for (const p of pendingPublished) latencies.push(now - p);
+      if (latencies.length > LATENCY_CAP) latencies.splice(0, latencies.length - LATENCY_CAP);
+      pendingPublished = [];
+      frameRequested = false;
+    });
+  }
+  window.attuneLatencies = latencies;
+
+  // The live connection: an EventSource that is rebuilt with back-off when the browser gives up
+  // (server restart), calls onSync() on every (re)connect and after a resync so the page re-reads
+  // the state, and shows "live" or "stale" in the #conn element.
+  function connect(query, handlers) {
+    const conn = document.getElementById("conn");
+    let source = null;
+    let lastMessageMs = Date.now();
+    let connected = false;
+    let retryMs = 1000;
+    let bootId = null;
+
+    function setStatus() {
+      if (!conn) return;
+      const ageS = Math.round((Date.now() - lastMessageMs) / 1000);
+      const stale = !connected || Date.now() - lastMessageMs > STALE_AFTER_MS;
+      conn.className = `conn ${stale ? "stale" : "live"}`;
+      conn.textContent = stale
+        ? `\u26A0 Reconnecting \u2014 data may be stale (last update ${ageS} s ago)`
+        : "\u25CF Live";
+      document.body.dataset.stale = stale ? "true" : "false";
+    }
+    setInterval(setStatus, 1000);
+
+    function open() {
+      const url = "/events" + (query ? "?" + query : "");
+      source = new EventSource(url);
+      const seen = () => { lastMessageMs = Date.now(); };
+      source.addEventListener("hello", (m) => {
+        seen();
+        connected = true;
+        retryMs = 1000;
+        const hello = JSON.parse(m.data);
+        if (bootId !== null && bootId !== hello.boot_id && handlers.onRestart) handlers.onRestart();
+        bootId = hello.boot_id;
+        setStatus();
+        handlers.onSync();
+      });
+      source.addEventListener("tick", seen);
+      source.addEventListener("resync", () => { seen(); handlers.onSync(); });
+      for (const name of ["call_started", "snapshot", "emotion", "cue", "call_ended", "ack"]) {
+        source.addEventListener(name, (m) => {
+          seen();
+          let data;
+          try { data = JSON.parse(m.data); } catch (e) { return; }
+          handlers.onEvent(name, data);
+        });
+      }
+      source.onerror = () => {
+        connected = false;
+        setStatus();
+        if (source.readyState === EventSource.CLOSED) {
+          setTimeout(open, retryMs);
+          retryMs = Math.min(retryMs * 2, 15000);
+        }
+      };
+    }
+    open();
+    setStatus();
+  }
+
+  function param(name) {
+    return new URLSearchParams(location.search).get(name) || "";
+  }
+
+  function lastPathPart() {
+    const parts = location.pathname.split("/").filter(Boolean);
+    return decodeURIComponent(parts[parts.length - 1] || "");
+  }
+
+  return {
+    SEVERITY, EMOTION, SUPERVISOR_ONLY, el, cueName, severityText, cueChip, callerState,
+    calmnessState, attentionScore, formatDuration, formatClock, fetchJSON, recordRendered,
+    connect, param, lastPathPart,
+  };
+})();
