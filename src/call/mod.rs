@@ -7,8 +7,9 @@
 //! Pipeline per call: resample each channel to [`ANALYSIS_RATE_HZ`] → [`ChannelAnalyzer`] per
 //! channel → frames paired by index → [`DialogTracker`] (turns, overlap, interruptions) → each
 //! party's window functionals (windows of [`WINDOW_SPEECH_S`] of speech, staggered so a new
-//! window closes about every second of speech) → [`EmotionModel`] against the party's live
-//! baseline (caller emotion; agent calmness) → [`CueEngine`].
+//! window closes every ~0.42 s of speech) → [`EmotionModel`] against the party's live
+//! baseline (caller emotion; agent calmness), each window also judged cold (no baseline) for
+//! the cue engine, which combines both → [`CueEngine`].
 //!
 //! Pure and synchronous; per frame it allocates nothing (events allocate when emitted).
 

@@ -71,6 +71,11 @@ struct CallerSeries {
     angry: WindowSeries,
     anxious: WindowSeries,
     happy: WindowSeries,
+    /// The same, only windows judged while the class's cue was closed: the caller's habitual
+    /// level (an upset stretch does not become the caller's normal).
+    angry_habitual: WindowSeries,
+    anxious_habitual: WindowSeries,
+    happy_habitual: WindowSeries,
     /// Cold judgements only.
     arousal_cold: WindowSeries,
     valence_cold: WindowSeries,
@@ -107,6 +112,8 @@ pub struct CueEngine {
     states: RuleStates,
     /// A caller_upset cue has closed and no calmed-down cue followed yet.
     calm_armed: bool,
+    /// The caller's speech so far, seconds.
+    caller_speech_s: f64,
     open_cues: Vec<CueEvent>,
 }
 
@@ -120,6 +127,7 @@ impl CueEngine {
             caller: CallerSeries::default(),
             states: RuleStates::default(),
             calm_armed: false,
+            caller_speech_s: 0.0,
             open_cues: Vec::with_capacity(16),
         }
     }
@@ -410,6 +418,9 @@ impl CueEngine {
 
     fn caller_emotion(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
         let t = input.t_s;
+        if input.caller.speech {
+            self.caller_speech_s += crate::dsp::FRAME_PERIOD_S;
+        }
         let baseline = input.caller_emotion.filter(|p| p.emotion.is_some());
         let cold = input
             .caller_emotion_cold
@@ -433,6 +444,15 @@ impl CueEngine {
             self.caller.angry.push(combined(ANGRY));
             self.caller.anxious.push(combined(ANXIOUS));
             self.caller.happy.push(combined(HAPPY));
+            if !self.states.upset.open {
+                self.caller.angry_habitual.push(combined(ANGRY));
+            }
+            if !self.states.anxious.open {
+                self.caller.anxious_habitual.push(combined(ANXIOUS));
+            }
+            if !self.states.positive.open {
+                self.caller.happy_habitual.push(combined(HAPPY));
+            }
             self.caller.arousal_cold.push(f64::from(cold.arousal));
             self.caller.valence_cold.push(f64::from(cold.valence));
         }
@@ -456,13 +476,21 @@ impl CueEngine {
             ),
         ];
         for (kind, w, class) in levels {
-            let series = match class {
-                ANGRY => &self.caller.angry,
-                ANXIOUS => &self.caller.anxious,
-                _ => &self.caller.happy,
+            let (series, habitual_series) = match class {
+                ANGRY => (&self.caller.angry, &self.caller.angry_habitual),
+                ANXIOUS => (&self.caller.anxious, &self.caller.anxious_habitual),
+                _ => (&self.caller.happy, &self.caller.happy_habitual),
             };
-            let mean = series.mean(w.windows, 0);
+            let recent = series.mean(w.windows, 0);
             let latest = series.mean(1, 0);
+            // The caller's habitual level (its earlier windows), beyond an allowance, does not
+            // count: a caller whose normal voice reads as angry is not upset.
+            let habitual = habitual_series
+                .mean_before_last(w.windows)
+                .filter(|_| self.caller_speech_s >= self.rules.baseline_min_speech_s);
+            let excess =
+                habitual.map_or(0.0, |h| (h - self.rules.caller_habitual_allowance).max(0.0));
+            let mean = recent.map(|r| r - excess);
             let state = match kind {
                 CueKind::CallerUpset => &mut self.states.upset,
                 CueKind::CallerAnxious => &mut self.states.anxious,
@@ -473,12 +501,17 @@ impl CueEngine {
                 continue;
             };
             let values = vec![
-                value(probability_name(class), mean.unwrap_or(f64::NAN)),
+                value(probability_name(class), recent.unwrap_or(f64::NAN)),
+                value("habitual_probability", habitual.unwrap_or(f64::NAN)),
+                value("probability_above_habitual", mean.unwrap_or(f64::NAN)),
                 value("latest_window_probability", latest.unwrap_or(f64::NAN)),
             ];
             let what = format!(
-                "caller {} probability (cold and own-baseline judgements, baseline weight {}), mean of the last {} windows",
-                CLASS_NAMES[class], self.rules.caller_baseline_weight, w.windows
+                "caller {} probability (cold and own-baseline judgements, baseline weight {}), mean of the last {} windows, minus the caller's habitual level beyond {}",
+                CLASS_NAMES[class],
+                self.rules.caller_baseline_weight,
+                w.windows,
+                self.rules.caller_habitual_allowance
             );
             let rule = level_rule_text(&what, &h, "s");
             match (kind, step) {
@@ -566,6 +599,9 @@ impl CueEngine {
         values: Vec<EvidenceValue>,
         out: &mut Vec<CueEvent>,
     ) {
+        let mut values = values;
+        // Values not measured yet (e.g. no habitual level) are left out.
+        values.retain(|v| v.value.is_finite());
         match step {
             Step::Open { from_s } => {
                 let cue = CueEvent {

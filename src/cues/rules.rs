@@ -158,6 +158,9 @@ pub struct CueRules {
     pub recent_rate_speech_s: f64,
     /// Weight of the baseline judgement in a caller window's probabilities (0 = cold only).
     pub caller_baseline_weight: f64,
+    /// The caller's habitual probability (mean of its earlier windows) beyond this allowance
+    /// is subtracted from the recent mean by the upset, anxious and positive rules.
+    pub caller_habitual_allowance: f64,
     pub agent_speaking_quickly_rate_ratio: Hysteresis,
     pub agent_speaking_slowly_rate_ratio: Hysteresis,
     pub agent_low_energy_db: Hysteresis,
@@ -249,6 +252,14 @@ impl CueRules {
                     "must be a finite number > 0".into(),
                 ));
             }
+        }
+        if !(0.0..=1.0).contains(&self.caller_habitual_allowance) {
+            return Err(invalid(
+                "",
+                "caller_habitual_allowance",
+                self.caller_habitual_allowance,
+                "must be within 0..=1".into(),
+            ));
         }
         if !(0.0..=1.0).contains(&self.caller_baseline_weight) {
             return Err(invalid(

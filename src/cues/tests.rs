@@ -573,3 +573,33 @@ fn finish_closes_open_cues_and_ids_pair_up() {
     assert_eq!(out[0].cue_id, sim.events[0].cue_id);
     assert!(sim.engine.open_cues().is_empty());
 }
+
+#[test]
+fn caller_upset_is_judged_against_the_callers_habitual_level() {
+    // A caller whose normal voice reads as fairly angry (0.45): a stretch at 0.8 is only 0.4
+    // above that habit (beyond the 0.05 allowance) and stays under the 0.5 of the test rules.
+    let mut sim = Sim::new();
+    sim.run(30.0, caller_windows(|_| (angry(0.45), angry(0.45))));
+    sim.run(8.0, caller_windows(|_| (angry(0.8), angry(0.8))));
+    assert!(sim.of(CueKind::CallerUpset).is_empty(), "{:?}", sim.events);
+    // The same stretch from a caller whose normal reads calm opens the cue.
+    let mut sim = Sim::new();
+    sim.run(30.0, caller_windows(|_| (angry(0.05), angry(0.05))));
+    sim.run(8.0, caller_windows(|_| (angry(0.8), angry(0.8))));
+    let open = sim.of(CueKind::CallerUpset);
+    assert_eq!(open.len(), 1, "{:?}", sim.events);
+    assert!(
+        open[0]
+            .evidence
+            .values
+            .iter()
+            .any(|v| v.name == "habitual_probability" && v.value < 0.1)
+    );
+    // A long upset stretch does not become the caller's habit: the cue stays open.
+    sim.run(60.0, caller_windows(|_| (angry(0.8), angry(0.8))));
+    assert!(
+        sim.closes(CueKind::CallerUpset).is_empty(),
+        "{:?}",
+        sim.events
+    );
+}
