@@ -649,3 +649,73 @@ async fn console_latency_with_200_live_calls() {
     let _ = client.clone().close().await;
     server.stop().await;
 }
+
+/// `attune demo` prints the console URL and has live calls on it within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_live_example_calls() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args([
+            "demo",
+            "--http",
+            "127.0.0.1:0",
+            "--calls",
+            "2",
+            "--speed",
+            "4",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run attune demo");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("live wall")
+                .map(|u| u.trim().to_owned())
+        })
+        .expect("the demo prints the wall's URL");
+    let address: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let judged = wait_for("a judged demo call", Duration::from_secs(30), || async {
+        let (status, body) = http(address, "GET", "/api/calls", "").await;
+        let calls = json(&body)["calls"].as_array()?.clone();
+        (status == 200
+            && calls
+                .iter()
+                .any(|c| c["latest"]["caller_emotion"].is_object()))
+        .then_some(calls)
+    })
+    .await;
+    assert!(
+        judged
+            .iter()
+            .all(|c| c["call"]["call_id"].as_str().unwrap().starts_with("demo-"))
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn demo_names_a_missing_calls_folder() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args([
+            "demo",
+            "--http",
+            "127.0.0.1:0",
+            "--calls-dir",
+            "/no/such/folder",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/no/such/folder"), "{stderr}");
+}
