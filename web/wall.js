@@ -41,6 +41,7 @@
     const state = {
       info, node, attn, duration, caller, meter, calmText, calm, cues,
       callerPoint: null, calmness: null, openCues: new Map(), score: 0, ended: false,
+      cueKey: null, rendered: false,
     };
     calls.set(info.call_id, state);
     addTeam(info.team);
@@ -48,25 +49,39 @@
     return state;
   }
 
+  function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
+  function setClass(node, cls) { if (node.className !== cls) node.className = cls; }
+
+  // Updates one card in place, touching only what changed; re-orders the wall only when the
+  // card's attention score changed.
   function render(s) {
     const caller = A.callerState(s.callerPoint);
-    if (s.caller.textContent !== caller.text) s.caller.textContent = caller.text;
-    s.caller.className = "caller " + caller.cls;
+    setText(s.caller, caller.text);
+    setClass(s.caller, "caller " + caller.cls);
     const calm = A.calmnessState(s.calmness);
-    s.calmText.textContent = calm.text;
-    s.calm.className = "calm " + calm.cls;
-    if (s.calmness == null) s.meter.removeAttribute("value"); else s.meter.value = s.calmness;
-    const cues = [...s.openCues.values()].sort((a, b) =>
-      (b.severity === "critical") - (a.severity === "critical") || (b.severity === "warning") - (a.severity === "warning") || a.cue_id - b.cue_id);
-    const chips = cues.slice(0, MAX_CHIPS).map(A.cueChip);
-    if (cues.length > MAX_CHIPS) chips.push(A.el("li", { class: "cue more", text: `+${cues.length - MAX_CHIPS} more` }));
-    s.cues.replaceChildren(...chips);
-    s.score = A.attentionScore(cues, s.callerPoint, s.calmness);
+    setText(s.calmText, calm.text);
+    setClass(s.calm, "calm " + calm.cls);
+    if (s.calmness == null) s.meter.removeAttribute("value");
+    else if (s.meter.value !== s.calmness) s.meter.value = s.calmness;
+    const cues = [...s.openCues.values()];
+    const cueKey = cues.map((c) => c.cue_id).sort((a, b) => a - b).join(",");
+    if (cueKey !== s.cueKey) {
+      s.cueKey = cueKey;
+      cues.sort((a, b) =>
+        (b.severity === "critical") - (a.severity === "critical") || (b.severity === "warning") - (a.severity === "warning") || a.cue_id - b.cue_id);
+      const chips = cues.slice(0, MAX_CHIPS).map(A.cueChip);
+      if (cues.length > MAX_CHIPS) chips.push(A.el("li", { class: "cue more", text: `+${cues.length - MAX_CHIPS} more` }));
+      s.cues.replaceChildren(...chips);
+    }
+    const score = A.attentionScore(cues, s.callerPoint, s.calmness);
+    if (score === s.score && s.rendered) return;
+    s.score = score;
+    s.rendered = true;
     const level = s.score >= 1000 ? "critical" : s.score >= 100 ? "warning" : "";
     s.node.classList.toggle("attn-critical", level === "critical");
     s.node.classList.toggle("attn-warning", level === "warning");
-    s.attn.className = "attn " + level;
-    s.attn.textContent = level === "critical" ? "\u203C Needs attention" : level === "warning" ? "\u26A0 Watch" : "";
+    setClass(s.attn, "attn " + level);
+    setText(s.attn, level === "critical" ? "\u203C Needs attention" : level === "warning" ? "\u26A0 Watch" : "");
     scheduleReorder();
   }
 
@@ -132,6 +147,21 @@
     reorder();
   }
 
+  // Events only update a call's state; its card is redrawn once per animation frame however many
+  // events arrived for it.
+  const dirty = new Set();
+  let frameRequested = false;
+  function renderSoon(s) {
+    dirty.add(s);
+    if (frameRequested) return;
+    frameRequested = true;
+    requestAnimationFrame(() => {
+      frameRequested = false;
+      for (const d of dirty) if (calls.get(d.info.call_id) === d) render(d);
+      dirty.clear();
+    });
+  }
+
   function onEvent(name, data) {
     if (name === "ack") return;
     const id = data.call.call_id;
@@ -160,7 +190,7 @@
       default:
         break;
     }
-    render(s);
+    renderSoon(s);
     A.recordRendered(data.published_at_unix_ms);
   }
 

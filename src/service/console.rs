@@ -38,27 +38,37 @@ pub const TICK_PERIOD: Duration = Duration::from_secs(5);
 /// Tells the console's event streams to end (so a graceful shutdown does not wait for open
 /// browser tabs). [`StopSignal::never`] for a router whose server ends its connections itself.
 #[derive(Clone, Debug)]
-pub struct StopSignal(watch::Receiver<bool>);
+pub struct StopSignal {
+    receiver: watch::Receiver<bool>,
+    /// For [`StopSignal::never`]: the sender, kept alive so the signal never reads as fired.
+    _never: Option<Arc<watch::Sender<bool>>>,
+}
 
 impl StopSignal {
-    /// A signal and the sender that fires it (`send(true)`).
+    /// A signal and the sender that fires it (`send(true)`, or dropping it).
     pub fn new() -> (watch::Sender<bool>, Self) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Self(rx))
+        let (tx, receiver) = watch::channel(false);
+        (
+            tx,
+            Self {
+                receiver,
+                _never: None,
+            },
+        )
     }
 
     /// A signal that never fires.
     pub fn never() -> Self {
-        let (tx, rx) = watch::channel(false);
-        // Keep the sender alive for the life of the process: the receiver then never sees a
-        // change (a dropped sender would read as "changed").
-        std::mem::forget(tx);
-        Self(rx)
+        let (tx, receiver) = watch::channel(false);
+        Self {
+            receiver,
+            _never: Some(Arc::new(tx)),
+        }
     }
 
     async fn fired(&mut self) {
         // A dropped sender counts as fired.
-        let _ = self.0.wait_for(|stop| *stop).await;
+        let _ = self.receiver.wait_for(|stop| *stop).await;
     }
 }
 
@@ -597,5 +607,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn stop_signals_fire_when_told_or_dropped_and_never_otherwise() {
+        let short = Duration::from_millis(20);
+        let mut never = StopSignal::never();
+        assert!(tokio::time::timeout(short, never.fired()).await.is_err());
+        let (tx, mut stop) = StopSignal::new();
+        assert!(tokio::time::timeout(short, stop.fired()).await.is_err());
+        tx.send(true).unwrap();
+        assert!(tokio::time::timeout(short, stop.fired()).await.is_ok());
+        let (tx, mut stop) = StopSignal::new();
+        drop(tx);
+        assert!(tokio::time::timeout(short, stop.fired()).await.is_ok());
     }
 }

@@ -15,10 +15,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use attune::cues::CueRules;
+use attune::cues::{CueEvent, CueKind, CueParty, CueTransition, Evidence, Severity};
 use attune::model::emotion::EmotionModel;
 use attune::service::console;
 use attune::service::feeder::{self, FeedPace, Recording, ScriptedCall};
-use attune::service::hub::{CallInfo, Hub};
+use attune::service::hub::{CallInfo, Hub, HubEventKind};
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/calls")
@@ -35,6 +36,24 @@ fn call_info(call_id: &str, agent_id: &str, team: &str) -> CallInfo {
         agent_id: agent_id.into(),
         team: team.into(),
         started_at_unix_ms: 0,
+    }
+}
+
+fn open_cue(cue_id: u64) -> CueEvent {
+    CueEvent {
+        cue_id,
+        kind: CueKind::AgentSpeakingQuickly,
+        party: CueParty::Agent,
+        severity: Severity::Warning,
+        event: CueTransition::Open,
+        t_s: 1.0,
+        start_s: 0.0,
+        end_s: 1.0,
+        evidence: Evidence {
+            rule: "test".into(),
+            values: Vec::new(),
+        },
+        guidance: Some("Slow down."),
     }
 }
 
@@ -205,6 +224,56 @@ async fn console_json_endpoints_alerts_acks_and_404s() {
     let (status, body) = http(server.address, "GET", "/static/wall.js", "").await;
     assert_eq!(status, 200);
     assert!(body.contains("attentionScore"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_event_reader_gets_resync_and_never_slows_ingest() {
+    let hub = Arc::new(Hub::new(4));
+    let server = ConsoleServer::start(hub.clone(), "127.0.0.1:0".parse().unwrap()).await;
+    let mut stream = tokio::net::TcpStream::connect(server.address)
+        .await
+        .unwrap();
+    let request = format!("GET /events HTTP/1.1\r\nHost: {}\r\n\r\n", server.address);
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let read = stream.read(&mut buffer).await.unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..read]).contains("200 OK"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The reader reads nothing while 60,000 events are published (far more than the hub's
+    // subscriber buffer plus the socket buffers hold).
+    let call = hub
+        .start_call(call_info("flood", "agent-flood", "red"))
+        .unwrap();
+    let started = Instant::now();
+    for cue_id in 0..30_000 {
+        let mut cue = open_cue(cue_id);
+        hub.publish(&call, HubEventKind::Cue(cue.clone()));
+        cue.event = CueTransition::Close;
+        hub.publish(&call, HubEventKind::Cue(cue));
+    }
+    let ingest = started.elapsed();
+    assert!(ingest < Duration::from_secs(10), "ingest took {ingest:?}");
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.contains("event: resync") {
+        assert!(Instant::now() < deadline, "no resync event");
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("the stream goes on")
+            .unwrap();
+        assert!(read > 0, "the stream ended");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        if seen.len() > 8192 {
+            seen.drain(..seen.len() - 8192);
+        }
+    }
+    let dropped = hub
+        .counters
+        .events_dropped_slow_subscribers
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped > 0, "missed events are counted");
+    drop(stream);
     server.stop().await;
 }
 
@@ -388,6 +457,60 @@ async fn console_wall_and_agent_view_in_chromium() {
         "wall: caller {first_state:?} -> {wall_state:?}, cue {wall_cue:?}; agent view: {agent_cue:?}"
     );
 
+    // The alert feed: an acknowledgement made elsewhere shows up live.
+    client.goto(&server.url("/alerts")).await.unwrap();
+    let row = "tr[data-alert^='it-upset/']";
+    wait_for("alerts listed", Duration::from_secs(10), || async {
+        (browser.count(row).await > 0).then_some(())
+    })
+    .await;
+    let alert_key = browser
+        .client
+        .find(Locator::Css(row))
+        .await
+        .unwrap()
+        .attr("data-alert")
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _) = http(
+        server.address,
+        "POST",
+        &format!("/api/alerts/{alert_key}/ack"),
+        r#"{"by":"lead"}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for(
+        "the acknowledgement on the page",
+        Duration::from_secs(10),
+        || async {
+            let text = browser
+                .text(&format!("tr[data-alert='{alert_key}']"))
+                .await?;
+            text.contains("by lead").then_some(())
+        },
+    )
+    .await;
+    browser.screenshot("console-alerts.png").await;
+
+    // Hundreds of open cues on one call: the card shows a few and counts the rest.
+    let many = hub
+        .start_call(call_info("it-many", "agent-many", "red"))
+        .unwrap();
+    for cue_id in 1..=300 {
+        hub.publish(&many, HubEventKind::Cue(open_cue(cue_id)));
+    }
+    client.switch_to_window(wall.clone()).await.unwrap();
+    wait_for("+294 more", Duration::from_secs(10), || async {
+        let text = browser
+            .text("li.call[data-call-id='it-many'] ul.cues")
+            .await?;
+        text.contains("+294 more").then_some(())
+    })
+    .await;
+    client.switch_to_window(agent_window.clone()).await.unwrap();
+
     // The detail view draws its charts.
     client.goto(&server.url("/calls/it-upset")).await.unwrap();
     wait_for("charts", Duration::from_secs(10), || async {
@@ -525,4 +648,74 @@ async fn console_latency_with_200_live_calls() {
     feeds.abort_all();
     let _ = client.clone().close().await;
     server.stop().await;
+}
+
+/// `attune demo` prints the console URL and has live calls on it within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_live_example_calls() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args([
+            "demo",
+            "--http",
+            "127.0.0.1:0",
+            "--calls",
+            "2",
+            "--speed",
+            "4",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run attune demo");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let url = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("live wall")
+                .map(|u| u.trim().to_owned())
+        })
+        .expect("the demo prints the wall's URL");
+    let address: SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let judged = wait_for("a judged demo call", Duration::from_secs(30), || async {
+        let (status, body) = http(address, "GET", "/api/calls", "").await;
+        let calls = json(&body)["calls"].as_array()?.clone();
+        (status == 200
+            && calls
+                .iter()
+                .any(|c| c["latest"]["caller_emotion"].is_object()))
+        .then_some(calls)
+    })
+    .await;
+    assert!(
+        judged
+            .iter()
+            .all(|c| c["call"]["call_id"].as_str().unwrap().starts_with("demo-"))
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn demo_names_a_missing_calls_folder() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args([
+            "demo",
+            "--http",
+            "127.0.0.1:0",
+            "--calls-dir",
+            "/no/such/folder",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/no/such/folder"), "{stderr}");
 }
