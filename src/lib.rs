@@ -20,6 +20,10 @@
 //!   evidence; thresholds in `rules/cues.toml`.
 //! - [`call`]: [`call::CallAnalyzer`], one call's whole pipeline (live or recorded):
 //!   `push(channel, samples)` → snapshots, emotion points, dialog events and cues.
+//! - [`qa`]: QA scoring of recorded calls — the rubric (`rules/qa.toml`), measured facts, the
+//!   score with its evidence, the per-call result document, HTML/CSV reports, batch helpers.
+//! - [`store`]: stored calls, cues and QA results (SQLite; PostgreSQL with feature `postgres`),
+//!   with migrations and the queries the CLI and console use.
 //! - [`service`]: the live edge — the call hub, gRPC ingest/monitor, HTTP.
 //! - [`eval`]: evaluation against reference corpora (pitch GPE/VDE, speaking rate), used by
 //!   `attune eval ...`.

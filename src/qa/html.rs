@@ -347,7 +347,7 @@ pub fn render_call(report: &CallReport) -> String {
             },
             escape(&item.rule),
             item.weight,
-            fmt_opt(item.value, 2),
+            fmt_opt(item.value, 3),
             result.replace('_', " "),
         );
     }

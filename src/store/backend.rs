@@ -298,7 +298,9 @@ impl Backend {
         let client =
             postgres::Client::connect(url, postgres::NoTls).map_err(|e| StoreError::Open {
                 location: location.clone(),
-                message: e.to_string(),
+                message: e
+                    .as_db_error()
+                    .map_or_else(|| e.to_string(), |db| db.message().to_owned()),
             })?;
         Ok(Backend::Postgres { client, location })
     }

@@ -29,13 +29,17 @@ pub fn fresh_postgres_database_for_tests(
 ) -> Result<String, StoreError> {
     let fail = |e: postgres::Error| StoreError::Open {
         location: admin_url.to_owned(),
-        message: e.to_string(),
+        message: e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |db| db.message().to_owned()),
     };
     let mut client = postgres::Client::connect(admin_url, postgres::NoTls).map_err(fail)?;
+    // One statement each: CREATE DATABASE cannot run inside a multi-statement transaction.
     client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+        .map_err(fail)?;
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .map_err(fail)?;
     let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
     Ok(format!("{base}/{name}"))
