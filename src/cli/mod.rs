@@ -16,6 +16,9 @@ mod analyze;
 mod compose;
 mod emotion;
 mod eval_dialog;
+mod replay;
+mod serve;
+mod watch;
 
 /// Attune: real-time call-center audio analysis from the sound alone.
 #[derive(Debug, Parser)]
@@ -40,6 +43,12 @@ enum Command {
     Train(emotion::TrainArgs),
     /// Caller emotion, arousal, valence and calmness of each file, one JSON line per file.
     Classify(emotion::ClassifyArgs),
+    /// Run the live service: gRPC ingest and monitor streams, HTTP /healthz and /metrics.
+    Serve(serve::ServeArgs),
+    /// Stream a recording to a server as one or more live calls; print events and a summary.
+    Replay(replay::ReplayArgs),
+    /// Follow live calls in the terminal.
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -135,6 +144,9 @@ pub fn main() -> ExitCode {
         Command::Train(args) => emotion::run_train(&args),
         Command::Classify(args) => emotion::run_classify(&args),
         Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Watch(args) => watch::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,4 +8,5 @@ mod dialog;
 mod emotion;
 mod pitch;
 mod rate;
+mod service;
 mod util;
