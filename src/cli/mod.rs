@@ -21,6 +21,9 @@ mod demo;
 mod emotion;
 mod eval_cues;
 mod eval_dialog;
+mod replay;
+mod serve;
+mod watch;
 
 /// Attune: real-time call-center audio analysis from the sound alone.
 #[derive(Debug, Parser)]
@@ -54,6 +57,12 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// The supervisor console with the bundled example calls streamed in as live calls.
     Demo(demo::DemoArgs),
+    /// Run the live service: gRPC ingest and monitor streams, HTTP /healthz and /metrics.
+    Serve(serve::ServeArgs),
+    /// Stream a recording to a server as one or more live calls; print events and a summary.
+    Replay(replay::ReplayArgs),
+    /// Follow live calls in the terminal.
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -157,6 +166,9 @@ pub fn main() -> ExitCode {
         Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
         Command::Eval(EvalCommand::Cues(args)) => eval_cues::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Serve(args) => serve::run(&args),
+        Command::Replay(args) => replay::run(&args),
+        Command::Watch(args) => watch::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -57,6 +57,15 @@ impl StopSignal {
         )
     }
 
+    /// A signal that fires when `receiver` reads `true` (or its sender is dropped): e.g. a
+    /// service's own shutdown signal.
+    pub fn from_receiver(receiver: watch::Receiver<bool>) -> Self {
+        Self {
+            receiver,
+            _never: None,
+        }
+    }
+
     /// A signal that never fires.
     pub fn never() -> Self {
         let (tx, receiver) = watch::channel(false);

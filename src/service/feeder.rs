@@ -178,6 +178,7 @@ impl LiveCallGuard<'_> {
                     reason: reason.to_owned(),
                     duration_s: self.fed_s,
                     ended_at_unix_ms: now_unix_ms(),
+                    summary: None,
                 },
             );
         }

@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 
 use crate::call::{CallSnapshot, EmotionPoint};
 use crate::cues::{CueEvent, CueTransition};
+use crate::service::session::CallSummary;
 
 /// Events a subscriber may fall behind before it is told it lagged.
 pub const SUBSCRIBER_BUFFER_EVENTS: usize = 16_384;
@@ -55,6 +56,10 @@ pub struct CallEnd {
     pub reason: String,
     pub duration_s: f64,
     pub ended_at_unix_ms: u64,
+    /// What the call amounted to (chunks, cues, the analysis outcome), when the ingest
+    /// session could compute it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Arc<CallSummary>>,
 }
 
 /// What happened in a call.
@@ -232,7 +237,12 @@ pub fn now_unix_ms() -> u64 {
 
 impl Hub {
     pub fn new(max_calls: usize) -> Self {
-        let (sender, _) = broadcast::channel(SUBSCRIBER_BUFFER_EVENTS);
+        Self::with_subscriber_buffer(max_calls, SUBSCRIBER_BUFFER_EVENTS)
+    }
+
+    /// A hub whose subscribers may fall `buffer_events` events behind before they lag.
+    pub fn with_subscriber_buffer(max_calls: usize, buffer_events: usize) -> Self {
+        let (sender, _) = broadcast::channel(buffer_events.max(1));
         let (ack_sender, _) = broadcast::channel(ACK_BUFFER);
         Self {
             max_calls,
@@ -528,6 +538,7 @@ mod tests {
                 reason: "ended".into(),
                 duration_s: 1.0,
                 ended_at_unix_ms: 0,
+                summary: None,
             },
         );
         assert_eq!(hub.live_count(), 1);
@@ -549,6 +560,7 @@ mod tests {
                 reason: "timeout".into(),
                 duration_s: 2.0,
                 ended_at_unix_ms: 0,
+                summary: None,
             },
         );
         let e = rx.try_recv().unwrap();

@@ -13,5 +13,6 @@ mod emotion;
 mod pitch;
 mod qa;
 mod rate;
+mod service;
 mod store;
 mod util;

@@ -1,0 +1,350 @@
+//! `attune replay`: streams a recording to a server as N live calls at real-time pace (or
+//! faster), prints the events received and, at the end, a JSON summary with cue latencies.
+//! With `--calls 1000` it is the load test of the service.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use attune::audio::{AudioReader, SampleEncoding, read_all};
+use attune::service::client::{ChunkedAudio, PacingReport, connect, ingest_call, send_paced};
+use attune::service::convert::{cue_json, event_json};
+use attune::service::pb::{self, event::Kind, ingest_response};
+use attune::service::session::Encoding;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReplayFormat {
+    /// Events as JSON lines, then the summary as one JSON line.
+    Json,
+    /// Events as readable lines, then the summary as indented JSON.
+    Text,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WireEncoding {
+    /// The file's own G.711 encoding if it has one, else PCM16LE.
+    Auto,
+    Pcm16le,
+    F32le,
+    Mulaw,
+    Alaw,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// A stereo recording (one party per channel).
+    file: PathBuf,
+    /// The server's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    server: String,
+    /// Pace: 1.0 is real time, 2.0 twice as fast.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Stream the recording as this many concurrent calls (ids suffixed -1..-N when N > 1).
+    #[arg(long, default_value_t = 1)]
+    calls: usize,
+    /// Call id (default: the file name without extension).
+    #[arg(long)]
+    call_id: Option<String>,
+    #[arg(long, default_value = "agent-1")]
+    agent_id: String,
+    #[arg(long, default_value = "default")]
+    team: String,
+    /// Which channel is the agent (default: `agent_channel` of NAME.truth.json beside the file,
+    /// else 0).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=1))]
+    agent_channel: Option<u32>,
+    #[arg(long, value_enum, default_value_t = ReplayFormat::Json)]
+    format: ReplayFormat,
+    /// Audio per chunk, milliseconds.
+    #[arg(long, default_value_t = 100)]
+    chunk_ms: u32,
+    /// Encoding on the wire.
+    #[arg(long, value_enum, default_value_t = WireEncoding::Auto)]
+    encoding: WireEncoding,
+    /// HTTP/2 connections to spread the calls over (default: one per 50 calls).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Spread the calls' starts over this many seconds (default: one chunk).
+    #[arg(long)]
+    ramp_s: Option<f64>,
+    /// Print only the summary, not the events.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// What one simulated call saw.
+struct CallResult {
+    call_id: String,
+    pacing: PacingReport,
+    /// (highest contiguous seq, arrival).
+    acks: Vec<(i64, Instant)>,
+    cues: Vec<(pb::Cue, Instant)>,
+    ended: Option<pb::CallSummary>,
+    status: Result<(), tonic::Status>,
+}
+
+fn agent_channel_from_truth(file: &Path) -> Option<u32> {
+    let stem = file.file_stem()?.to_str()?;
+    let truth = file.with_file_name(format!("{stem}.truth.json"));
+    let text = std::fs::read_to_string(truth).ok()?;
+    let value: Value = serde_json::from_str(&text).ok()?;
+    value.get("agent_channel")?.as_u64().map(|c| c as u32)
+}
+
+fn percentiles_ms(mut values: Vec<f64>) -> Value {
+    if values.is_empty() {
+        return json!({"count": 0, "p50": null, "p95": null, "p99": null, "max": null});
+    }
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+        (values[rank - 1] * 10.0).round() / 10.0
+    };
+    json!({"count": values.len(), "p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": at(1.0)})
+}
+
+pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        bail!("--speed must be a number > 0, got {}", args.speed);
+    }
+    if args.calls == 0 {
+        bail!("--calls must be at least 1");
+    }
+    if !(10..=1000).contains(&args.chunk_ms) {
+        bail!("--chunk-ms must be 10..=1000, got {}", args.chunk_ms);
+    }
+    let reader = AudioReader::open(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let file_encoding = reader.spec().encoding;
+    let audio = read_all(reader).with_context(|| format!("cannot read {}", args.file.display()))?;
+    if audio.channels.len() < 2 {
+        bail!(
+            "{}: a call needs two channels (one per party); this recording has {}",
+            args.file.display(),
+            audio.channels.len()
+        );
+    }
+    let encoding = match args.encoding {
+        WireEncoding::Auto => match file_encoding {
+            SampleEncoding::MuLaw => Encoding::Mulaw,
+            SampleEncoding::ALaw => Encoding::Alaw,
+            _ => Encoding::Pcm16le,
+        },
+        WireEncoding::Pcm16le => Encoding::Pcm16le,
+        WireEncoding::F32le => Encoding::F32le,
+        WireEncoding::Mulaw => Encoding::Mulaw,
+        WireEncoding::Alaw => Encoding::Alaw,
+    };
+    let frames_per_chunk = (audio.sample_rate_hz as usize * args.chunk_ms as usize / 1000).max(1);
+    let chunked = ChunkedAudio::interleaved(
+        [&audio.channels[0], &audio.channels[1]],
+        audio.sample_rate_hz,
+        frames_per_chunk,
+        encoding,
+    );
+    let agent_channel = args
+        .agent_channel
+        .or_else(|| agent_channel_from_truth(&args.file))
+        .unwrap_or(0);
+    let base_id = args.call_id.clone().unwrap_or_else(|| {
+        args.file
+            .file_stem()
+            .map_or("call".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    let results = runtime.block_on(replay_calls(args, &chunked, agent_channel, &base_id))?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let summary = summarise(args, &chunked, &results, wall_s);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        ReplayFormat::Json => writeln!(out, "{}", serde_json::to_string(&summary)?)?,
+        ReplayFormat::Text => writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?,
+    }
+    out.flush()?;
+    let failed = results.iter().filter(|r| r.status.is_err()).count();
+    if failed > 0 {
+        bail!("{failed} of {} calls ended with an error", results.len());
+    }
+    Ok(())
+}
+
+async fn replay_calls(
+    args: &ReplayArgs,
+    audio: &ChunkedAudio,
+    agent_channel: u32,
+    base_id: &str,
+) -> anyhow::Result<Vec<CallResult>> {
+    let connections = args
+        .connections
+        .unwrap_or_else(|| args.calls.div_ceil(50))
+        .clamp(1, args.calls);
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        clients.push(
+            connect(&args.server)
+                .await
+                .with_context(|| format!("cannot connect to {}", args.server))?,
+        );
+    }
+    let ramp = Duration::from_secs_f64(args.ramp_s.unwrap_or(audio.chunk_s()).max(0.0));
+    let t0 = tokio::time::Instant::now() + Duration::from_millis(50);
+    let printer = Arc::new(Mutex::new(std::io::stdout()));
+    let mut tasks = Vec::with_capacity(args.calls);
+    for i in 0..args.calls {
+        let call_id = if args.calls > 1 {
+            format!("{base_id}-{}", i + 1)
+        } else {
+            base_id.to_owned()
+        };
+        let header = pb::CallHeader {
+            call_id: call_id.clone(),
+            agent_id: args.agent_id.clone(),
+            team: args.team.clone(),
+            sample_rate_hz: audio.sample_rate_hz,
+            encoding: audio.encoding.to_proto() as i32,
+            layout: pb::ChannelLayout::InterleavedStereo as i32,
+            agent_channel,
+        };
+        let mut client = clients[i % connections].clone();
+        let audio = audio.clone();
+        let start = t0 + ramp.mul_f64(i as f64 / args.calls as f64);
+        let (speed, quiet, format) = (args.speed, args.quiet, args.format);
+        let printer = printer.clone();
+        tasks.push(tokio::spawn(async move {
+            let (tx, rx) = mpsc::channel(4);
+            let sender = tokio::spawn(async move { send_paced(&audio, speed, start, tx).await });
+            let mut acks = Vec::new();
+            let mut cues = Vec::new();
+            let mut ended = None;
+            let status = ingest_call(&mut client, header, rx, |response, at| match response.msg {
+                Some(ingest_response::Msg::Ack(ack)) => {
+                    acks.push((ack.highest_contiguous_seq, at));
+                }
+                Some(ingest_response::Msg::Event(event)) => {
+                    if !quiet {
+                        print_event(&printer, format, &event);
+                    }
+                    match event.kind {
+                        Some(Kind::Cue(cue)) => cues.push((cue, at)),
+                        Some(Kind::CallEnded(summary)) => ended = Some(summary),
+                        _ => {}
+                    }
+                }
+                None => {}
+            })
+            .await;
+            let pacing = sender.await.unwrap_or_default();
+            CallResult {
+                call_id,
+                pacing,
+                acks,
+                cues,
+                ended,
+                status,
+            }
+        }));
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        results.push(task.await.context("a call task failed")?);
+    }
+    Ok(results)
+}
+
+fn print_event(printer: &Mutex<std::io::Stdout>, format: ReplayFormat, event: &pb::Event) {
+    let line = match format {
+        ReplayFormat::Json => event_json(event).to_string(),
+        ReplayFormat::Text => super::watch::event_text(event),
+    };
+    let out = printer.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = writeln!(&*out, "{line}");
+}
+
+fn summarise(
+    args: &ReplayArgs,
+    audio: &ChunkedAudio,
+    results: &[CallResult],
+    wall_s: f64,
+) -> Value {
+    let chunk_s = audio.chunk_s();
+    let mut cues = Vec::new();
+    let mut cue_latency_ms = Vec::new();
+    let mut ack_latency_ms = Vec::new();
+    let mut send_lag_ms = Vec::new();
+    let mut chunks_late = 0u64;
+    let mut chunks_sent = 0u64;
+    let mut chunks_acked = 0u64;
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut end_reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for r in results {
+        let sent = &r.pacing.sent_at;
+        chunks_sent += sent.len() as u64;
+        for lag in &r.pacing.lag {
+            let ms = lag.as_secs_f64() * 1e3;
+            send_lag_ms.push(ms);
+            if lag.as_secs_f64() > chunk_s {
+                chunks_late += 1;
+            }
+        }
+        let acked = r.acks.iter().map(|(seq, _)| seq + 1).max().unwrap_or(0);
+        chunks_acked += acked.max(0) as u64;
+        for (seq, at) in &r.acks {
+            if let Some(sent_at) = usize::try_from(*seq).ok().and_then(|s| sent.get(s)) {
+                ack_latency_ms.push(at.saturating_duration_since(*sent_at).as_secs_f64() * 1e3);
+            }
+        }
+        for (cue, at) in &r.cues {
+            let seq = audio.chunk_containing(cue.t_s);
+            let latency = sent
+                .get(seq)
+                .map(|sent_at| at.saturating_duration_since(*sent_at).as_secs_f64() * 1e3);
+            if let Some(ms) = latency {
+                cue_latency_ms.push(ms);
+            }
+            let mut value = cue_json(&r.call_id, cue);
+            if let Value::Object(map) = &mut value {
+                map.insert(
+                    "latency_ms".into(),
+                    json!(latency.map(|ms| (ms * 10.0).round() / 10.0)),
+                );
+            }
+            cues.push(value);
+        }
+        if let Err(status) = &r.status {
+            *errors
+                .entry(format!("{:?}: {}", status.code(), status.message()))
+                .or_default() += 1;
+        }
+        if let Some(ended) = &r.ended {
+            *end_reasons.entry(ended.reason.clone()).or_default() += 1;
+        }
+    }
+    json!({
+        "cues": cues,
+        "latency_ms": percentiles_ms(cue_latency_ms),
+        "chunks_sent": chunks_sent,
+        "chunks_acked": chunks_acked,
+        "chunks_late": chunks_late,
+        "send_lag_ms": percentiles_ms(send_lag_ms),
+        "ack_latency_ms": percentiles_ms(ack_latency_ms),
+        "calls": results.len(),
+        "calls_failed": results.iter().filter(|r| r.status.is_err()).count(),
+        "errors": errors,
+        "end_reasons": end_reasons,
+        "chunk_ms": args.chunk_ms,
+        "encoding": audio.encoding,
+        "speed": args.speed,
+        "audio_s": audio.chunks.len() as f64 * chunk_s,
+        "wall_s": (wall_s * 100.0).round() / 100.0,
+    })
+}

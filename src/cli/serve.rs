@@ -1,0 +1,101 @@
+//! `attune serve`: the live service (gRPC ingest/monitor + HTTP /healthz, /metrics).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use attune::cues::CueRules;
+use attune::model::emotion::EmotionModel;
+use attune::service::grpc::SessionConfig;
+use attune::service::http::router;
+use attune::service::server::{ServerConfig, Service};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// gRPC listen address (ingest and monitor streams).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    grpc: String,
+    /// HTTP listen address (/healthz, /metrics).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: String,
+    /// Cue rules (TOML); default: the shipped rules/cues.toml.
+    #[arg(long)]
+    rules: Option<PathBuf>,
+    /// Most live calls at once; more are refused with RESOURCE_EXHAUSTED.
+    #[arg(long, default_value_t = 2000)]
+    max_calls: usize,
+    /// The caller-emotion model.
+    #[arg(long, default_value = "models/emotion.json")]
+    model: PathBuf,
+    /// A call whose stream is silent this long ends ("timeout"), seconds.
+    #[arg(long, default_value_t = 30.0)]
+    idle_timeout_s: f64,
+    /// A new stream must declare its call within this time, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout_s: f64,
+    /// Analysis threads (default: one per core).
+    #[arg(long)]
+    analysis_threads: Option<usize>,
+}
+
+fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{name} must be a number of seconds > 0, got {value}"))
+}
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let rules = match &args.rules {
+        Some(path) => CueRules::load(path)?,
+        None => CueRules::default(),
+    };
+    let model = Arc::new(
+        EmotionModel::load(&args.model)
+            .with_context(|| format!("cannot load the emotion model {}", args.model.display()))?,
+    );
+    let mut config = ServerConfig {
+        max_calls: args.max_calls,
+        session: SessionConfig {
+            idle_timeout: seconds("idle-timeout-s", args.idle_timeout_s)?,
+            header_timeout: seconds("header-timeout-s", args.header_timeout_s)?,
+            ..SessionConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    if let Some(threads) = args.analysis_threads {
+        config.analysis_threads = threads.max(1);
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let grpc = tokio::net::TcpListener::bind(&args.grpc)
+            .await
+            .with_context(|| format!("cannot listen on {} (gRPC)", args.grpc))?;
+        let http = tokio::net::TcpListener::bind(&args.http)
+            .await
+            .with_context(|| format!("cannot listen on {} (HTTP)", args.http))?;
+        eprintln!(
+            "attune serve: gRPC on {}, HTTP on {} (max {} calls, {} analysis threads); Ctrl-C stops",
+            grpc.local_addr()?,
+            http.local_addr()?,
+            config.max_calls,
+            config.analysis_threads
+        );
+        let service = Service::new(config, rules, model)?;
+        // /healthz and /metrics, plus the supervisor console and the agent view.
+        let console = attune::service::console::routes(
+            service.app_state().hub,
+            attune::service::console::StopSignal::from_receiver(service.stop_signal()),
+        );
+        let app = router(service.app_state()).merge(console);
+        service
+            .serve(grpc, http, app, async {
+                let _ = tokio::signal::ctrl_c().await;
+                eprintln!("attune serve: shutting down (ending live calls)");
+            })
+            .await?;
+        anyhow::Ok(())
+    })
+}

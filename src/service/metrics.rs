@@ -1,0 +1,211 @@
+//! Service counters and their Prometheus text rendering (`/metrics`), with the process's CPU
+//! time and resident memory read from `/proc/self`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::analysis::ns_to_s;
+use super::hub::Hub;
+
+/// Counters of the ingest and monitor streams and of the analysis pool.
+#[derive(Debug, Default)]
+pub struct ServiceMetrics {
+    pub chunks_received: AtomicU64,
+    /// Chunks analysed and acknowledged (highest contiguous sequence + 1, summed over calls).
+    pub chunks_acked: AtomicU64,
+    pub bytes_received: AtomicU64,
+    /// Chunks that arrived ahead of a missing one (held and reordered).
+    pub chunks_out_of_order: AtomicU64,
+    /// Chunks whose sequence number was already received (dropped).
+    pub chunks_duplicate: AtomicU64,
+    /// Ingest streams that ended with an error status.
+    pub ingest_errors: AtomicU64,
+    pub monitors_active: AtomicU64,
+    pub analysis_jobs: AtomicU64,
+    pub analysis_busy_ns: AtomicU64,
+    pub analysis_queue_wait_ns: AtomicU64,
+    pub analysis_queue_wait_max_ns: AtomicU64,
+}
+
+/// Process CPU time (user + system), seconds, from `/proc/self/stat`.
+pub fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks_per_s())
+}
+
+fn clock_ticks_per_s() -> f64 {
+    // Linux's USER_HZ is 100 on every architecture we run on.
+    100.0
+}
+
+/// Resident memory, bytes, from `/proc/self/statm`.
+pub fn process_resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// Renders every counter in the Prometheus text exposition format.
+pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
+    let mut out = String::with_capacity(4096);
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let h = &hub.counters;
+    metric(
+        &mut out,
+        "attune_live_calls",
+        "gauge",
+        "Calls live now.",
+        hub.live_count(),
+    );
+    metric(
+        &mut out,
+        "attune_max_calls",
+        "gauge",
+        "Configured limit of live calls.",
+        hub.max_calls(),
+    );
+    metric(
+        &mut out,
+        "attune_calls_started_total",
+        "counter",
+        "Calls registered.",
+        get(&h.calls_started),
+    );
+    metric(
+        &mut out,
+        "attune_calls_ended_total",
+        "counter",
+        "Calls ended (any reason).",
+        get(&h.calls_ended),
+    );
+    metric(
+        &mut out,
+        "attune_calls_rejected_total",
+        "counter",
+        "Calls refused (limit, duplicate or bad id).",
+        get(&h.calls_rejected),
+    );
+    metric(
+        &mut out,
+        "attune_ingest_errors_total",
+        "counter",
+        "Ingest streams ended with an error status.",
+        get(&m.ingest_errors),
+    );
+    metric(
+        &mut out,
+        "attune_chunks_received_total",
+        "counter",
+        "Audio chunks received.",
+        get(&m.chunks_received),
+    );
+    metric(
+        &mut out,
+        "attune_chunks_acked_total",
+        "counter",
+        "Audio chunks analysed and acknowledged.",
+        get(&m.chunks_acked),
+    );
+    metric(
+        &mut out,
+        "attune_audio_bytes_received_total",
+        "counter",
+        "Audio payload bytes received.",
+        get(&m.bytes_received),
+    );
+    metric(
+        &mut out,
+        "attune_chunks_out_of_order_total",
+        "counter",
+        "Chunks that arrived ahead of a missing one (held, then analysed in order).",
+        get(&m.chunks_out_of_order),
+    );
+    metric(
+        &mut out,
+        "attune_chunks_duplicate_total",
+        "counter",
+        "Chunks whose sequence number was already received (dropped).",
+        get(&m.chunks_duplicate),
+    );
+    metric(
+        &mut out,
+        "attune_events_published_total",
+        "counter",
+        "Events published to the hub.",
+        get(&h.events_published),
+    );
+    metric(
+        &mut out,
+        "attune_events_dropped_slow_subscribers_total",
+        "counter",
+        "Events monitors missed because they read too slowly.",
+        get(&h.events_dropped_slow_subscribers),
+    );
+    metric(
+        &mut out,
+        "attune_monitors_active",
+        "gauge",
+        "Monitor streams open now.",
+        get(&m.monitors_active),
+    );
+    metric(
+        &mut out,
+        "attune_analysis_jobs_total",
+        "counter",
+        "Analysis jobs run (one per batch of chunks).",
+        get(&m.analysis_jobs),
+    );
+    metric(
+        &mut out,
+        "attune_analysis_busy_seconds_total",
+        "counter",
+        "Time the analysis threads spent analysing.",
+        ns_to_s(&m.analysis_busy_ns),
+    );
+    metric(
+        &mut out,
+        "attune_analysis_queue_wait_seconds_total",
+        "counter",
+        "Time analysis jobs waited for a thread.",
+        ns_to_s(&m.analysis_queue_wait_ns),
+    );
+    metric(
+        &mut out,
+        "attune_analysis_queue_wait_max_seconds",
+        "gauge",
+        "Longest wait of one analysis job for a thread.",
+        ns_to_s(&m.analysis_queue_wait_max_ns),
+    );
+    if let Some(cpu_s) = process_cpu_seconds() {
+        metric(
+            &mut out,
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time of the process.",
+            cpu_s,
+        );
+    }
+    if let Some(bytes) = process_resident_bytes() {
+        metric(
+            &mut out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the process.",
+            bytes,
+        );
+    }
+    out
+}
