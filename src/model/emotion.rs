@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::calmness;
 use super::labels::{CLASS_NAMES, CLASS_VALENCE, Label};
 use super::mlp::{CLASS_COUNT, Example, Mlp, MlpOutput, TrainConfig};
+use crate::compose::rng::SplitMix64;
 use crate::prosody::baseline::{GlobalNorm, MIN_BASELINE_SPEECH_S, Normalisation, SpeakerBaseline};
 use crate::prosody::extract::FileFunctionals;
 use crate::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
@@ -28,7 +29,7 @@ use crate::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
 /// Name of the format in the model file.
 pub const MODEL_FORMAT: &str = "attune-emotion";
 /// Version of the model file this build reads and writes.
-pub const MODEL_VERSION: u32 = 1;
+pub const MODEL_VERSION: u32 = 2;
 /// Below this much speech in a window the model abstains, seconds.
 pub const MIN_SPEECH_S: f64 = 1.0;
 /// Below this much voiced speech in a window the model abstains, seconds.
@@ -88,26 +89,71 @@ pub struct TrainingInfo {
     pub per_label: BTreeMap<String, usize>,
 }
 
-/// Networks trained from different random starts; their outputs are averaged (fixed a priori:
-/// averaging a few seeds lowers the variance of a small network on a small corpus).
+/// Default number of networks per head (see [`TrainConfig::ensemble`]): averaging a few seeds
+/// lowers the variance of a small network on a small corpus.
 pub const ENSEMBLE_SIZE: usize = 3;
 
-/// An ensemble of networks with the normalisation applied to their input.
+/// Inputs of the speaker network, two blocks of [`FEATURE_COUNT`]: the window's z-scores
+/// against the speaker's baseline; and where the baseline itself sits in the training
+/// population (z-scores of the baseline's mean, the gain-dependent ones zeroed,
+/// [`GAIN_DEPENDENT_FEATURES`]). With the second block the network can tell a calm baseline
+/// from an upset or a mixed one, so a window like its baseline reads calm when the baseline
+/// was calm and upset when it was upset — a live baseline is the call so far, whatever the
+/// caller's state.
+pub const SPEAKER_INPUTS: usize = 2 * FEATURE_COUNT;
+
+/// Mean and standard deviation of each input of a network.
+#[derive(Debug, Clone, PartialEq)]
+struct InputNorm {
+    mean: Vec<f32>,
+    std: Vec<f32>,
+}
+
+impl InputNorm {
+    fn fit<'a>(rows: impl Iterator<Item = &'a [f32]>, inputs: usize) -> Self {
+        let mut moments = vec![crate::prosody::functionals::Moments::default(); inputs];
+        for row in rows {
+            for (m, &v) in moments.iter_mut().zip(row) {
+                m.add(f64::from(v));
+            }
+        }
+        Self {
+            mean: moments.iter().map(|m| m.mean() as f32).collect(),
+            std: moments.iter().map(|m| m.std().max(1e-6) as f32).collect(),
+        }
+    }
+
+    fn apply(&self, x: &[f32], out: &mut [f32]) {
+        for (((o, &v), &m), &s) in out.iter_mut().zip(x).zip(&self.mean).zip(&self.std) {
+            *o = (v - m) / s;
+        }
+    }
+}
+
+/// An ensemble of networks with the standardisation applied to their input.
 #[derive(Debug, Clone, PartialEq)]
 struct Head {
-    input_norm: GlobalNorm,
+    input_norm: InputNorm,
     nets: Vec<Mlp>,
 }
 
 impl Head {
+    fn inputs(&self) -> usize {
+        self.input_norm.mean.len()
+    }
+
+    /// Standardises `input` (at most [`SPEAKER_INPUTS`] values) and averages the networks.
     fn predict(&self, input: &[f32]) -> MlpOutput {
+        let mut x = [0f32; SPEAKER_INPUTS];
+        let n_in = input.len().min(self.inputs()).min(SPEAKER_INPUTS);
+        self.input_norm.apply(&input[..n_in], &mut x[..n_in]);
         let mut out = MlpOutput {
             probabilities: [0.0; CLASS_COUNT],
             arousal: 0.0,
         };
         let n = self.nets.len().max(1) as f32;
         for net in &self.nets {
-            let o = net.predict(input);
+            let o = net.predict(&x[..n_in]);
             for (a, b) in out.probabilities.iter_mut().zip(o.probabilities) {
                 *a += b / n;
             }
@@ -183,18 +229,6 @@ pub struct Prediction {
     pub speech_s: f64,
 }
 
-fn examples(inputs: &[[f32; FEATURE_COUNT]], labels: &[Label]) -> Vec<Example> {
-    inputs
-        .iter()
-        .zip(labels)
-        .map(|(x, l)| Example {
-            input: x.to_vec(),
-            class: l.class(),
-            high_arousal: Some(l.high_arousal()),
-        })
-        .collect()
-}
-
 /// Features that measure the recording's gain as much as the voice (absolute level, dBFS).
 /// The cold (global) network does not see them: without a speaker baseline a loud line would
 /// read as an aroused caller. Against the speaker's own baseline they are relative and kept.
@@ -217,33 +251,138 @@ fn mask_gain(mut z: [f32; FEATURE_COUNT]) -> [f32; FEATURE_COUNT] {
     z
 }
 
-fn train_head(
-    rows: &[[f32; FEATURE_COUNT]],
-    labels: &[Label],
-    config: &TrainConfig,
-    gain_blind: bool,
-) -> Head {
-    let input_norm = GlobalNorm::fit(rows);
-    let z: Vec<[f32; FEATURE_COUNT]> = rows
+/// Trains a head on `views` (one or more input vectors per example, all of the same length;
+/// with several, every epoch shows each example through one of its views drawn at random).
+fn train_head(views: &[Vec<Vec<f32>>], labels: &[Label], config: &TrainConfig) -> Head {
+    let inputs = views.first().and_then(|v| v.first()).map_or(0, Vec::len);
+    let input_norm = InputNorm::fit(views.iter().flatten().map(Vec::as_slice), inputs);
+    let standardised: Vec<Vec<Vec<f32>>> = views
         .iter()
-        .map(|r| {
-            let z = input_norm.z(r);
-            if gain_blind { mask_gain(z) } else { z }
+        .map(|vs| {
+            vs.iter()
+                .map(|v| {
+                    let mut out = vec![0f32; inputs];
+                    input_norm.apply(v, &mut out);
+                    out
+                })
+                .collect()
         })
         .collect();
-    let examples = examples(&z, labels);
-    let nets = (0..ENSEMBLE_SIZE as u64)
+    let examples: Vec<Example> = standardised
+        .iter()
+        .zip(labels)
+        .map(|(vs, l)| Example {
+            input: vs.first().cloned().unwrap_or_default(),
+            class: l.class(),
+            high_arousal: Some(l.high_arousal()),
+        })
+        .collect();
+    let several = standardised.iter().any(|vs| vs.len() > 1);
+    let noise = config.input_noise;
+    let nets = (0..config.ensemble.max(1) as u64)
         .map(|k| {
-            Mlp::train(
-                &examples,
-                &TrainConfig {
-                    seed: config.seed.wrapping_add(k * 1_000_003),
-                    ..*config
-                },
-            )
+            let seed = config.seed.wrapping_add(k * 1_000_003);
+            let mut rng = SplitMix64::new(seed ^ 0x0bad_5eed);
+            Mlp::train_with(&examples, &TrainConfig { seed, ..*config }, |_, x| {
+                if !several && noise <= 0.0 {
+                    return;
+                }
+                for (mut row, vs) in x.rows_mut().into_iter().zip(&standardised) {
+                    let v = &vs[rng.below(vs.len())];
+                    for (a, &b) in row.iter_mut().zip(v) {
+                        *a = if noise > 0.0 {
+                            b + noise * rng.gaussian() as f32
+                        } else {
+                            b
+                        };
+                    }
+                }
+            })
         })
         .collect();
     Head { input_norm, nets }
+}
+
+/// The speaker network's input for `features` against `baseline` (see [`SPEAKER_INPUTS`]).
+fn speaker_input(
+    features: &[f32; FEATURE_COUNT],
+    baseline: &SpeakerBaseline,
+    global_norm: &GlobalNorm,
+    level_blind: bool,
+) -> [f32; SPEAKER_INPUTS] {
+    let mut out = [0f32; SPEAKER_INPUTS];
+    let (mut speaker_z, normalisation) = baseline.normalise(features, global_norm);
+    if level_blind {
+        speaker_z = mask_gain(speaker_z);
+    }
+    out[..FEATURE_COUNT].copy_from_slice(&speaker_z);
+    let position = if normalisation == Normalisation::Speaker {
+        global_norm.z(&baseline.mean())
+    } else {
+        global_norm.z(features)
+    };
+    out[FEATURE_COUNT..].copy_from_slice(&mask_gain(position));
+    out
+}
+
+/// Baselines drawn from one speaker's files for training the speaker network, so it learns
+/// that a baseline may itself be calm, upset, of one emotion or mixed: kinds in turn — all
+/// files; a random subset; the files of one label; mostly low-arousal files (every one, plus
+/// each high-arousal file with probability 0.15); mostly high-arousal files (each with
+/// probability 0.6, each low-arousal one with 0.15). A draw short of
+/// [`MIN_BASELINE_SPEECH_S`] is topped up with the speaker's other files in random order.
+fn draw_baselines(
+    files: &[&LabelledFunctionals],
+    draws: usize,
+    rng: &mut SplitMix64,
+) -> Vec<SpeakerBaseline> {
+    let n = files.len();
+    let labels: Vec<Label> = {
+        let mut l: Vec<Label> = files.iter().map(|f| f.label).collect();
+        l.sort_by_key(|l| l.as_str());
+        l.dedup();
+        l
+    };
+    (0..draws.max(1))
+        .map(|k| {
+            let mut chosen = vec![false; n];
+            match k % 5 {
+                0 => chosen.iter_mut().for_each(|c| *c = true),
+                1 => {
+                    let p = rng.next_f64();
+                    chosen.iter_mut().for_each(|c| *c = rng.chance(p));
+                }
+                2 => {
+                    let label = labels[rng.below(labels.len())];
+                    for (c, f) in chosen.iter_mut().zip(files) {
+                        *c = f.label == label;
+                    }
+                }
+                3 => {
+                    for (c, f) in chosen.iter_mut().zip(files) {
+                        *c = !f.label.high_arousal() || rng.chance(0.15);
+                    }
+                }
+                _ => {
+                    for (c, f) in chosen.iter_mut().zip(files) {
+                        *c = rng.chance(if f.label.high_arousal() { 0.6 } else { 0.15 });
+                    }
+                }
+            }
+            let mut baseline = SpeakerBaseline::new();
+            for (c, f) in chosen.iter().zip(files) {
+                if *c {
+                    baseline.add(&f.features, f.speech_s);
+                }
+            }
+            let mut rest: Vec<usize> = (0..n).filter(|&i| !chosen[i]).collect();
+            while !baseline.is_sufficient() && !rest.is_empty() {
+                let i = rest.swap_remove(rng.below(rest.len()));
+                baseline.add(&files[i].features, files[i].speech_s);
+            }
+            baseline
+        })
+        .collect()
 }
 
 /// Baselines of every speaker from all their files (unlabelled statistics).
@@ -262,7 +401,6 @@ impl EmotionModel {
     /// Trains both networks on `samples` (files with less than [`MIN_SPEECH_S`] of speech are
     /// left out of the training set, but still count in their speaker's baseline).
     pub fn train(samples: &[LabelledFunctionals], config: &TrainConfig, condition: &str) -> Self {
-        let baselines = speaker_baselines(samples);
         let used: Vec<&LabelledFunctionals> = samples
             .iter()
             .filter(|s| s.speech_s >= MIN_SPEECH_S && s.voiced_s >= MIN_VOICED_S)
@@ -270,17 +408,38 @@ impl EmotionModel {
         let raw: Vec<[f32; FEATURE_COUNT]> = used.iter().map(|s| s.features).collect();
         let labels: Vec<Label> = used.iter().map(|s| s.label).collect();
         let global_norm = GlobalNorm::fit(&raw);
-        let speaker_z: Vec<[f32; FEATURE_COUNT]> = used
+        let mut by_speaker: BTreeMap<&str, Vec<&LabelledFunctionals>> = BTreeMap::new();
+        for s in samples {
+            by_speaker.entry(s.speaker.as_str()).or_default().push(s);
+        }
+        let mut rng = SplitMix64::new(config.seed ^ 0xba5e_11e5);
+        let pools: BTreeMap<&str, Vec<SpeakerBaseline>> = by_speaker
             .iter()
-            .map(|s| {
-                baselines.get(&s.speaker).map_or_else(
-                    || global_norm.z(&s.features),
-                    |b| b.normalise(&s.features, &global_norm).0,
+            .map(|(&speaker, files)| {
+                (
+                    speaker,
+                    draw_baselines(files, config.baseline_draws, &mut rng),
                 )
             })
             .collect();
-        let global_head = train_head(&raw, &labels, config, true);
-        let speaker_head = train_head(&speaker_z, &labels, config, false);
+        let global_views: Vec<Vec<Vec<f32>>> = raw
+            .iter()
+            .map(|r| vec![mask_gain(global_norm.z(r)).to_vec()])
+            .collect();
+        let global_head = train_head(&global_views, &labels, config);
+        let speaker_views: Vec<Vec<Vec<f32>>> = used
+            .iter()
+            .map(|s| {
+                pools[s.speaker.as_str()]
+                    .iter()
+                    .map(|b| {
+                        speaker_input(&s.features, b, &global_norm, config.level_blind_baseline)
+                            .to_vec()
+                    })
+                    .collect()
+            })
+            .collect();
+        let speaker_head = train_head(&speaker_views, &labels, config);
         let mut per_label = BTreeMap::new();
         for l in &labels {
             *per_label.entry(l.as_str().to_owned()).or_insert(0) += 1;
@@ -317,13 +476,16 @@ impl EmotionModel {
             Some(b) => b.normalise(features, &self.global_norm),
             None => (self.global_norm.z(features), Normalisation::Global),
         };
-        let out = match normalisation {
-            Normalisation::Speaker => self
-                .speaker_head
-                .predict(&self.speaker_head.input_norm.z(&z)),
-            Normalisation::Global => self
+        let out = match (normalisation, baseline) {
+            (Normalisation::Speaker, Some(b)) => self.speaker_head.predict(&speaker_input(
+                features,
+                b,
+                &self.global_norm,
+                self.train_config.level_blind_baseline,
+            )),
+            _ => self
                 .global_head
-                .predict(&mask_gain(self.global_head.input_norm.z(features))),
+                .predict(&mask_gain(self.global_norm.z(features))),
         };
         let (best, top) = most_probable(&out.probabilities);
         let valence = out
@@ -557,10 +719,10 @@ impl EmotionModel {
             }
         };
         check_norm(&file.global_norm, "global_norm")?;
-        let speaker_head = head_from_file(file.speaker_head, "speaker_head").map_err(malformed)?;
-        check_norm(&speaker_head.input_norm, "speaker_head input statistics")?;
-        let global_head = head_from_file(file.global_head, "global_head").map_err(malformed)?;
-        check_norm(&global_head.input_norm, "global_head input statistics")?;
+        let speaker_head =
+            head_from_file(file.speaker_head, SPEAKER_INPUTS, "speaker_head").map_err(malformed)?;
+        let global_head =
+            head_from_file(file.global_head, FEATURE_COUNT, "global_head").map_err(malformed)?;
         Ok(Self {
             global_norm: file.global_norm,
             speaker_head,
@@ -583,7 +745,22 @@ fn matrix(rows: Vec<Vec<f32>>, cols: usize, what: &str) -> Result<ndarray::Array
     ndarray::Array2::from_shape_vec((n, cols), flat).map_err(|e| format!("{what}: {e}"))
 }
 
-fn head_from_file(f: HeadFile, what: &str) -> Result<Head, String> {
+fn head_from_file(f: HeadFile, inputs: usize, what: &str) -> Result<Head, String> {
+    if f.input_mean.len() != inputs || f.input_std.len() != inputs {
+        return Err(format!(
+            "{what}: input statistics must have {inputs} values"
+        ));
+    }
+    if f.input_mean
+        .iter()
+        .chain(&f.input_std)
+        .any(|v| !v.is_finite())
+        || f.input_std.iter().any(|&v| v <= 0.0)
+    {
+        return Err(format!(
+            "{what}: input statistics hold non-finite or non-positive values"
+        ));
+    }
     if f.nets.is_empty() || f.nets.len() > 64 {
         return Err(format!(
             "{what}: {} networks (1..=64 allowed)",
@@ -594,10 +771,10 @@ fn head_from_file(f: HeadFile, what: &str) -> Result<Head, String> {
         .nets
         .into_iter()
         .enumerate()
-        .map(|(k, n)| net_from_file(n, &format!("{what}.nets[{k}]")))
+        .map(|(k, n)| net_from_file(n, inputs, &format!("{what}.nets[{k}]")))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Head {
-        input_norm: GlobalNorm {
+        input_norm: InputNorm {
             mean: f.input_mean,
             std: f.input_std,
         },
@@ -605,16 +782,16 @@ fn head_from_file(f: HeadFile, what: &str) -> Result<Head, String> {
     })
 }
 
-fn net_from_file(f: NetFile, what: &str) -> Result<Mlp, String> {
+fn net_from_file(f: NetFile, inputs: usize, what: &str) -> Result<Mlp, String> {
     let hidden = f.b1.len();
     if hidden == 0 || hidden > 256 {
         return Err(format!(
             "{what}: hidden layer of {hidden} units (1..=256 allowed)"
         ));
     }
-    if f.w1.len() != FEATURE_COUNT {
+    if f.w1.len() != inputs {
         return Err(format!(
-            "{what}: w1 has {} rows, expected {FEATURE_COUNT}",
+            "{what}: w1 has {} rows, expected {inputs}",
             f.w1.len()
         ));
     }
@@ -765,7 +942,7 @@ mod tests {
         assert!(matches!(e, ModelError::Truncated { .. }), "{e}");
         assert!(e.to_string().contains("m.json"));
 
-        let other = json.replacen("\"version\":1", "\"version\":99", 1);
+        let other = json.replacen("\"version\":2", "\"version\":99", 1);
         let e = EmotionModel::from_json(&other, Path::new("m.json")).expect_err("version");
         assert!(
             matches!(e, ModelError::WrongVersion { found: 99, .. }),
@@ -778,6 +955,53 @@ mod tests {
         assert!(matches!(e, ModelError::Malformed { .. }));
         let e = EmotionModel::from_json("[1,2", Path::new("m.json")).expect_err("eof");
         assert!(matches!(e, ModelError::Truncated { .. }));
+    }
+
+    #[test]
+    fn training_baselines_are_sufficient_and_varied() {
+        let corpus = toy_corpus();
+        let files: Vec<&LabelledFunctionals> =
+            corpus.iter().filter(|s| s.speaker == "s1").collect();
+        let mut rng = SplitMix64::new(1);
+        let pool = draw_baselines(&files, 10, &mut rng);
+        assert_eq!(pool.len(), 10);
+        assert!(pool.iter().all(SpeakerBaseline::is_sufficient));
+        // All files, then subsets of them.
+        assert_eq!(pool[0].windows(), files.len() as u64);
+        assert!(pool.iter().any(|b| b.windows() < files.len() as u64));
+    }
+
+    /// A speaker who stays calm, judged live against their own earlier (calm) windows, stays
+    /// calm: the speaker network knows the baseline itself is calm.
+    #[test]
+    fn a_calm_live_baseline_does_not_make_calm_speech_aroused() {
+        let corpus = toy_corpus();
+        let train: Vec<LabelledFunctionals> = corpus
+            .iter()
+            .filter(|s| s.speaker != "s3")
+            .cloned()
+            .collect();
+        let model = EmotionModel::train(&train, &quick(), "toy");
+        let calm: Vec<FileFunctionals> = corpus
+            .iter()
+            .filter(|s| s.speaker == "s3" && s.label == Label::Neutral)
+            .map(|s| FileFunctionals {
+                features: s.features,
+                speech_s: 2.5,
+                voiced_s: 2.0,
+                duration_s: 3.0,
+            })
+            .collect();
+        let (each, _) = model.predict_windows_live(&calm);
+        let live: Vec<&Prediction> = each
+            .iter()
+            .filter(|p| p.normalisation == Normalisation::Speaker)
+            .collect();
+        assert!(!live.is_empty());
+        for p in live {
+            assert!(p.arousal < 0.5, "arousal {}", p.arousal);
+            assert_eq!(p.emotion, Some("neutral"));
+        }
     }
 
     #[test]

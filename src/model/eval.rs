@@ -1,6 +1,7 @@
 //! Leave-one-speaker-out evaluation: for each speaker, train on all others and judge that
 //! speaker's files — cold (global normalisation, each file alone) and, when asked, against the
-//! speaker's own baseline from all their files (unlabelled statistics only). Reports unweighted
+//! speaker's own baseline from all their files (unlabelled statistics only) and live (each file
+//! against the files before it, in two orders). Reports unweighted
 //! average recall (UAR) over the 5 classes and over high/low arousal, confusion matrices, and the
 //! ROC AUC of agent calmness separating calm/neutral from angry/fearful speech.
 //!
@@ -11,9 +12,11 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::emotion::{EmotionModel, LabelledFunctionals, Prediction, speaker_baselines};
+use super::emotion::{EmotionModel, LabelledFunctionals, Prediction};
 use super::labels::{CLASS_NAMES, Label};
 use super::mlp::{CLASS_COUNT, TrainConfig};
+use crate::compose::rng::SplitMix64;
+use crate::prosody::baseline::SpeakerBaseline;
 
 /// Results of one normalisation mode.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,6 +49,8 @@ pub struct LosoReport {
     pub modes: Vec<ModeReport>,
     /// Mean wall time of one cold prediction (normalisation + ensemble forward pass), µs.
     pub inference_us_per_window: f64,
+    /// Networks per head.
+    pub ensemble: usize,
 }
 
 fn recall_mean<const N: usize>(confusion: &[[u32; N]; N]) -> f64 {
@@ -138,6 +143,121 @@ pub fn base_speaker(speaker: &str) -> &str {
     speaker.split('/').next().unwrap_or(speaker)
 }
 
+/// Judgements of one evaluation, per mode.
+#[derive(Default)]
+struct Judged {
+    cold: Vec<(Label, Prediction)>,
+    based: Vec<(Label, Prediction)>,
+    live_shuffled: Vec<(Label, Prediction)>,
+    live_blocks: Vec<(Label, Prediction)>,
+    inference_s: f64,
+    windows: usize,
+}
+
+impl Judged {
+    /// Judges one test speaker's files: cold; and with `with_baseline` against the baseline of
+    /// all their files, and *live* in two orders — files shuffled, and emotion blocks (all
+    /// files of one label together, blocks in random order) — each file against a baseline of
+    /// the files before it (cold until it holds enough speech), as a live call would.
+    fn speaker(
+        &mut self,
+        model: &EmotionModel,
+        test: &[&LabelledFunctionals],
+        with_baseline: bool,
+        seed: u64,
+    ) {
+        let mut baseline = SpeakerBaseline::new();
+        for s in test {
+            baseline.add(&s.features, s.speech_s);
+        }
+        for s in test {
+            let started = std::time::Instant::now();
+            let p = model.predict(&s.features, s.speech_s, s.voiced_s, None);
+            self.inference_s += started.elapsed().as_secs_f64();
+            self.windows += 1;
+            self.cold.push((s.label, p));
+            if with_baseline {
+                self.based.push((
+                    s.label,
+                    model.predict(&s.features, s.speech_s, s.voiced_s, Some(&baseline)),
+                ));
+            }
+        }
+        if !with_baseline {
+            return;
+        }
+        let mut rng = SplitMix64::new(seed);
+        let shuffled = shuffled_order(test.len(), &mut rng);
+        let blocks = block_order(test, &mut rng);
+        for (order, out) in [
+            (shuffled, &mut self.live_shuffled),
+            (blocks, &mut self.live_blocks),
+        ] {
+            let mut live = SpeakerBaseline::new();
+            for i in order {
+                let s = test[i];
+                out.push((
+                    s.label,
+                    model.predict(&s.features, s.speech_s, s.voiced_s, Some(&live)),
+                ));
+                live.add(&s.features, s.speech_s);
+            }
+        }
+    }
+
+    fn report(
+        self,
+        protocol: &'static str,
+        condition: &str,
+        speakers: usize,
+        with_baseline: bool,
+        ensemble: usize,
+    ) -> LosoReport {
+        let mut modes = vec![report("cold", &self.cold)];
+        if with_baseline {
+            modes.push(report("speaker_baseline", &self.based));
+            modes.push(report("live_shuffled", &self.live_shuffled));
+            modes.push(report("live_blocks", &self.live_blocks));
+        }
+        LosoReport {
+            protocol,
+            condition: condition.to_owned(),
+            speakers,
+            files: self.cold.len(),
+            modes,
+            inference_us_per_window: 1e6 * self.inference_s / self.windows.max(1) as f64,
+            ensemble,
+        }
+    }
+}
+
+/// 0..n in random order (Fisher-Yates).
+fn shuffled_order(n: usize, rng: &mut SplitMix64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    order
+}
+
+/// Indices of `test` grouped by label, blocks in random order, files shuffled within a block.
+fn block_order(test: &[&LabelledFunctionals], rng: &mut SplitMix64) -> Vec<usize> {
+    let mut labels: Vec<&'static str> = test.iter().map(|s| s.label.as_str()).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let label_order = shuffled_order(labels.len(), rng);
+    let mut order = Vec::with_capacity(test.len());
+    for l in label_order {
+        let members: Vec<usize> = (0..test.len())
+            .filter(|&i| test[i].label.as_str() == labels[l])
+            .collect();
+        for k in shuffled_order(members.len(), rng) {
+            order.push(members[k]);
+        }
+    }
+    order
+}
+
 /// Leave-one-speaker-out over `samples`, with `extra_train` (augmented copies, e.g. another
 /// channel condition) added to every fold's training set except the held-out speaker's.
 pub fn leave_one_speaker_out_augmented(
@@ -148,10 +268,8 @@ pub fn leave_one_speaker_out_augmented(
     with_baseline: bool,
 ) -> LosoReport {
     let speakers: BTreeSet<&str> = samples.iter().map(|s| s.speaker.as_str()).collect();
-    let mut cold = Vec::with_capacity(samples.len());
-    let mut based = Vec::with_capacity(samples.len());
-    let mut inference_s = 0.0;
-    for &speaker in &speakers {
+    let mut judged = Judged::default();
+    for (k, &speaker) in speakers.iter().enumerate() {
         let train: Vec<LabelledFunctionals> = samples
             .iter()
             .chain(extra_train)
@@ -161,39 +279,23 @@ pub fn leave_one_speaker_out_augmented(
         let test: Vec<&LabelledFunctionals> =
             samples.iter().filter(|s| s.speaker == speaker).collect();
         let model = EmotionModel::train(&train, config, condition);
-        let test_owned: Vec<LabelledFunctionals> = test.iter().map(|&s| s.clone()).collect();
-        let baselines = speaker_baselines(&test_owned);
-        let baseline = baselines.get(speaker);
-        for s in &test {
-            let started = std::time::Instant::now();
-            let p = model.predict(&s.features, s.speech_s, s.voiced_s, None);
-            inference_s += started.elapsed().as_secs_f64();
-            cold.push((s.label, p));
-            if with_baseline {
-                based.push((
-                    s.label,
-                    model.predict(&s.features, s.speech_s, s.voiced_s, baseline),
-                ));
-            }
-        }
+        judged.speaker(&model, &test, with_baseline, LIVE_ORDER_SEED + k as u64);
     }
-    let mut modes = vec![report("cold", &cold)];
-    if with_baseline {
-        modes.push(report("speaker_baseline", &based));
-    }
-    LosoReport {
-        protocol: "leave-one-speaker-out",
-        condition: condition.to_owned(),
-        speakers: speakers.len(),
-        files: samples.len(),
-        modes,
-        inference_us_per_window: 1e6 * inference_s / samples.len().max(1) as f64,
-    }
+    judged.report(
+        "leave-one-speaker-out",
+        condition,
+        speakers.len(),
+        with_baseline,
+        config.ensemble,
+    )
 }
+
+/// Seed of the live orders (per test speaker: this plus its index).
+const LIVE_ORDER_SEED: u64 = 20_240_501;
 
 /// Cross-corpus: trains once on `train` (+ `extra_train`) and judges every file of `test` (other
 /// speakers, possibly another corpus or language), cold and, with `with_baseline`, against each
-/// test speaker's own baseline.
+/// test speaker's own baseline and live.
 pub fn cross_corpus(
     train: &[LabelledFunctionals],
     extra_train: &[LabelledFunctionals],
@@ -204,40 +306,20 @@ pub fn cross_corpus(
 ) -> LosoReport {
     let all: Vec<LabelledFunctionals> = train.iter().chain(extra_train).cloned().collect();
     let model = EmotionModel::train(&all, config, condition);
-    let baselines = speaker_baselines(test);
-    let mut cold = Vec::with_capacity(test.len());
-    let mut based = Vec::with_capacity(test.len());
-    let mut inference_s = 0.0;
-    for s in test {
-        let started = std::time::Instant::now();
-        let p = model.predict(&s.features, s.speech_s, s.voiced_s, None);
-        inference_s += started.elapsed().as_secs_f64();
-        cold.push((s.label, p));
-        if with_baseline {
-            based.push((
-                s.label,
-                model.predict(
-                    &s.features,
-                    s.speech_s,
-                    s.voiced_s,
-                    baselines.get(&s.speaker),
-                ),
-            ));
-        }
-    }
-    let mut modes = vec![report("cold", &cold)];
-    if with_baseline {
-        modes.push(report("speaker_baseline", &based));
-    }
     let speakers: BTreeSet<&str> = test.iter().map(|s| s.speaker.as_str()).collect();
-    LosoReport {
-        protocol: "cross-corpus",
-        condition: condition.to_owned(),
-        speakers: speakers.len(),
-        files: test.len(),
-        modes,
-        inference_us_per_window: 1e6 * inference_s / test.len().max(1) as f64,
+    let mut judged = Judged::default();
+    for (k, &speaker) in speakers.iter().enumerate() {
+        let files: Vec<&LabelledFunctionals> =
+            test.iter().filter(|s| s.speaker == speaker).collect();
+        judged.speaker(&model, &files, with_baseline, LIVE_ORDER_SEED + k as u64);
     }
+    judged.report(
+        "cross-corpus",
+        condition,
+        speakers.len(),
+        with_baseline,
+        config.ensemble,
+    )
 }
 
 /// The report as text tables.
@@ -248,8 +330,7 @@ pub fn format_report(r: &LosoReport) -> String {
     );
     text.push_str(&format!(
         "inference: {:.1} µs per window (normalisation + {}-network ensemble, one thread)\n",
-        r.inference_us_per_window,
-        super::emotion::ENSEMBLE_SIZE
+        r.inference_us_per_window, r.ensemble
     ));
     for m in &r.modes {
         text.push_str(&format!(
@@ -291,6 +372,37 @@ pub fn format_report(r: &LosoReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_orders_are_permutations_and_blocks_keep_labels_together() {
+        let mut rng = SplitMix64::new(4);
+        let mut order = shuffled_order(50, &mut rng);
+        order.sort_unstable();
+        assert_eq!(order, (0..50).collect::<Vec<_>>());
+        let labels = [
+            Label::Anger,
+            Label::Calm,
+            Label::Anger,
+            Label::Fear,
+            Label::Calm,
+        ];
+        let files: Vec<LabelledFunctionals> = labels
+            .iter()
+            .map(|&label| LabelledFunctionals {
+                features: [0.0; crate::prosody::functionals::FEATURE_COUNT],
+                speech_s: 2.0,
+                voiced_s: 1.0,
+                speaker: "s".to_owned(),
+                label,
+            })
+            .collect();
+        let refs: Vec<&LabelledFunctionals> = files.iter().collect();
+        let order = block_order(&refs, &mut rng);
+        assert_eq!(order.len(), 5);
+        let seq: Vec<Label> = order.iter().map(|&i| labels[i]).collect();
+        let changes = seq.windows(2).filter(|w| w[0] != w[1]).count();
+        assert_eq!(changes, 2, "{seq:?}");
+    }
 
     #[test]
     fn auc_and_uar() {

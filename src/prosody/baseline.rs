@@ -136,17 +136,22 @@ impl SpeakerBaseline {
         if !self.is_sufficient() {
             return (global.z(x), Normalisation::Global);
         }
-        let n = self.windows() as f64;
         let mut out = [0.0; FEATURE_COUNT];
         for i in 0..FEATURE_COUNT {
-            let m = &self.moments[i];
-            let global_std = f64::from(global.std.get(i).copied().unwrap_or(1.0));
-            let var = (n * m.std().powi(2) + STD_PRIOR_WINDOWS * global_std.powi(2))
-                / (n + STD_PRIOR_WINDOWS);
-            let std = var.sqrt().max(MIN_STD);
-            out[i] = ((f64::from(x[i]) - m.mean()) / std) as f32;
+            let std = self.shrunk_std(i, global);
+            out[i] = ((f64::from(x[i]) - self.moments[i].mean()) / std) as f32;
         }
         (out, Normalisation::Speaker)
+    }
+
+    /// The standard deviation of feature `i` used to normalise: the speaker's, shrunk toward
+    /// the global one with a prior weight of [`STD_PRIOR_WINDOWS`] windows.
+    fn shrunk_std(&self, i: usize, global: &GlobalNorm) -> f64 {
+        let n = self.windows() as f64;
+        let global_std = f64::from(global.std.get(i).copied().unwrap_or(1.0));
+        let var = (n * self.moments[i].std().powi(2) + STD_PRIOR_WINDOWS * global_std.powi(2))
+            / (n + STD_PRIOR_WINDOWS);
+        var.sqrt().max(MIN_STD)
     }
 }
 

@@ -173,7 +173,7 @@ fn classify_contract_abstention_and_bad_input() {
         "{err}"
     );
     let old = dir.join("old.json");
-    std::fs::write(&old, text.replacen("\"version\":1", "\"version\":0", 1)).expect("write");
+    std::fs::write(&old, text.replacen("\"version\":2", "\"version\":1", 1)).expect("write");
     let err = run_err(&[
         "classify",
         "--model",
@@ -181,7 +181,7 @@ fn classify_contract_abstention_and_bad_input() {
         speech.to_str().unwrap(),
     ]);
     assert!(
-        err.contains("old.json") && err.contains("version 0"),
+        err.contains("old.json") && err.contains("version 1"),
         "{err}"
     );
 
