@@ -50,11 +50,15 @@ pub const STRAIN_CUES: [(&str, Direction); 8] = [
 
 /// Strain: the mean cue value (see the module docs); 0 for a window like the baseline.
 pub fn strain(z: &[f32; FEATURE_COUNT]) -> f32 {
+    static CUES: std::sync::OnceLock<Vec<(usize, Direction)>> = std::sync::OnceLock::new();
+    let cues = CUES.get_or_init(|| {
+        STRAIN_CUES
+            .iter()
+            .filter_map(|&(name, direction)| feature_index(name).map(|i| (i, direction)))
+            .collect()
+    });
     let mut sum = 0.0;
-    for (name, direction) in STRAIN_CUES {
-        let Some(i) = feature_index(name) else {
-            continue;
-        };
+    for &(i, direction) in cues {
         let v = z[i];
         let v = if v.is_finite() { v } else { 0.0 };
         sum += match direction {

@@ -243,10 +243,15 @@ pub const GAIN_DEPENDENT_FEATURES: [&str; 6] = [
 
 /// Zeroes the gain-dependent entries of a z-score vector (0 = the population mean).
 fn mask_gain(mut z: [f32; FEATURE_COUNT]) -> [f32; FEATURE_COUNT] {
-    for name in GAIN_DEPENDENT_FEATURES {
-        if let Some(i) = crate::prosody::functionals::feature_index(name) {
-            z[i] = 0.0;
-        }
+    static INDICES: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    let indices = INDICES.get_or_init(|| {
+        GAIN_DEPENDENT_FEATURES
+            .iter()
+            .filter_map(|name| crate::prosody::functionals::feature_index(name))
+            .collect()
+    });
+    for &i in indices {
+        z[i] = 0.0;
     }
     z
 }

@@ -281,12 +281,25 @@ impl Mlp {
         let hidden = self.hidden();
         let mut h = [0f32; 256];
         let hidden = hidden.min(h.len());
-        for (j, hj) in h.iter_mut().enumerate().take(hidden) {
-            let mut z = self.b1[j];
-            for (i, &x) in input.iter().enumerate().take(self.inputs()) {
-                z += x * self.w1[[i, j]];
+        for (hj, &b) in h.iter_mut().zip(self.b1.iter()) {
+            *hj = b;
+        }
+        // Row by row: each input adds its (contiguous) row of weights to the hidden sums.
+        if let Some(w1) = self.w1.as_slice() {
+            for (&x, row) in input.iter().zip(w1.chunks_exact(hidden.max(1))) {
+                for (hj, &w) in h[..hidden].iter_mut().zip(row) {
+                    *hj += x * w;
+                }
             }
-            *hj = z.tanh();
+        } else {
+            for (&x, row) in input.iter().zip(self.w1.rows()) {
+                for (hj, &w) in h[..hidden].iter_mut().zip(row.iter()) {
+                    *hj += x * w;
+                }
+            }
+        }
+        for hj in &mut h[..hidden] {
+            *hj = hj.tanh();
         }
         let mut logits = [0f32; CLASS_COUNT];
         for (c, l) in logits.iter_mut().enumerate() {
