@@ -184,28 +184,13 @@ fn page(status: StatusCode, html: &'static str) -> Response {
 
 /// The 404 page, naming what was not found (escaped).
 fn not_found(what: &str) -> Response {
-    let html = PAGE_NOT_FOUND.replace("{{what}}", &escape_html(what));
+    let html = PAGE_NOT_FOUND.replace("{{what}}", &crate::qa::html::escape(what));
     (
         StatusCode::NOT_FOUND,
         [(header::CACHE_CONTROL, "no-store")],
         Html(html),
     )
         .into_response()
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 async fn wall_page() -> Response {
@@ -594,7 +579,7 @@ mod tests {
     #[test]
     fn escapes_html() {
         assert_eq!(
-            escape_html("<a href=\"x\">'&'</a>"),
+            crate::qa::html::escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
     }
