@@ -369,33 +369,26 @@ fn live_call_record(job: &LiveCallJob, setup: &ScoringSetup) -> Result<StoredCal
         size_bytes: job.bytes_received,
         modified_unix_ms: job.ended_at_unix_ms as i64,
     };
-    let report = if setup.agent_channel == job.agent_channel {
-        CallReport::from_outcome(
-            input.path.clone(),
-            outcome,
-            job.sample_rate_hz,
-            2,
-            setup,
-            input,
-            started_at,
-            qa::rfc3339_utc(SystemTime::now()),
-        )
+    let swapped;
+    let setup = if setup.agent_channel == job.agent_channel {
+        setup
     } else {
-        let setup = ScoringSetup {
+        swapped = ScoringSetup {
             agent_channel: job.agent_channel,
             ..setup.clone()
         };
-        CallReport::from_outcome(
-            input.path.clone(),
-            outcome,
-            job.sample_rate_hz,
-            2,
-            &setup,
-            input,
-            started_at,
-            qa::rfc3339_utc(SystemTime::now()),
-        )
+        &swapped
     };
+    let report = CallReport::from_outcome(
+        input.path.clone(),
+        outcome,
+        job.sample_rate_hz,
+        2,
+        setup,
+        input,
+        started_at,
+        qa::rfc3339_utc(SystemTime::now()),
+    );
     let doc = serde_json::to_value(&report).map_err(|e| StoreError::Record(e.to_string()))?;
     StoredCall::from_document(
         &doc,

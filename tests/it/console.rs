@@ -108,16 +108,36 @@ impl ConsoleServer {
     }
 }
 
-/// A bare HTTP/1.1 request; returns (status, body).
+/// A bare HTTP/1.1 request with a JSON body; returns (status, body).
 async fn http(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_bytes(address, method, path, "application/json", body.as_bytes()).await
+}
+
+/// A bare HTTP/1.1 request; returns (status, body). The body is sent while the response is
+/// read, so a server that answers early (e.g. 413) is heard.
+pub(crate) async fn http_bytes(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let (mut read, mut write) = stream.split();
+    let send = async move {
+        let _ = write.write_all(head.as_bytes()).await;
+        let _ = write.write_all(body).await;
+    };
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
+    let (_, received) = tokio::join!(send, read.read_to_end(&mut response));
+    assert!(
+        received.is_ok() || !response.is_empty(),
+        "no response to {method} {path}"
+    );
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text
         .split(' ')

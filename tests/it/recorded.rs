@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::Locator;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use attune::qa::ScoringSetup;
@@ -23,7 +22,7 @@ use attune::service::server::{ServerConfig, Service};
 use attune::service::session::Encoding;
 use attune::store::{CallQuery, Store};
 
-use crate::console::{Browser, ConsoleServer, examples_dir, wait_for};
+use crate::console::{Browser, ConsoleServer, examples_dir, http_bytes, wait_for};
 use crate::util::{run_ok, temp_dir};
 
 fn upset_wav() -> PathBuf {
@@ -54,35 +53,9 @@ fn analyze_score_pct(path: &Path, agent_channel: u16) -> Option<f64> {
     doc["qa"]["score_pct"].as_f64()
 }
 
-/// A raw HTTP/1.1 request with a byte body; returns (status, body).
+/// A raw HTTP/1.1 request with a WAV (or any) body; returns (status, body).
 async fn request(address: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: audio/wav\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    let (mut read, mut write) = stream.split();
-    let body = body.to_vec();
-    let send = async move {
-        // The server may answer (e.g. 413) before reading the whole body.
-        let _ = write.write_all(head.as_bytes()).await;
-        let _ = write.write_all(&body).await;
-    };
-    let mut response = Vec::new();
-    let receive = read.read_to_end(&mut response);
-    let (_, received) = tokio::join!(send, receive);
-    if received.is_err() && response.is_empty() {
-        panic!("no response to {method} {path}");
-    }
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // Small JSON bodies come unchunked; strip a chunked frame if there is one.
-    (status, body.to_owned())
+    http_bytes(address, method, path, "audio/wav", body).await
 }
 
 fn json(body: &str) -> serde_json::Value {
@@ -432,6 +405,24 @@ async fn recorded_calls_page_uploads_filters_and_opens_reports_in_chromium() {
 
     let browser = Browser::start().await;
     let client = &browser.client;
+    let type_into = |css: &'static str, text: String| async move {
+        client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(&text)
+            .await
+            .unwrap();
+    };
+    let click = |css: String| async move {
+        client
+            .find(Locator::Css(&css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    };
     client.goto(&server.url("/recorded")).await.unwrap();
     let rows = "#calls tr[data-call-id]";
     wait_for("the stored call listed", Duration::from_secs(5), || async {
@@ -440,24 +431,9 @@ async fn recorded_calls_page_uploads_filters_and_opens_reports_in_chromium() {
     .await;
 
     // Upload through the form.
-    let file = client.find(Locator::Css("#file")).await.unwrap();
-    file.send_keys(&upset_wav().display().to_string())
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#up-agent"))
-        .await
-        .unwrap()
-        .send_keys("zoe")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#up-team"))
-        .await
-        .unwrap()
-        .send_keys("red")
-        .await
-        .unwrap();
+    type_into("#file", upset_wav().display().to_string()).await;
+    type_into("#up-agent", "zoe".into()).await;
+    type_into("#up-team", "red".into()).await;
     client
         .find(Locator::Css("#up-channel"))
         .await
@@ -465,13 +441,7 @@ async fn recorded_calls_page_uploads_filters_and_opens_reports_in_chromium() {
         .select_by_value("1")
         .await
         .unwrap();
-    client
-        .find(Locator::Css("#upload-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click("#upload-button".into()).await;
     wait_for(
         "the uploaded call listed",
         Duration::from_secs(10),
@@ -487,20 +457,8 @@ async fn recorded_calls_page_uploads_filters_and_opens_reports_in_chromium() {
     browser.screenshot("recorded-list.png").await;
 
     // Filter by agent.
-    client
-        .find(Locator::Css("#agent"))
-        .await
-        .unwrap()
-        .send_keys("zoe")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#filters button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into("#agent", "zoe".into()).await;
+    click("#filters button[type=submit]".into()).await;
     wait_for("only zoe's call", Duration::from_secs(5), || async {
         (browser.count(rows).await == 1).then_some(())
     })
@@ -517,13 +475,7 @@ async fn recorded_calls_page_uploads_filters_and_opens_reports_in_chromium() {
     );
 
     // Open its report: the rubric table.
-    client
-        .find(Locator::Css(&format!("{rows} a")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(format!("{rows} a")).await;
     wait_for(
         "the report's rubric table",
         Duration::from_secs(5),
@@ -538,20 +490,8 @@ async fn recorded_calls_page_uploads_filters_and_opens_reports_in_chromium() {
     client.goto(&server.url("/recorded")).await.unwrap();
     let bad = dir.join("not-audio.wav");
     std::fs::write(&bad, b"hello, this is not a recording").unwrap();
-    client
-        .find(Locator::Css("#file"))
-        .await
-        .unwrap()
-        .send_keys(&bad.display().to_string())
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#upload-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into("#file", bad.display().to_string()).await;
+    click("#upload-button".into()).await;
     let said = wait_for("the upload error shown", Duration::from_secs(5), || async {
         browser
             .text("#upload-status.error")
