@@ -399,3 +399,69 @@ fn live_call_record(job: &LiveCallJob, setup: &ScoringSetup) -> Result<StoredCal
         call_at,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder(name: &str) -> CallRecorder {
+        let dir =
+            std::env::temp_dir().join(format!("attune-recorder-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("t.db").display().to_string()).unwrap();
+        let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion.json");
+        let setup = Arc::new(ScoringSetup::load(&model, None, None, 0).unwrap());
+        CallRecorder::start(store, setup, Arc::new(ServiceMetrics::default())).unwrap()
+    }
+
+    #[test]
+    fn uploads_beyond_the_limit_are_refused_as_busy() {
+        let recorder = recorder("busy");
+        let first = recorder.upload_permit().unwrap();
+        let _second = recorder.upload_permit().unwrap();
+        let third = recorder.upload_permit().unwrap_err();
+        assert_eq!(third.status(), 503);
+        assert!(
+            third.to_string().contains("2 uploads are being scored"),
+            "{third}"
+        );
+        drop(first);
+        assert!(recorder.upload_permit().is_ok());
+    }
+
+    #[test]
+    fn a_closed_recorder_counts_live_calls_it_cannot_store() {
+        let recorder = recorder("closed");
+        recorder.close();
+        let info = Arc::new(CallInfo {
+            call_id: "c1".into(),
+            agent_id: "a".into(),
+            team: "t".into(),
+            started_at_unix_ms: 0,
+        });
+        let outcome = crate::call::CallAnalyzer::new(
+            crate::call::CallConfig::default(),
+            recorder.setup().model.clone(),
+        )
+        .unwrap()
+        .finish(&mut Vec::new());
+        let summary = Arc::new(CallSummary {
+            reason: "ended".into(),
+            duration_s: 0.0,
+            chunks_received: 0,
+            bytes_received: 0,
+            chunks_out_of_order: 0,
+            chunks_duplicate: 0,
+            outcome: Some(outcome),
+        });
+        recorder.record_live(&info, 8000, 0, 0, summary);
+        assert_eq!(
+            recorder
+                .metrics
+                .store_errors
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+    }
+}

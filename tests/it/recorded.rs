@@ -160,6 +160,49 @@ async fn stream_upset_call(url: &str, call_id: &str, agent: &str, team: &str) {
         .expect("the call ends OK");
 }
 
+/// The first 3 s of `upset_caller.wav` as a live call whose client stops sending without
+/// ending the call (the server ends it as "disconnected").
+async fn disconnect_midway(url: &str, call_id: &str) {
+    let buffer = attune::audio::read_audio_file(&upset_wav()).unwrap();
+    let audio = ChunkedAudio::interleaved(
+        [&buffer.channels[0], &buffer.channels[1]],
+        buffer.sample_rate_hz,
+        800,
+        Encoding::Mulaw,
+    );
+    let header = pb::CallHeader {
+        call_id: call_id.into(),
+        agent_id: "dan".into(),
+        team: "west".into(),
+        sample_rate_hz: buffer.sample_rate_hz,
+        encoding: pb::AudioEncoding::Mulaw as i32,
+        layout: pb::ChannelLayout::InterleavedStereo as i32,
+        agent_channel: 1,
+    };
+    let (tx, rx) = mpsc::channel(64);
+    let msg = |m| pb::IngestRequest { msg: Some(m) };
+    tx.send(msg(pb::ingest_request::Msg::Header(header)))
+        .await
+        .unwrap();
+    for (seq, chunk) in audio.chunks.iter().take(30).enumerate() {
+        tx.send(msg(pb::ingest_request::Msg::Audio(pb::AudioChunk {
+            seq: seq as u64,
+            channel: 0,
+            audio: chunk.clone(),
+        })))
+        .await
+        .unwrap();
+    }
+    drop(tx);
+    let mut client = connect(url).await.unwrap();
+    let mut inbound = client
+        .ingest(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Ok(Some(_)) = inbound.message().await {}
+}
+
 async fn wait_stored(db: &Path, call_id: &str) -> attune::store::CallRow {
     let db = db.display().to_string();
     let id = call_id.to_owned();
@@ -231,6 +274,13 @@ async fn live_calls_are_scored_and_stored_at_their_end_and_store_errors_are_coun
     let (status, body) = request(server.http, "GET", "/api/recorded?team=south", b"").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(json(&body)["calls"][0]["call_id"], "live-upset-3");
+
+    // A call whose client goes away is stored too (reason "disconnected"), with what was heard.
+    disconnect_midway(&server.url, "live-dropped").await;
+    let row = wait_stored(&db, "live-dropped").await;
+    assert_eq!(row.agent.as_deref(), Some("dan"));
+    assert!((row.duration_s - 3.0).abs() < 0.2, "{}", row.duration_s);
+    assert_eq!(server.metric("attune_calls_stored_total").await, 3.0);
     server.stop().await;
 }
 
