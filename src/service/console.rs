@@ -523,8 +523,16 @@ async fn recorded_report_page(
     };
     let rendered = serde_json::from_str::<serde_json::Value>(&doc)
         .map_err(|e| format!("bad stored document: {e}"))
-        .and_then(|doc| crate::qa::html::render_document(&doc));
+        .and_then(|doc| crate::qa::html::render_document(&doc))
+        .map(|html| {
+            html.replacen(
+                "<body>",
+                "<body><nav><a href='/recorded'>← Recorded calls</a></nav>",
+                1,
+            )
+        });
     match rendered {
+        // The report as `attune analyze --format html` writes it, with a way back.
         Ok(html) => (
             StatusCode::OK,
             [(header::CACHE_CONTROL, "no-store")],

@@ -351,6 +351,7 @@ async fn uploads_are_scored_like_analyze_and_bad_ones_named() {
         html[start..end].to_owned()
     };
     assert_eq!(rubric(&page), rubric(&cli_html));
+    assert!(page.contains("<a href='/recorded'>← Recorded calls</a>"));
     let (status, _) = request(address, "GET", "/recorded/rec-nothere", b"").await;
     assert_eq!(status, 404);
 
