@@ -134,8 +134,9 @@ impl LiveServer {
     }
 }
 
-/// Streams `upset_caller.wav` (agent on channel 1) as a live call, as fast as it goes.
-async fn stream_upset_call(url: &str, call_id: &str, agent: &str, team: &str) {
+/// `upset_caller.wav` as mu-law chunks of 100 ms, and the header of a call of it (agent on
+/// channel 1).
+fn upset_call(call_id: &str, agent: &str, team: &str) -> (ChunkedAudio, pb::CallHeader) {
     let buffer = attune::audio::read_audio_file(&upset_wav()).unwrap();
     let audio = ChunkedAudio::interleaved(
         [&buffer.channels[0], &buffer.channels[1]],
@@ -143,9 +144,6 @@ async fn stream_upset_call(url: &str, call_id: &str, agent: &str, team: &str) {
         800,
         Encoding::Mulaw,
     );
-    let mut client = connect(url).await.unwrap();
-    let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(async move { send_paced(&audio, 1000.0, tokio::time::Instant::now(), tx).await });
     let header = pb::CallHeader {
         call_id: call_id.into(),
         agent_id: agent.into(),
@@ -155,6 +153,15 @@ async fn stream_upset_call(url: &str, call_id: &str, agent: &str, team: &str) {
         layout: pb::ChannelLayout::InterleavedStereo as i32,
         agent_channel: 1,
     };
+    (audio, header)
+}
+
+/// Streams `upset_caller.wav` as a live call, as fast as it goes.
+async fn stream_upset_call(url: &str, call_id: &str, agent: &str, team: &str) {
+    let (audio, header) = upset_call(call_id, agent, team);
+    let mut client = connect(url).await.unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move { send_paced(&audio, 1000.0, tokio::time::Instant::now(), tx).await });
     ingest_call(&mut client, header, rx, |_, _| {})
         .await
         .expect("the call ends OK");
@@ -163,22 +170,7 @@ async fn stream_upset_call(url: &str, call_id: &str, agent: &str, team: &str) {
 /// The first 3 s of `upset_caller.wav` as a live call whose client stops sending without
 /// ending the call (the server ends it as "disconnected").
 async fn disconnect_midway(url: &str, call_id: &str) {
-    let buffer = attune::audio::read_audio_file(&upset_wav()).unwrap();
-    let audio = ChunkedAudio::interleaved(
-        [&buffer.channels[0], &buffer.channels[1]],
-        buffer.sample_rate_hz,
-        800,
-        Encoding::Mulaw,
-    );
-    let header = pb::CallHeader {
-        call_id: call_id.into(),
-        agent_id: "dan".into(),
-        team: "west".into(),
-        sample_rate_hz: buffer.sample_rate_hz,
-        encoding: pb::AudioEncoding::Mulaw as i32,
-        layout: pb::ChannelLayout::InterleavedStereo as i32,
-        agent_channel: 1,
-    };
+    let (audio, header) = upset_call(call_id, "dan", "west");
     let (tx, rx) = mpsc::channel(64);
     let msg = |m| pb::IngestRequest { msg: Some(m) };
     tx.send(msg(pb::ingest_request::Msg::Header(header)))
