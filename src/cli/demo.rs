@@ -35,7 +35,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Store ended calls here (SQLite file, or postgres://... with the `postgres` feature).
-    /// Default: attune-demo.db in the system's temporary folder.
+    /// Default: attune-demo.db in the system's temporary folder (when it cannot be opened the
+    /// demo runs without storing, with a warning).
     #[arg(long, value_name = "PATH|URL", conflicts_with = "no_db")]
     db: Option<String>,
     /// Do not store calls (the Recorded calls page then says there is no database).
@@ -55,21 +56,33 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let recorder = if args.no_db {
         None
     } else {
-        let location = args.db.clone().unwrap_or_else(|| {
-            std::env::temp_dir()
-                .join("attune-demo.db")
-                .display()
-                .to_string()
-        });
-        let store = attune::store::Store::open(&location).with_context(|| {
-            format!("cannot open the demo's database {location} (--no-db runs without one)")
-        })?;
         let metrics = Arc::new(ServiceMetrics::default());
-        Some(Arc::new(CallRecorder::start(
-            store,
-            setup.clone(),
-            metrics,
-        )?))
+        match &args.db {
+            Some(location) => {
+                let store = attune::store::Store::open(location)
+                    .with_context(|| format!("cannot open the database {location}"))?;
+                Some(Arc::new(CallRecorder::start(
+                    store,
+                    setup.clone(),
+                    metrics,
+                )?))
+            }
+            // The default store must never stop the demo: without it, calls are not stored.
+            None => {
+                let location = std::env::temp_dir().join("attune-demo.db");
+                match attune::store::Store::open(&location.display().to_string()) {
+                    Ok(store) => Some(Arc::new(CallRecorder::start(
+                        store,
+                        setup.clone(),
+                        metrics,
+                    )?)),
+                    Err(e) => {
+                        eprintln!("warning: calls will not be stored: {e}");
+                        None
+                    }
+                }
+            }
+        }
     };
     let recordings = Recording::load_examples(&args.calls_dir).with_context(|| {
         format!(
@@ -101,7 +114,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
                 "  recorded      http://{address}/recorded   (ended calls stored in {})",
                 r.location()
             ),
-            None => println!("  recorded      (not stored: --no-db)"),
+            None => println!("  recorded      (calls are not stored)"),
         }
         println!("Press Ctrl-C to stop.");
         let settings = DemoSettings {

@@ -687,6 +687,7 @@ async fn console_latency_with_200_live_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_live_example_calls() {
     use std::io::BufRead;
+    let db = crate::util::temp_dir("demo-db").join("demo.db");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_attune"))
         .args([
             "demo",
@@ -696,6 +697,8 @@ async fn demo_serves_live_example_calls() {
             "2",
             "--speed",
             "4",
+            "--db",
+            &db.display().to_string(),
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -732,6 +735,10 @@ async fn demo_serves_live_example_calls() {
             .iter()
             .all(|c| c["call"]["call_id"].as_str().unwrap().starts_with("demo-"))
     );
+    // The demo stores its calls: the Recorded calls endpoint answers from its database.
+    let (status, body) = http(address, "GET", "/api/recorded", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["store"], db.display().to_string());
     let _ = child.kill();
     let _ = child.wait();
 }
