@@ -117,7 +117,9 @@ pub struct UploadResult {
 
 /// The store as the service uses it. See the module docs.
 pub struct CallRecorder {
-    store: Arc<Mutex<Store>>,
+    /// None once closed. The store is dropped off async threads (see `Drop`): PostgreSQL's
+    /// blocking client owns a runtime, which must not be dropped inside tokio's.
+    store: SharedStore,
     setup: Arc<ScoringSetup>,
     metrics: Arc<ServiceMetrics>,
     queue: Mutex<Option<SyncSender<LiveCallJob>>>,
@@ -142,6 +144,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+type SharedStore = Arc<Mutex<Option<Store>>>;
+
+/// Runs `work` on the store, or says it is closed.
+fn with_store<T>(
+    store: &SharedStore,
+    work: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match lock(store).as_mut() {
+        Some(store) => work(store),
+        None => Err(StoreError::Unsupported("the store is closed".to_owned())),
+    }
+}
+
 fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
@@ -156,7 +171,7 @@ impl CallRecorder {
         metrics: Arc<ServiceMetrics>,
     ) -> std::io::Result<Self> {
         let location = store.location().to_owned();
-        let store = Arc::new(Mutex::new(store));
+        let store: SharedStore = Arc::new(Mutex::new(Some(store)));
         let (sender, receiver) = mpsc::sync_channel::<LiveCallJob>(WRITE_QUEUE_CALLS);
         let writer = {
             let (store, setup, metrics) = (store.clone(), setup.clone(), metrics.clone());
@@ -166,7 +181,7 @@ impl CallRecorder {
                     for job in receiver {
                         let call_id = job.info.call_id.clone();
                         let saved = live_call_record(&job, &setup)
-                            .and_then(|call| lock(&store).save_call(&call));
+                            .and_then(|call| with_store(&store, |s| s.save_call(&call)));
                         match saved {
                             Ok(()) => {
                                 metrics
@@ -321,7 +336,7 @@ impl CallRecorder {
             info.team.as_deref().and_then(non_empty),
             qa::rfc3339_utc(SystemTime::now()),
         )?;
-        lock(&self.store).save_call(&call)?;
+        with_store(&self.store, |s| s.save_call(&call))?;
         self.metrics
             .calls_stored
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -338,19 +353,34 @@ impl CallRecorder {
 
     /// Stored calls matching `query`, newest first (blocking).
     pub fn calls(&self, query: &CallQuery) -> Result<Vec<CallRow>, StoreError> {
-        lock(&self.store).calls(query)
+        with_store(&self.store, |s| s.calls(query))
     }
 
     /// A stored call's result document (blocking); None when there is no such call.
     pub fn report_json(&self, call_id: &str) -> Result<Option<String>, StoreError> {
-        lock(&self.store).report_json(call_id)
+        with_store(&self.store, |s| s.report_json(call_id))
     }
 }
 
 impl Drop for CallRecorder {
     fn drop(&mut self) {
-        // The writer drains what is queued and ends; it is not waited for here.
+        // The writer drains what is queued; then the store is closed on a plain thread (this
+        // drop may run on one of tokio's threads, where a blocking client may not be dropped).
         lock(&self.queue).take();
+        let writer = lock(&self.writer).take();
+        let store = self.store.clone();
+        let close = move || {
+            if let Some(writer) = writer {
+                let _ = writer.join();
+            }
+            drop(lock(&store).take());
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("attune-store-close".into())
+            .spawn(close)
+        {
+            eprintln!("attune: cannot close the store on its own thread: {e}");
+        }
     }
 }
 

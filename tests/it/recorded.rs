@@ -35,7 +35,10 @@ fn setup() -> Arc<ScoringSetup> {
 }
 
 fn recorder_at(db: &Path, busy_timeout: Duration) -> (Arc<CallRecorder>, Arc<ServiceMetrics>) {
-    let store = Store::open_with_timeout(&db.display().to_string(), busy_timeout).unwrap();
+    recorder_of(Store::open_with_timeout(&db.display().to_string(), busy_timeout).unwrap())
+}
+
+fn recorder_of(store: Store) -> (Arc<CallRecorder>, Arc<ServiceMetrics>) {
     let metrics = Arc::new(ServiceMetrics::default());
     let recorder = CallRecorder::start(store, setup(), metrics.clone()).unwrap();
     (Arc::new(recorder), metrics)
@@ -549,4 +552,60 @@ async fn recorded_calls_page_uploads_filters_and_opens_reports_in_chromium() {
         "recorded-calls browser test: {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// The same over PostgreSQL (feature `postgres`, `ATTUNE_TEST_POSTGRES_URL` set as `.ci/run`
+/// does): a live call and an upload stored, listed and read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stores_live_calls_and_uploads() {
+    let Ok(url) = std::env::var("ATTUNE_TEST_POSTGRES_URL") else {
+        eprintln!("skipping: ATTUNE_TEST_POSTGRES_URL not set (.ci/run sets it)");
+        return;
+    };
+    if !cfg!(feature = "postgres") {
+        eprintln!("skipping: built without the `postgres` feature");
+        return;
+    }
+    // PostgreSQL's blocking client is used off the async threads, as `attune serve` does.
+    let store = tokio::task::spawn_blocking(move || {
+        let db_url = attune::store::fresh_postgres_database_for_tests(
+            &url,
+            &format!("attune_rec_{}", std::process::id()),
+        )?;
+        Store::open(&db_url)
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let (recorder, metrics) = recorder_of(store);
+    let server = LiveServer::start(recorder, metrics).await;
+    stream_upset_call(&server.url, "pg-live", "ann", "north").await;
+    let wav = std::fs::read(upset_wav()).unwrap();
+    let (status, body) = request(
+        server.http,
+        "POST",
+        "/api/recordings?name=u.wav&agent=ann&agent_channel=1",
+        &wav,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let expected = analyze_score_pct(&upset_wav(), 1);
+    let listed = wait_for("both calls listed", Duration::from_secs(20), || async {
+        let (_, body) = request(server.http, "GET", "/api/recorded?agent=ann", b"").await;
+        let calls = json(&body)["calls"].as_array()?.clone();
+        (calls.len() == 2).then_some(calls)
+    })
+    .await;
+    let mut sources: Vec<&str> = listed
+        .iter()
+        .map(|c| c["source"].as_str().unwrap())
+        .collect();
+    sources.sort_unstable();
+    assert_eq!(sources, ["live", "recording"]);
+    assert!(listed.iter().all(|c| c["score_pct"].as_f64() == expected));
+    let (status, page) = request(server.http, "GET", "/recorded/pg-live", b"").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<h2 id='rubric'>"));
+    assert_eq!(server.metric("attune_store_errors_total").await, 0.0);
+    server.stop().await;
 }
