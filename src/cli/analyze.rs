@@ -108,10 +108,7 @@ fn stored_call(
     args: &AnalyzeArgs,
 ) -> anyhow::Result<StoredCall> {
     let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let call_id = format!(
-        "rec-{}",
-        qa::fnv1a_hex(canonical.display().to_string().as_bytes())
-    );
+    let call_id = qa::recording_call_id(canonical.display().to_string().as_bytes());
     let (agent, team) = agent_and_team(path, args);
     Ok(StoredCall::from_document(
         doc,

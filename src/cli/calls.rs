@@ -29,10 +29,10 @@ pub struct CallsArgs {
     #[arg(long)]
     team: Option<String>,
     /// Calls on or after this date (YYYY-MM-DD) or time (RFC 3339, UTC).
-    #[arg(long, value_parser = parse_date)]
+    #[arg(long, value_parser = attune::store::parse_date)]
     from: Option<String>,
     /// Calls on or before this date (YYYY-MM-DD), or before this time.
-    #[arg(long, value_parser = parse_date)]
+    #[arg(long, value_parser = attune::store::parse_date)]
     to: Option<String>,
     /// Lowest QA score, percent.
     #[arg(long)]
@@ -61,25 +61,6 @@ pub struct CallsArgs {
     /// Seconds to wait for a locked database.
     #[arg(long, default_value_t = 5.0)]
     busy_timeout_s: f64,
-}
-
-fn parse_date(text: &str) -> Result<String, String> {
-    let b = text.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    let ok = b.len() >= 10
-        && digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && (b.len() == 10 || b[10] == b'T');
-    if ok {
-        Ok(text.to_owned())
-    } else {
-        Err(format!(
-            "{text:?} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
-        ))
-    }
 }
 
 pub fn run(args: &CallsArgs) -> anyhow::Result<()> {

@@ -1,5 +1,7 @@
-//! `attune demo`: the console on its embedded defaults (no database, no sound card) with the
-//! bundled example calls streamed in as live calls, in a loop, several at once.
+//! `attune demo`: the console on its embedded defaults (no sound card) with the bundled example
+//! calls streamed in as live calls, in a loop, several at once. Ended calls are scored and
+//! stored (the Recorded calls page) in a SQLite file in the system's temporary folder unless
+//! `--db` names another store or `--no-db` turns storing off.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,11 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use attune::cues::CueRules;
-use attune::model::emotion::EmotionModel;
+use attune::qa::ScoringSetup;
 use attune::service::console;
 use attune::service::feeder::{self, DemoSettings, FeedPace, Recording};
 use attune::service::hub::Hub;
+use attune::service::metrics::ServiceMetrics;
+use attune::service::recorder::CallRecorder;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -31,16 +34,56 @@ pub struct DemoArgs {
     /// Play the calls this many times faster than real time.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
+    /// Store ended calls here (SQLite file, or postgres://... with the `postgres` feature).
+    /// Default: attune-demo.db in the system's temporary folder (when it cannot be opened the
+    /// demo runs without storing, with a warning).
+    #[arg(long, value_name = "PATH|URL", conflicts_with = "no_db")]
+    db: Option<String>,
+    /// Do not store calls (the Recorded calls page then says there is no database).
+    #[arg(long)]
+    no_db: bool,
 }
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if !(args.speed.is_finite() && args.speed > 0.0) {
         anyhow::bail!("--speed must be a number > 0, got {}", args.speed);
     }
-    let model = Arc::new(
-        EmotionModel::load(&args.model)
+    let setup = Arc::new(
+        ScoringSetup::load(&args.model, None, None, 0)
             .with_context(|| format!("cannot load the emotion model {}", args.model.display()))?,
     );
+    let model = setup.model.clone();
+    let recorder = if args.no_db {
+        None
+    } else {
+        let metrics = Arc::new(ServiceMetrics::default());
+        match &args.db {
+            Some(location) => {
+                let store = attune::store::Store::open(location)
+                    .with_context(|| format!("cannot open the database {location}"))?;
+                Some(Arc::new(CallRecorder::start(
+                    store,
+                    setup.clone(),
+                    metrics,
+                )?))
+            }
+            // The default store must never stop the demo: without it, calls are not stored.
+            None => {
+                let location = std::env::temp_dir().join("attune-demo.db");
+                match attune::store::Store::open(&location.display().to_string()) {
+                    Ok(store) => Some(Arc::new(CallRecorder::start(
+                        store,
+                        setup.clone(),
+                        metrics,
+                    )?)),
+                    Err(e) => {
+                        eprintln!("warning: calls will not be stored: {e}");
+                        None
+                    }
+                }
+            }
+        }
+    };
     let recordings = Recording::load_examples(&args.calls_dir).with_context(|| {
         format!(
             "cannot load example calls from {}",
@@ -66,26 +109,39 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         println!("  alerts        http://{address}/alerts");
         println!("  agent view    http://{address}/agent/agent-01");
         println!("  JSON          http://{address}/api/calls");
+        match &recorder {
+            Some(r) => println!(
+                "  recorded      http://{address}/recorded   (ended calls stored in {})",
+                r.location()
+            ),
+            None => println!("  recorded      (calls are not stored)"),
+        }
         println!("Press Ctrl-C to stop.");
         let settings = DemoSettings {
             calls,
             stagger: Duration::from_secs(3),
             pace: FeedPace { speed: args.speed },
+            recorder: recorder.clone(),
             ..DemoSettings::default()
         };
         let demo = tokio::spawn(feeder::run_demo_loop(
             hub.clone(),
             Arc::new(recordings),
             model,
-            CueRules::default(),
+            setup.rules.clone(),
             settings,
             |error| eprintln!("warning: a demo call failed: {error}"),
         ));
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let served = console::serve(listener, hub, shutdown).await;
+        let served = console::serve(listener, hub, recorder.clone(), shutdown).await;
         demo.abort();
+        if let Some(recorder) = recorder {
+            tokio::task::spawn_blocking(move || recorder.close())
+                .await
+                .ok();
+        }
         served.context("the console server failed")
     })
 }

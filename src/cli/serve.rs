@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use attune::cues::CueRules;
-use attune::model::emotion::EmotionModel;
+use attune::qa::ScoringSetup;
 use attune::service::grpc::SessionConfig;
 use attune::service::http::router;
+use attune::service::metrics::ServiceMetrics;
+use attune::service::recorder::CallRecorder;
 use attune::service::server::{ServerConfig, Service};
 
 #[derive(Debug, clap::Args)]
@@ -38,6 +39,11 @@ pub struct ServeArgs {
     /// Analysis threads (default: one per core).
     #[arg(long)]
     analysis_threads: Option<usize>,
+    /// Store every live call at its end, scored with the default QA rubric (SQLite file, or
+    /// postgres://... with the `postgres` feature); also enables the console's Recorded calls
+    /// page and its upload. Default: calls are not stored.
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<String>,
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -48,14 +54,27 @@ fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let rules = match &args.rules {
-        Some(path) => CueRules::load(path)?,
-        None => CueRules::default(),
-    };
-    let model = Arc::new(
-        EmotionModel::load(&args.model)
-            .with_context(|| format!("cannot load the emotion model {}", args.model.display()))?,
+    // The model and cue rules live calls are analysed with are the ones they are scored with.
+    let setup = Arc::new(
+        ScoringSetup::load(&args.model, args.rules.as_deref(), None, 0).with_context(|| {
+            format!(
+                "cannot load the model {} or the cue rules",
+                args.model.display()
+            )
+        })?,
     );
+    let metrics = Arc::new(ServiceMetrics::default());
+    let recorder = match &args.db {
+        None => None,
+        Some(location) => {
+            let store = attune::store::Store::open(location)?;
+            Some(Arc::new(CallRecorder::start(
+                store,
+                setup.clone(),
+                metrics.clone(),
+            )?))
+        }
+    };
     let mut config = ServerConfig {
         max_calls: args.max_calls,
         session: SessionConfig {
@@ -83,11 +102,21 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             config.max_calls,
             config.analysis_threads
         );
-        let service = Service::new(config, rules, model)?;
-        // /healthz and /metrics, plus the supervisor console and the agent view.
+        if let Some(recorder) = &recorder {
+            eprintln!("attune serve: storing ended calls in {}", recorder.location());
+        }
+        let service = Service::with_recorder(
+            config,
+            setup.rules.clone(),
+            setup.model.clone(),
+            recorder.clone().map(|r| (r, metrics.clone())),
+        )?;
+        // /healthz and /metrics, plus the supervisor console, the agent view and the
+        // recorded calls.
         let console = attune::service::console::routes(
             service.app_state().hub,
             attune::service::console::StopSignal::from_receiver(service.stop_signal()),
+            recorder,
         );
         let app = router(service.app_state()).merge(console);
         service

@@ -2,13 +2,15 @@
 //! ([`render_index`]). Self-contained: inline CSS and SVG, no scripts, no network fetches; every
 //! text from the data is escaped. Evidence links in the rubric table jump to highlighted spans
 //! on the timeline (`#ev-ITEM-N`), cue markers to the cue list (`#cue-N`).
+//!
+//! The report is drawn from the result document's JSON ([`render_document`]), so a result read
+//! back from the store renders exactly as `attune analyze --format html` wrote it.
 
 use std::fmt::Write;
 
+use serde::Deserialize;
+
 use super::report::CallReport;
-use super::score::ItemResult;
-use crate::cues::CueTransition;
-use crate::dialog::call::Party;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -100,9 +102,158 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
 }
 
+/// The parts of a result document (see [`CallReport`]) the report draws, read from its JSON.
+#[derive(Debug, Deserialize)]
+struct ReportDoc {
+    file: String,
+    duration_s: f64,
+    talk: TalkDoc,
+    interruption_count: PartyCounts,
+    #[serde(default)]
+    warnings: Vec<String>,
+    #[serde(default)]
+    turns: Vec<TurnDoc>,
+    #[serde(default)]
+    overlaps: Vec<SpanDoc>,
+    #[serde(default)]
+    caller_emotion: Vec<EmotionDoc>,
+    #[serde(default)]
+    agent_calmness: Vec<CalmnessDoc>,
+    #[serde(default)]
+    cues: Vec<CueDoc>,
+    qa: QaDoc,
+    versions: VersionsDoc,
+    finished_at: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct TalkDoc {
+    agent_s: Option<f64>,
+    caller_s: Option<f64>,
+    overlap_s: Option<f64>,
+    silence_s: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct PartyCounts {
+    agent: u64,
+    caller: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct TurnDoc {
+    speaker: String,
+    start_s: f64,
+    end_s: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SpanDoc {
+    start_s: f64,
+    end_s: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct EmotionDoc {
+    t_s: f64,
+    arousal: f64,
+    valence: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct CalmnessDoc {
+    t_s: f64,
+    score: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct CueDoc {
+    t_s: f64,
+    kind: String,
+    party: String,
+    severity: String,
+    event: String,
+    start_s: f64,
+    end_s: f64,
+    evidence: CueEvidenceDoc,
+}
+
+#[derive(Debug, Deserialize)]
+struct CueEvidenceDoc {
+    rule: String,
+    #[serde(default)]
+    values: Vec<NamedValueDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NamedValueDoc {
+    name: String,
+    value: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct QaDoc {
+    score_pct: Option<f64>,
+    raw_score_pct: Option<f64>,
+    auto_fail: bool,
+    #[serde(default)]
+    items: Vec<ItemDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ItemDoc {
+    section: String,
+    id: String,
+    title: String,
+    weight: f64,
+    rule: String,
+    result: String,
+    value: Option<f64>,
+    auto_fail: bool,
+    #[serde(default)]
+    evidence: Vec<EvidenceDoc>,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct EvidenceDoc {
+    start_s: f64,
+    end_s: f64,
+    label: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct VersionsDoc {
+    attune: String,
+    model: String,
+    cue_rules: String,
+    rubric: String,
+    rubric_digest: String,
+}
+
 /// The report page of one call.
 pub fn render_call(report: &CallReport) -> String {
-    let a = &report.analysis;
+    // A CallReport always serialises to a document the renderer reads.
+    serde_json::to_value(report)
+        .map_err(|e| e.to_string())
+        .and_then(|doc| render_document(&doc))
+        .unwrap_or_else(|e| {
+            format!(
+                "<!doctype html><p>cannot render the report: {}</p>\n",
+                escape(&e)
+            )
+        })
+}
+
+/// The report page of a result document (a [`CallReport`]'s JSON, e.g. read back from the
+/// store); an error names the field that is missing or malformed.
+pub fn render_document(doc: &serde_json::Value) -> Result<String, String> {
+    let report = ReportDoc::deserialize(doc).map_err(|e| format!("bad result document: {e}"))?;
+    Ok(render_doc(&report))
+}
+
+fn render_doc(report: &ReportDoc) -> String {
+    let a = report;
     let axis = Axis {
         duration_s: a.duration_s,
     };
@@ -170,18 +321,13 @@ pub fn render_call(report: &CallReport) -> String {
     );
     polyline(
         &mut h,
-        thin(&report.caller_emotion)
-            .map(|p| (axis.x(p.t_s), top + span * (1.0 - f64::from(p.arousal)))),
+        thin(&report.caller_emotion).map(|p| (axis.x(p.t_s), top + span * (1.0 - p.arousal))),
         "#c62828",
     );
     polyline(
         &mut h,
-        thin(&report.caller_emotion).map(|p| {
-            (
-                axis.x(p.t_s),
-                top + span * (1.0 - (f64::from(p.valence) + 1.0) / 2.0),
-            )
-        }),
+        thin(&report.caller_emotion)
+            .map(|p| (axis.x(p.t_s), top + span * (1.0 - (p.valence + 1.0) / 2.0))),
         "#1565c0",
     );
     // Agent calmness: rows 100..180.
@@ -194,12 +340,7 @@ pub fn render_call(report: &CallReport) -> String {
     );
     polyline(
         &mut h,
-        thin(&report.agent_calmness).map(|p| {
-            (
-                axis.x(p.t_s),
-                top + span * (1.0 - f64::from(p.score) / 100.0),
-            )
-        }),
+        thin(&report.agent_calmness).map(|p| (axis.x(p.t_s), top + span * (1.0 - p.score / 100.0))),
         "#2e7d32",
     );
     // Ribbon: agent, caller, overlap, silence rows.
@@ -223,8 +364,8 @@ pub fn render_call(report: &CallReport) -> String {
     };
     let mut talk_spans: Vec<(f64, f64)> = Vec::new();
     for t in &a.turns {
-        let (y, colour) = match t.speaker {
-            Party::Caller => (rows[1].1, rows[1].2),
+        let (y, colour) = match t.speaker.as_str() {
+            "caller" => (rows[1].1, rows[1].2),
             _ => (rows[0].1, rows[0].2),
         };
         rect(
@@ -233,7 +374,7 @@ pub fn render_call(report: &CallReport) -> String {
             t.end_s,
             y,
             colour,
-            &format!("{:?} {:.1}–{:.1} s", t.speaker, t.start_s, t.end_s).to_lowercase(),
+            &format!("{} {:.1}–{:.1} s", t.speaker, t.start_s, t.end_s).to_lowercase(),
         );
         talk_spans.push((t.start_s, t.end_s));
     }
@@ -269,20 +410,20 @@ pub fn render_call(report: &CallReport) -> String {
     // Cues: markers 256..272, linked to the cue list.
     let _ = write!(h, "<text x='4' y='266'>cues</text>");
     for (i, cue) in report.cues.iter().enumerate() {
-        if cue.event != CueTransition::Open {
+        if cue.event != "open" {
             continue;
         }
         let x = axis.x(cue.start_s);
-        let colour = match cue.severity {
-            crate::cues::Severity::Critical => "#c62828",
-            crate::cues::Severity::Warning => "#ef6c00",
-            crate::cues::Severity::Info => "#2e7d32",
+        let colour = match cue.severity.as_str() {
+            "critical" => "#c62828",
+            "warning" => "#ef6c00",
+            _ => "#2e7d32",
         };
         let _ = write!(
             h,
             "<a href='#cue-{i}'><path d='M{x:.1},256 l5,8 l-5,8 l-5,-8 z' fill='{colour}'>\
              <title>{} at {:.1} s</title></path></a>",
-            escape(cue.kind.as_str()),
+            escape(&cue.kind),
             cue.start_s
         );
     }
@@ -311,10 +452,10 @@ pub fn render_call(report: &CallReport) -> String {
          <th>weight</th><th>value</th><th>result</th><th>evidence</th></tr>"
     );
     for item in &report.qa.items {
-        let result = match item.result {
-            ItemResult::Pass => "pass",
-            ItemResult::Fail => "fail",
-            ItemResult::NotApplicable => "not_applicable",
+        let result = match item.result.as_str() {
+            "pass" => "pass",
+            "fail" => "fail",
+            _ => "not_applicable",
         };
         let mut evidence = String::new();
         for (j, e) in item.evidence.iter().enumerate().take(20) {
@@ -374,10 +515,10 @@ pub fn render_call(report: &CallReport) -> String {
             "<tr id='cue-{i}'><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{:.1}–{:.1} s</td><td><code>{}</code> {}</td></tr>",
             cue.t_s,
-            escape(cue.kind.as_str()),
-            escape(cue.party.as_str()),
-            escape(cue.severity.as_str()),
-            escape(cue.event.as_str()),
+            escape(&cue.kind),
+            escape(&cue.party),
+            escape(&cue.severity),
+            escape(&cue.event),
             cue.start_s,
             cue.end_s,
             escape(&cue.evidence.rule),

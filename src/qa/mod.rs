@@ -15,10 +15,10 @@ mod score;
 
 pub use report::{
     CallReport, CalmnessSample, EmotionSample, InputIdentity, ScoreError, ScoringSetup, Versions,
-    rfc3339_from_unix_ms, rfc3339_utc, score_recording,
+    rfc3339_from_unix_ms, rfc3339_utc, score_recording, score_wav_bytes,
 };
 pub use rubric::{
     CUE_COUNT_PREFIX, DEFAULT_RUBRIC_TOML, FACTS, FactDef, Rubric, RubricError, RubricItem,
-    fact_def, fnv1a_hex,
+    fact_def, fnv1a_hex, recording_call_id,
 };
 pub use score::{CallFacts, EvidenceSpan, Fact, ItemResult, ItemScore, QaScore, score_call};

@@ -280,7 +280,7 @@ fn reader_warnings(reader: &AudioReader) -> Vec<String> {
 pub fn score_recording(
     path: &Path,
     setup: &ScoringSetup,
-    mut warn: impl FnMut(&str),
+    warn: impl FnMut(&str),
 ) -> Result<CallReport, ScoreError> {
     let started_at = rfc3339_utc(SystemTime::now());
     let input = InputIdentity::of(path).map_err(|source| ScoreError::Input {
@@ -289,6 +289,41 @@ pub fn score_recording(
     })?;
     let file = path.display().to_string();
     let mut reader = AudioReader::open(path)?;
+    score_reader(&mut reader, file, input, started_at, setup, warn)
+}
+
+/// Scores a recording held in memory (a WAV file's bytes, e.g. uploaded from the browser)
+/// exactly as [`score_recording`] scores the same file; `name` stands for its path in the
+/// document. Returns the report and whether the data ended before the size its header
+/// announced (what was there was scored, with a warning).
+pub fn score_wav_bytes(
+    name: &str,
+    bytes: Vec<u8>,
+    setup: &ScoringSetup,
+    warn: impl FnMut(&str),
+) -> Result<(CallReport, bool), ScoreError> {
+    let started_at = rfc3339_utc(SystemTime::now());
+    let input = InputIdentity {
+        path: name.to_owned(),
+        size_bytes: bytes.len() as u64,
+        modified_unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    };
+    let mut reader = AudioReader::from_wav_bytes(bytes)?;
+    let report = score_reader(&mut reader, name.to_owned(), input, started_at, setup, warn)?;
+    Ok((report, reader.truncated()))
+}
+
+/// The scoring behind [`score_recording`] and [`score_wav_bytes`], from an opened reader.
+fn score_reader(
+    reader: &mut AudioReader,
+    file: String,
+    input: InputIdentity,
+    started_at: String,
+    setup: &ScoringSetup,
+    mut warn: impl FnMut(&str),
+) -> Result<CallReport, ScoreError> {
     let spec = reader.spec().clone();
     if spec.channels < 2 {
         let config = DialogConfig {
@@ -296,8 +331,8 @@ pub fn score_recording(
             ..DialogConfig::default()
         };
         let mut analysis =
-            dialog::analyze_call(&mut reader, &AnalyzerConfig::default(), &config, &mut warn)?;
-        for w in reader_warnings(&reader) {
+            dialog::analyze_call(reader, &AnalyzerConfig::default(), &config, &mut warn)?;
+        for w in reader_warnings(reader) {
             warn(&w);
             analysis.warnings.push(w);
         }
@@ -328,7 +363,7 @@ pub fn score_recording(
         },
         ..CallConfig::default()
     };
-    let outcome = analyze_recording(&mut reader, &file, config, setup.model.clone(), |_| {})?;
+    let outcome = analyze_recording(reader, &file, config, setup.model.clone(), |_| {})?;
     let mut report = CallReport::from_outcome(
         file,
         &outcome,
@@ -339,7 +374,7 @@ pub fn score_recording(
         started_at,
         rfc3339_utc(SystemTime::now()),
     );
-    report.analysis.warnings.extend(reader_warnings(&reader));
+    report.analysis.warnings.extend(reader_warnings(reader));
     for w in &report.analysis.warnings {
         warn(w);
     }

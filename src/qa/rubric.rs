@@ -235,6 +235,13 @@ pub fn fnv1a_hex(bytes: &[u8]) -> String {
     format!("{hash:016x}")
 }
 
+/// The stored id of a scored recording, from what identifies it (`attune analyze`: its
+/// canonical path; an upload: its content): `rec-` and 16 hex digits. The same recording keeps
+/// its id, so scoring it again replaces its stored result.
+pub fn recording_call_id(identity: &[u8]) -> String {
+    format!("rec-{}", fnv1a_hex(identity))
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }

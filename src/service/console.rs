@@ -1,7 +1,15 @@
 //! The browser console over HTTP: the supervisors' live wall (`/`), a call's detail view
 //! (`/calls/{call_id}`), the alert feed (`/alerts`), the agent's own view (`/agent/{agent_id}`),
 //! the JSON endpoints behind them (`/api/...`) and the live push (`/events`, server-sent
-//! events). Everything is read from the [`Hub`]; the assets (`web/`) are embedded in the binary.
+//! events). Everything live is read from the [`Hub`]; the assets (`web/`) are embedded in the
+//! binary.
+//!
+//! Stored calls (with a [`CallRecorder`], i.e. `--db`): the "Recorded calls" page
+//! (`/recorded`, filters as `attune calls`, upload of a recording to score), a stored call's QA
+//! report (`/recorded/{call_id}`, the HTML of `attune analyze --format html` drawn from the
+//! stored result document), their JSON (`/api/recorded`, `/api/recorded/{call_id}`) and the
+//! upload (`POST /api/recordings?name=&agent=&team=`, the WAV file as the body). The database
+//! work and the scoring run on blocking threads.
 //!
 //! [`routes`] is the router to merge into a service; [`serve`] runs it alone on an already-bound
 //! listener until a shutdown signal (the demo and the tests).
@@ -16,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -28,6 +36,7 @@ use crate::cues::Severity;
 use crate::service::hub::{
     AlertAck, AlertFilter, CallFilter, CallView, Hub, HubEvent, HubEventKind, now_unix_ms,
 };
+use crate::service::recorder::{CallRecorder, UploadError, UploadInfo};
 
 /// Alerts returned by `/api/alerts` when no `limit` is given (and the most it returns).
 pub const ALERTS_DEFAULT_LIMIT: usize = 200;
@@ -88,16 +97,34 @@ struct ConsoleState {
     /// know the server restarted.
     boot_id: u64,
     stop: StopSignal,
+    /// The store of recorded calls (none: the Recorded calls page says so).
+    recorder: Option<Arc<CallRecorder>>,
 }
 
-/// The console's routes (pages, assets, JSON, `/events`). Merge into a service's router.
-pub fn routes(hub: Arc<Hub>, stop: StopSignal) -> Router {
+/// The console's routes (pages, assets, JSON, `/events`, and the recorded calls when
+/// `recorder` is given). Merge into a service's router.
+pub fn routes(hub: Arc<Hub>, stop: StopSignal, recorder: Option<Arc<CallRecorder>>) -> Router {
+    // The body limit is enforced by the handler (with a message naming it); axum's own limit
+    // sits just above, so the handler sees every body up to it.
+    let upload_limit = recorder
+        .as_ref()
+        .map_or(0, |r| r.max_upload_bytes)
+        .saturating_add(1);
     let state = ConsoleState {
         hub,
         boot_id: now_unix_ms(),
         stop,
+        recorder,
     };
     Router::new()
+        .route("/recorded", get(recorded_page))
+        .route("/recorded/{call_id}", get(recorded_report_page))
+        .route("/api/recorded", get(api_recorded))
+        .route("/api/recorded/{call_id}", get(api_recorded_call))
+        .route(
+            "/api/recordings",
+            post(api_upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/", get(wall_page))
         .route("/calls/{call_id}", get(call_page))
         .route("/alerts", get(alerts_page))
@@ -117,11 +144,12 @@ pub fn routes(hub: Arc<Hub>, stop: StopSignal) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     hub: Arc<Hub>,
+    recorder: Option<Arc<CallRecorder>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop) = StopSignal::new();
     let mut stopped = stop.clone();
-    let app = routes(hub, stop);
+    let app = routes(hub, stop, recorder);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
@@ -143,6 +171,7 @@ const PAGE_CALL: &str = include_str!("../../web/call.html");
 const PAGE_ALERTS: &str = include_str!("../../web/alerts.html");
 const PAGE_AGENT: &str = include_str!("../../web/agent.html");
 const PAGE_NOT_FOUND: &str = include_str!("../../web/404.html");
+const PAGE_RECORDED: &str = include_str!("../../web/recorded.html");
 
 /// Embedded assets: (file name, content type, text).
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -175,6 +204,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "agent.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/agent.js"),
+    ),
+    (
+        "recorded.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/recorded.js"),
     ),
 ];
 
@@ -441,6 +475,291 @@ async fn api_ack(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Recorded calls (the store)
+
+/// What `/recorded` and `/api/recorded` say when no database is configured.
+const NO_STORE: &str = "no database is configured, so no call is stored: start `attune serve` \
+    (or `attune demo`) with --db PATH (a SQLite file) or --db postgres://...";
+
+async fn recorded_page() -> Response {
+    page(StatusCode::OK, PAGE_RECORDED)
+}
+
+/// Runs store work on a blocking thread.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
+/// The report page of a stored call: the stored result document drawn by the QA report.
+async fn recorded_report_page(
+    State(state): State<ConsoleState>,
+    Path(call_id): Path<String>,
+) -> Response {
+    let Some(recorder) = state.recorder.clone() else {
+        let html = format!(
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>\
+             <title>No database — Attune</title><link rel='stylesheet' href='/static/console.css'>\
+             </head><body><header class='bar'><h1>Attune</h1><nav><a href='/'>Live wall</a>\
+             <a href='/recorded'>Recorded calls</a></nav></header><main><h2>No database</h2>\
+             <p class='notice' id='no-store'>{}</p></main></body></html>",
+            crate::qa::html::escape(NO_STORE)
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CACHE_CONTROL, "no-store")],
+            Html(html),
+        )
+            .into_response();
+    };
+    let id = call_id.clone();
+    let found = blocking(move || recorder.report_json(&id)).await;
+    let doc = match found {
+        Some(Ok(Some(text))) => text,
+        Some(Ok(None)) => return not_found(&format!("stored call {call_id}")),
+        Some(Err(e)) => {
+            return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+        }
+        None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let rendered = serde_json::from_str::<serde_json::Value>(&doc)
+        .map_err(|e| format!("bad stored document: {e}"))
+        .and_then(|doc| crate::qa::html::render_document(&doc))
+        .map(|html| {
+            html.replacen(
+                "<body>",
+                "<body><nav><a href='/recorded'>← Recorded calls</a></nav>",
+                1,
+            )
+        });
+    match rendered {
+        // The report as `attune analyze --format html` writes it, with a way back.
+        Ok(html) => (
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, "no-store")],
+            Html(html),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stored call {call_id}: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Query of `/api/recorded`: the filters of `attune calls`; empty values match everything.
+#[derive(Debug, Default, Deserialize)]
+struct RecordedQuery {
+    agent: Option<String>,
+    team: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    min_score: Option<String>,
+    max_score: Option<String>,
+    /// `true`/`1`/`on`: only calls whose caller ended upset.
+    caller_ended_upset: Option<String>,
+    agent_interruptions_over: Option<String>,
+    limit: Option<String>,
+}
+
+/// Most rows `/api/recorded` returns when no `limit` is given (and the most it returns).
+pub const RECORDED_DEFAULT_LIMIT: i64 = 500;
+pub const RECORDED_MAX_LIMIT: i64 = 10_000;
+
+impl RecordedQuery {
+    fn to_query(&self) -> Result<crate::store::CallQuery, String> {
+        fn number<T: std::str::FromStr>(
+            name: &str,
+            v: &Option<String>,
+        ) -> Result<Option<T>, String> {
+            match non_empty(v) {
+                None => Ok(None),
+                Some(text) => text
+                    .trim()
+                    .parse::<T>()
+                    .map(Some)
+                    .map_err(|_| format!("{name} must be a number, got {text:?}")),
+            }
+        }
+        let date = |v: &Option<String>| {
+            non_empty(v)
+                .map(|t| crate::store::parse_date(t.trim()))
+                .transpose()
+        };
+        let min_score_pct: Option<f64> = number("min_score", &self.min_score)?;
+        let max_score_pct: Option<f64> = number("max_score", &self.max_score)?;
+        if let (Some(lo), Some(hi)) = (min_score_pct, max_score_pct)
+            && lo > hi
+        {
+            return Err(format!("min_score {lo} is above max_score {hi}"));
+        }
+        let upset = match non_empty(&self.caller_ended_upset).as_deref() {
+            None | Some("false" | "0" | "off") => false,
+            Some("true" | "1" | "on") => true,
+            Some(other) => {
+                return Err(format!(
+                    "caller_ended_upset must be true or false, got {other:?}"
+                ));
+            }
+        };
+        let limit: Option<i64> = number("limit", &self.limit)?;
+        Ok(crate::store::CallQuery {
+            agent: non_empty(&self.agent),
+            team: non_empty(&self.team),
+            from: date(&self.from)?,
+            to: date(&self.to)?,
+            min_score_pct,
+            max_score_pct,
+            caller_ended_upset: upset,
+            agent_interruptions_over: number(
+                "agent_interruptions_over",
+                &self.agent_interruptions_over,
+            )?,
+            limit: Some(
+                limit
+                    .unwrap_or(RECORDED_DEFAULT_LIMIT)
+                    .clamp(1, RECORDED_MAX_LIMIT),
+            ),
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct RecordedBody {
+    store: String,
+    calls: Vec<crate::store::CallRow>,
+}
+
+/// `/api/recorded?agent=&team=&from=&to=&min_score=&max_score=&caller_ended_upset=&agent_interruptions_over=&limit=`:
+/// stored calls, newest first (`Store::calls`); 503 without a database.
+async fn api_recorded(
+    State(state): State<ConsoleState>,
+    Query(query): Query<RecordedQuery>,
+) -> Response {
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    let query = match query.to_query() {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    let found = blocking(move || {
+        recorder.calls(&query).map(|calls| RecordedBody {
+            store: recorder.location().to_owned(),
+            calls,
+        })
+    })
+    .await;
+    match found {
+        Some(Ok(body)) => axum::Json(body).into_response(),
+        Some(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        None => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store task failed".into(),
+        ),
+    }
+}
+
+/// `/api/recorded/{call_id}`: a stored call's result document.
+async fn api_recorded_call(
+    State(state): State<ConsoleState>,
+    Path(call_id): Path<String>,
+) -> Response {
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    let id = call_id.clone();
+    match blocking(move || recorder.report_json(&id)).await {
+        Some(Ok(Some(doc))) => ([(header::CONTENT_TYPE, "application/json")], doc).into_response(),
+        Some(Ok(None)) => json_error(StatusCode::NOT_FOUND, format!("no stored call {call_id:?}")),
+        Some(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        None => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store task failed".into(),
+        ),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct UploadQuery {
+    name: Option<String>,
+    agent: Option<String>,
+    team: Option<String>,
+    /// Channel carrying the agent: 0 (default) or 1.
+    agent_channel: Option<String>,
+}
+
+fn upload_error(e: &UploadError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_error(status, e.to_string())
+}
+
+/// `POST /api/recordings?name=&agent=&team=&agent_channel=` with a WAV file as the body: scores it with the
+/// default rubric on a blocking thread, stores it (`source = "recording"`) and answers with its
+/// call id and score. At most [`crate::service::recorder::MAX_CONCURRENT_UPLOADS`] at once.
+async fn api_upload(
+    State(state): State<ConsoleState>,
+    Query(query): Query<UploadQuery>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            // The only rejection of a plain body is failing to read it: over the limit, or
+            // the client went away.
+            let status = rejection.status();
+            let e = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                UploadError::TooLarge {
+                    size_bytes: recorder.max_upload_bytes as u64 + 1,
+                    limit_bytes: recorder.max_upload_bytes,
+                }
+            } else {
+                return json_error(status, format!("cannot read the upload: {rejection}"));
+            };
+            return upload_error(&e);
+        }
+    };
+    let permit = match recorder.upload_permit() {
+        Ok(p) => p,
+        Err(e) => return upload_error(&e),
+    };
+    let agent_channel = match non_empty(&query.agent_channel) {
+        None => 0,
+        Some(text) => match text.trim().parse::<u16>() {
+            Ok(c) if c <= 1 => c,
+            _ => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("agent_channel must be 0 or 1, got {text:?}"),
+                );
+            }
+        },
+    };
+    let info = UploadInfo {
+        name: query.name,
+        agent: query.agent,
+        team: query.team,
+        agent_channel,
+    };
+    let scored = blocking(move || {
+        let _permit = permit;
+        recorder.score_upload(&info, Vec::from(body))
+    })
+    .await;
+    match scored {
+        Some(Ok(result)) => (StatusCode::CREATED, axum::Json(result)).into_response(),
+        Some(Err(e)) => upload_error(&e),
+        None => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the scoring task failed".into(),
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Server-sent events
 
 fn hub_event_name(kind: &HubEventKind) -> &'static str {
@@ -592,6 +911,7 @@ mod tests {
             PAGE_ALERTS,
             PAGE_AGENT,
             PAGE_NOT_FOUND,
+            PAGE_RECORDED,
         ] {
             for part in page.split("/static/").skip(1) {
                 let file = part.split('"').next().unwrap_or_default();

@@ -21,6 +21,8 @@ use crate::call::{CallAnalyzer, CallConfig, CallEvent, CallSetupError};
 use crate::cues::CueRules;
 use crate::model::emotion::EmotionModel;
 use crate::service::hub::{CallEnd, CallInfo, Hub, HubError, HubEventKind, now_unix_ms};
+use crate::service::recorder::CallRecorder;
+use crate::service::session::CallSummary;
 
 /// Audio pushed per tick, seconds of call time.
 pub const FEED_CHUNK_S: f64 = 0.1;
@@ -213,6 +215,20 @@ pub async fn feed_call(
     rules: &CueRules,
     pace: FeedPace,
 ) -> Result<(), FeedError> {
+    feed_call_recorded(hub, info, recording, model, rules, pace, None).await
+}
+
+/// As [`feed_call`], and at the end hands the call to `recorder` (scored and stored like a live
+/// call of the gRPC service).
+pub async fn feed_call_recorded(
+    hub: &Hub,
+    info: CallInfo,
+    recording: &Recording,
+    model: Arc<EmotionModel>,
+    rules: &CueRules,
+    pace: FeedPace,
+    recorder: Option<&CallRecorder>,
+) -> Result<(), FeedError> {
     let tick = pace.tick()?;
     let mut analyzer = CallAnalyzer::new(recording.call_config(rules), model)?;
     let call = hub.start_call(info)?;
@@ -241,11 +257,30 @@ pub async fn feed_call(
         start = end;
         guard.fed_s = start as f64 / f64::from(recording.sample_rate_hz);
     }
-    analyzer.finish(&mut events);
+    let outcome = analyzer.finish(&mut events);
     for event in events.drain(..) {
         publish_call_event(hub, &call, event);
     }
     guard.end("ended");
+    if let Some(recorder) = recorder {
+        let frames = total as u64;
+        let summary = CallSummary {
+            reason: "ended".to_owned(),
+            duration_s: outcome.duration_s,
+            chunks_received: frames.div_ceil(chunk as u64),
+            bytes_received: frames * 2 * 2,
+            chunks_out_of_order: 0,
+            chunks_duplicate: 0,
+            outcome: Some(outcome),
+        };
+        recorder.record_live(
+            &call,
+            recording.sample_rate_hz,
+            recording.agent_channel,
+            summary.bytes_received,
+            Arc::new(summary),
+        );
+    }
     Ok(())
 }
 
@@ -347,6 +382,8 @@ pub struct DemoSettings {
     pub stagger: Duration,
     pub pace: FeedPace,
     pub teams: Vec<String>,
+    /// Where ended calls are scored and stored (none: not stored).
+    pub recorder: Option<Arc<CallRecorder>>,
 }
 
 impl Default for DemoSettings {
@@ -356,6 +393,7 @@ impl Default for DemoSettings {
             stagger: Duration::from_secs(3),
             pace: FeedPace::REAL_TIME,
             teams: vec!["north".into(), "south".into()],
+            recorder: None,
         }
     }
 }
@@ -406,8 +444,16 @@ pub async fn run_demo_loop(
             for round in 1.. {
                 let recording = &recordings[(slot + round as usize - 1) % recordings.len()];
                 let info = demo_call_info(&settings, slot, round);
-                let fed =
-                    feed_call(&hub, info, recording, model.clone(), &rules, settings.pace).await;
+                let fed = feed_call_recorded(
+                    &hub,
+                    info,
+                    recording,
+                    model.clone(),
+                    &rules,
+                    settings.pace,
+                    settings.recorder.as_deref(),
+                )
+                .await;
                 if let Err(error) = fed {
                     on_error(&error);
                 }

@@ -42,6 +42,7 @@ use super::pb::{
     self, event::Kind, ingest_request::Msg, ingest_response, live_calls_server::LiveCalls,
     monitor_response,
 };
+use super::recorder::CallRecorder;
 use super::session::{CallSpec, CallSummary, Sequencer, SessionCore, SessionLimits};
 
 /// Settings of the ingest and monitor streams.
@@ -86,6 +87,8 @@ pub struct Shared {
     pub model: Arc<EmotionModel>,
     /// Becomes true when the server shuts down: sessions end their calls.
     pub shutdown: watch::Receiver<bool>,
+    /// Where ended calls are scored and saved (none: not stored).
+    pub recorder: Option<Arc<CallRecorder>>,
 }
 
 /// The `LiveCalls` service.
@@ -205,13 +208,22 @@ impl Shared {
             Ok(Ok(core)) => core,
             Ok(Err(e)) => {
                 let status = Status::invalid_argument(format!("call setup: {e}"));
-                self.end_call(&call, None, "error", &Sequencer::new(0), &zero_counts(), tx)
-                    .await;
+                self.end_call(
+                    &call,
+                    &spec,
+                    None,
+                    "error",
+                    &Sequencer::new(0),
+                    &zero_counts(),
+                    tx,
+                )
+                .await;
                 return Err(status);
             }
             Err(_) => {
                 self.end_call(
                     &call,
+                    &spec,
                     None,
                     "shutdown",
                     &Sequencer::new(0),
@@ -236,7 +248,7 @@ impl Shared {
                 tx,
             )
             .await;
-        self.end_call(&call, core, reason, &sequencer, &counts, tx)
+        self.end_call(&call, &spec, core, reason, &sequencer, &counts, tx)
             .await;
         status.map_or(Ok(()), Err)
     }
@@ -382,10 +394,13 @@ impl Shared {
         }
     }
 
-    /// Finishes the analysis, ends the call in the hub with its summary and sends the summary.
+    /// Finishes the analysis, ends the call in the hub with its summary, sends the summary and
+    /// hands the call to the recorder (scored and stored off the runtime's threads).
+    #[allow(clippy::too_many_arguments)] // one call's state, borrowed at its end
     async fn end_call(
         &self,
         call: &Arc<CallInfo>,
+        spec: &CallSpec,
         core: Option<Box<SessionCore>>,
         reason: &str,
         sequencer: &Sequencer,
@@ -419,6 +434,15 @@ impl Shared {
             chunks_duplicate: sequencer.duplicates,
             outcome,
         });
+        if let Some(recorder) = &self.recorder {
+            recorder.record_live(
+                call,
+                spec.sample_rate_hz,
+                spec.agent_channel,
+                counts.bytes_received,
+                summary.clone(),
+            );
+        }
         let ended_at_unix_ms = now_unix_ms();
         let proto = convert::summary_to_proto(&summary, ended_at_unix_ms);
         self.hub.end_call(

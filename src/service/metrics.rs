@@ -25,6 +25,11 @@ pub struct ServiceMetrics {
     pub analysis_busy_ns: AtomicU64,
     pub analysis_queue_wait_ns: AtomicU64,
     pub analysis_queue_wait_max_ns: AtomicU64,
+    /// Ended live calls and uploaded recordings saved to the store.
+    pub calls_stored: AtomicU64,
+    /// Calls that could not be saved (store error, or the writer's queue was full): logged and
+    /// counted, never fatal.
+    pub store_errors: AtomicU64,
 }
 
 /// Process CPU time (user + system), seconds, from `/proc/self/stat`.
@@ -63,6 +68,20 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
     let mut out = String::with_capacity(4096);
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let h = &hub.counters;
+    metric(
+        &mut out,
+        "attune_calls_stored_total",
+        "counter",
+        "Ended live calls and uploaded recordings saved to the store.",
+        get(&m.calls_stored),
+    );
+    metric(
+        &mut out,
+        "attune_store_errors_total",
+        "counter",
+        "Calls that could not be saved to the store (logged; the service goes on).",
+        get(&m.store_errors),
+    );
     metric(
         &mut out,
         "attune_live_calls",

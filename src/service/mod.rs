@@ -9,6 +9,8 @@
 //! - [`analysis`] runs the analysis (CPU work) on a small pool of OS threads, off tokio's workers.
 //! - [`grpc`] drives ingest sessions and monitor streams (`attune.v1.LiveCalls`), mapping every
 //!   fault to a precise status; [`http`] serves `/healthz` and `/metrics` ([`metrics`]).
+//! - [`recorder`] scores ended calls and uploaded recordings and saves them to the store (off
+//!   tokio's workers), and answers the console's "Recorded calls" queries.
 //! - [`server`] runs both on bound listeners until a shutdown signal.
 //! - [`client`] streams a call's audio from any chunk source to a server (replay, capture).
 //! - [`convert`] maps analysis types to the wire types ([`pb`]) and wire events to JSON.
@@ -24,6 +26,7 @@ pub mod grpc;
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod recorder;
 pub mod server;
 pub mod session;
 

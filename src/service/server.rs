@@ -18,6 +18,7 @@ use super::http::AppState;
 use super::hub::{Hub, SUBSCRIBER_BUFFER_EVENTS};
 use super::metrics::ServiceMetrics;
 use super::pb::live_calls_server::LiveCallsServer;
+use super::recorder::CallRecorder;
 
 /// Largest gRPC message accepted, bytes (a chunk of 1 s of 48 kHz stereo F32 is 384 kB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
@@ -70,11 +71,26 @@ impl Service {
         rules: CueRules,
         model: Arc<EmotionModel>,
     ) -> std::io::Result<Self> {
+        Self::with_recorder(config, rules, model, None)
+    }
+
+    /// As [`Self::new`], saving every ended call through `recorder` (scored with its rubric).
+    /// The recorder's metrics should be this service's ([`Self::metrics`] is then taken from
+    /// it, so `/metrics` counts store errors).
+    pub fn with_recorder(
+        config: ServerConfig,
+        rules: CueRules,
+        model: Arc<EmotionModel>,
+        recorder: Option<(Arc<CallRecorder>, Arc<ServiceMetrics>)>,
+    ) -> std::io::Result<Self> {
         let hub = Arc::new(Hub::with_subscriber_buffer(
             config.max_calls,
             config.subscriber_buffer_events,
         ));
-        let metrics = Arc::new(ServiceMetrics::default());
+        let (recorder, metrics) = match recorder {
+            Some((recorder, metrics)) => (Some(recorder), metrics),
+            None => (None, Arc::new(ServiceMetrics::default())),
+        };
         let pool = Arc::new(AnalysisPool::new(config.analysis_threads, metrics.clone())?);
         let (stop, shutdown) = watch::channel(false);
         let shared = Arc::new(Shared {
@@ -85,6 +101,7 @@ impl Service {
             rules,
             model,
             shutdown,
+            recorder,
         });
         Ok(Self {
             hub,
@@ -141,6 +158,10 @@ impl Service {
         });
         let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
         self.shared.pool.shutdown();
+        if let Some(recorder) = &self.shared.recorder {
+            // Ended calls still queued are saved before the service returns.
+            recorder.close();
+        }
         grpc_result?;
         http_result?;
         Ok(())

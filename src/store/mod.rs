@@ -155,6 +155,27 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX calls_team_at ON calls (team, call_at);",
 ];
 
+/// Checks a date bound of [`CallQuery::from`] / [`CallQuery::to`]: `YYYY-MM-DD` or an RFC 3339
+/// time (`YYYY-MM-DDTHH:MM:SSZ`); the error says which forms are accepted.
+pub fn parse_date(text: &str) -> Result<String, String> {
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let ok = b.len() >= 10
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b.len() == 10 || b[10] == b'T');
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+        ))
+    }
+}
+
 /// A filter over stored calls; every field is optional and they combine with AND.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallQuery {

@@ -21,7 +21,7 @@ use attune::service::console;
 use attune::service::feeder::{self, FeedPace, Recording, ScriptedCall};
 use attune::service::hub::{CallInfo, Hub, HubEventKind};
 
-fn examples_dir() -> PathBuf {
+pub(crate) fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/calls")
 }
 
@@ -58,7 +58,7 @@ fn open_cue(cue_id: u64) -> CueEvent {
 }
 
 /// A console server on `address` (127.0.0.1:0 for any port); stopped by sending on the channel.
-struct ConsoleServer {
+pub(crate) struct ConsoleServer {
     address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -66,12 +66,21 @@ struct ConsoleServer {
 
 impl ConsoleServer {
     async fn start(hub: Arc<Hub>, address: SocketAddr) -> Self {
+        Self::start_with_store(hub, address, None).await
+    }
+
+    /// As [`Self::start`], with stored calls (the Recorded calls page and upload).
+    pub(crate) async fn start_with_store(
+        hub: Arc<Hub>,
+        address: SocketAddr,
+        recorder: Option<Arc<attune::service::recorder::CallRecorder>>,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind(address)
             .await
             .expect("bind the console");
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(console::serve(listener, hub, async {
+        let task = tokio::spawn(console::serve(listener, hub, recorder, async {
             let _ = stopped.await;
         }));
         Self {
@@ -81,11 +90,15 @@ impl ConsoleServer {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
     }
 
-    async fn stop(mut self) {
+    pub(crate) fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub(crate) async fn stop(mut self) {
         let _ = self.stop.take().map(|s| s.send(()));
         tokio::time::timeout(Duration::from_secs(5), self.task)
             .await
@@ -95,16 +108,36 @@ impl ConsoleServer {
     }
 }
 
-/// A bare HTTP/1.1 request; returns (status, body).
+/// A bare HTTP/1.1 request with a JSON body; returns (status, body).
 async fn http(address: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_bytes(address, method, path, "application/json", body.as_bytes()).await
+}
+
+/// A bare HTTP/1.1 request; returns (status, body). The body is sent while the response is
+/// read, so a server that answers early (e.g. 413) is heard.
+pub(crate) async fn http_bytes(
+    address: SocketAddr,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> (u16, String) {
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    let (mut read, mut write) = stream.split();
+    let send = async move {
+        let _ = write.write_all(head.as_bytes()).await;
+        let _ = write.write_all(body).await;
+    };
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
+    let (_, received) = tokio::join!(send, read.read_to_end(&mut response));
+    assert!(
+        received.is_ok() || !response.is_empty(),
+        "no response to {method} {path}"
+    );
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text
         .split(' ')
@@ -119,7 +152,7 @@ fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
-async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -278,8 +311,8 @@ async fn a_slow_event_reader_gets_resync_and_never_slows_ingest() {
 }
 
 /// chromedriver on a free port, and a headless Chromium session through it.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: Driver,
 }
 
@@ -294,7 +327,7 @@ impl Drop for Driver {
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -337,19 +370,19 @@ impl Browser {
         }
     }
 
-    async fn text(&self, css: &str) -> Option<String> {
+    pub(crate) async fn text(&self, css: &str) -> Option<String> {
         let element = self.client.find(Locator::Css(css)).await.ok()?;
         element.text().await.ok()
     }
 
-    async fn count(&self, css: &str) -> usize {
+    pub(crate) async fn count(&self, css: &str) -> usize {
         self.client
             .find_all(Locator::Css(css))
             .await
             .map_or(0, |v| v.len())
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let png = self.client.screenshot().await.expect("screenshot");
@@ -654,6 +687,7 @@ async fn console_latency_with_200_live_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_live_example_calls() {
     use std::io::BufRead;
+    let db = crate::util::temp_dir("demo-db").join("demo.db");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_attune"))
         .args([
             "demo",
@@ -663,6 +697,8 @@ async fn demo_serves_live_example_calls() {
             "2",
             "--speed",
             "4",
+            "--db",
+            &db.display().to_string(),
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -699,6 +735,10 @@ async fn demo_serves_live_example_calls() {
             .iter()
             .all(|c| c["call"]["call_id"].as_str().unwrap().starts_with("demo-"))
     );
+    // The demo stores its calls: the Recorded calls endpoint answers from its database.
+    let (status, body) = http(address, "GET", "/api/recorded", "").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json(&body)["store"], db.display().to_string());
     let _ = child.kill();
     let _ = child.wait();
 }

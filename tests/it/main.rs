@@ -13,6 +13,7 @@ mod emotion;
 mod pitch;
 mod qa;
 mod rate;
+mod recorded;
 mod service;
 mod store;
 mod util;
