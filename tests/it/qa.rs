@@ -439,8 +439,8 @@ fn batch_peak_memory_mb(dir: &Path, hours: f64) -> f64 {
 }
 
 /// Memory of a long recording hardly grows with its length: the result document is written
-/// without a JSON tree of it. Run: `cargo test --release --test it long_recording -- --ignored
-/// --nocapture` (about 1.5 min of CPU).
+/// without a JSON tree of it. Run: `cargo test --test it long_recording -- --ignored
+/// --nocapture` (about 30 s).
 #[test]
 #[ignore = "long: scores a 1-hour and a 4-hour recording"]
 fn long_recording_memory_is_nearly_flat() {
