@@ -370,7 +370,8 @@ impl CallAnalyzer {
     }
 
     /// Ends the call: flushes both channels, closes open cues, and returns the whole outcome.
-    /// Further pushes are ignored.
+    /// Further pushes are ignored. The outcome's lists (emotion points, cues) are moved out, not
+    /// copied, so a long call's lists exist once: a second `finish` returns them empty.
     pub fn finish(&mut self, out: &mut Vec<CallEvent>) -> CallOutcome {
         if !self.finished {
             for c in 0..2 {
@@ -418,9 +419,9 @@ impl CallAnalyzer {
                 agent: self.channels[agent_channel].summary(),
                 caller: self.channels[1 - agent_channel].summary(),
             },
-            caller_emotion: self.outcome_caller.clone(),
-            agent_emotion: self.outcome_agent.clone(),
-            cues: self.outcome_cues.clone(),
+            caller_emotion: std::mem::take(&mut self.outcome_caller),
+            agent_emotion: std::mem::take(&mut self.outcome_agent),
+            cues: std::mem::take(&mut self.outcome_cues),
         }
     }
 

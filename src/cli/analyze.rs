@@ -15,6 +15,7 @@ use clap::ValueEnum;
 
 use attune::qa::batch::{self, ResultNames};
 use attune::qa::html::{self, IndexEntry};
+use attune::qa::stream::{Layout, LongArrays};
 use attune::qa::{self, CallReport, InputIdentity, ScoringSetup};
 use attune::store::{Store, StoredCall};
 
@@ -143,12 +144,17 @@ pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
 }
 
 fn run_one(args: &AnalyzeArgs, setup: &ScoringSetup, path: &Path) -> anyhow::Result<()> {
-    let report = qa::score_recording(path, setup, |w| eprintln!("warning: {w}"))
+    let mut report = qa::score_recording(path, setup, |w| eprintln!("warning: {w}"))
         .with_context(|| format!("cannot analyse {}", path.display()))?;
     if let Some(db) = &args.db {
         let mut store = open_store(db, args.busy_timeout_s)?;
-        let doc = serde_json::to_value(&report)?;
-        store.save_call(&stored_call(&doc, path, &report.input, args)?)?;
+        let arrays = LongArrays::take(&mut report);
+        let stored = serde_json::to_value(&report)
+            .map_err(anyhow::Error::from)
+            .and_then(|rest| store_view(&arrays, &rest))
+            .and_then(|(view, text)| stored_call_with_text(&view, text, path, &report.input, args));
+        arrays.put_back(&mut report);
+        store.save_call(&stored?)?;
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
@@ -221,10 +227,70 @@ struct Job {
     input: InputIdentity,
 }
 
+/// What the summary table, the index page and summary.csv need of a result: kept instead of
+/// the document, so a batch's memory does not grow with its number of calls.
+struct ResultSummary {
+    duration_s: Option<f64>,
+    score_pct: Option<f64>,
+    auto_fail: bool,
+    agent_interruptions: Option<u64>,
+    cue_count: Option<usize>,
+    csv_row: String,
+}
+
+impl ResultSummary {
+    /// From a result document (or the store's view of one, see [`store_view`]).
+    fn of(doc: &serde_json::Value) -> Self {
+        Self {
+            duration_s: doc["duration_s"].as_f64(),
+            score_pct: doc["qa"]["score_pct"].as_f64(),
+            auto_fail: doc["qa"]["auto_fail"] == true,
+            agent_interruptions: doc["interruption_count"]["agent"].as_u64(),
+            cue_count: doc["cues"].as_array().map(Vec::len),
+            csv_row: qa::csv::summary_row(doc),
+        }
+    }
+}
+
 enum JobResult {
-    Scored(Box<serde_json::Value>),
-    Skipped(Box<serde_json::Value>),
+    Scored(ResultSummary),
+    Skipped(ResultSummary),
     Failed(String),
+}
+
+/// A scored recording, as the worker hands it over: its summary and what to store (or why
+/// it cannot be stored).
+struct Scored {
+    summary: ResultSummary,
+    call: anyhow::Result<StoredCall>,
+}
+
+/// What the store reads of a document (`rest`: the document without its long arrays) — the
+/// rest with the cues and the caller's last point put back — and the whole document's text as
+/// stored, written without a JSON tree of the whole document.
+fn store_view(
+    arrays: &LongArrays,
+    rest: &serde_json::Value,
+) -> anyhow::Result<(serde_json::Value, String)> {
+    let text = arrays.to_compact_string(rest)?;
+    let mut view = rest.clone();
+    view["cues"] = serde_json::to_value(arrays.cues())?;
+    view["caller_emotion"] =
+        serde_json::to_value(arrays.last_caller_emotion().into_iter().collect::<Vec<_>>())?;
+    Ok((view, text))
+}
+
+/// [`stored_call`] of a store view, with the whole document's text.
+fn stored_call_with_text(
+    view: &serde_json::Value,
+    report_json: String,
+    path: &Path,
+    input: &InputIdentity,
+    args: &AnalyzeArgs,
+) -> anyhow::Result<StoredCall> {
+    let mut call = stored_call(view, path, input, args)?;
+    call.report_json = report_json;
+    Ok(call)
 }
 
 struct Row {
@@ -235,16 +301,17 @@ struct Row {
     warnings: Vec<String>,
 }
 
-/// Scores, writes the result files, returns the result document.
+/// Scores, writes the result files, returns the result's summary and what to store. The
+/// document is never one JSON tree in memory (see [`attune::qa::stream`]).
 fn score_and_write(
     job: &Job,
     setup: &ScoringSetup,
     out: &Path,
-    format: AnalyzeFormat,
+    args: &AnalyzeArgs,
     warnings: &mut Vec<String>,
-) -> anyhow::Result<serde_json::Value> {
-    let report = qa::score_recording(&job.path, setup, |w| warnings.push(w.to_owned()))?;
-    match format {
+) -> anyhow::Result<Scored> {
+    let mut report = qa::score_recording(&job.path, setup, |w| warnings.push(w.to_owned()))?;
+    match args.format {
         AnalyzeFormat::Html => batch::write_atomic(
             &out.join(format!("{}.html", job.name)),
             html::render_call(&report).as_bytes(),
@@ -255,12 +322,20 @@ fn score_and_write(
         )?,
         AnalyzeFormat::Json | AnalyzeFormat::Text => {}
     }
-    let doc = serde_json::to_value(&report)?;
+    let arrays = LongArrays::take(&mut report);
+    let rest = serde_json::to_value(&report)?;
+    drop(report);
     // NAME.json last: its presence marks the recording as done.
-    let mut text = serde_json::to_string_pretty(&doc)?;
-    text.push('\n');
-    batch::write_atomic(&out.join(format!("{}.json", job.name)), text.as_bytes())?;
-    Ok(doc)
+    batch::write_atomic_with(&out.join(format!("{}.json", job.name)), |file| {
+        arrays.write(&rest, Layout::Pretty, file)?;
+        file.write_all(b"\n")
+    })?;
+    let (view, text) = store_view(&arrays, &rest)?;
+    drop(arrays);
+    Ok(Scored {
+        summary: ResultSummary::of(&view),
+        call: stored_call_with_text(&view, text, &job.path, &job.input, args),
+    })
 }
 
 fn format_file(format: AnalyzeFormat) -> Option<&'static str> {
@@ -290,6 +365,14 @@ fn process_cpu_s() -> Option<f64> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     Some(ticks / 100.0)
+}
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), MB.
+fn peak_memory_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Result<()> {
@@ -341,7 +424,7 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
                 if !store.has_call(&call.call_id)? {
                     store.save_call(&call)?;
                 }
-                let mut r = row(JobResult::Skipped(Box::new(doc)));
+                let mut r = row(JobResult::Skipped(ResultSummary::of(&doc)));
                 r.stored = Some(input.path.clone());
                 rows.push(Some(r));
             }
@@ -374,7 +457,7 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let queue = Mutex::new(queue);
-    let (send, receive) = mpsc::channel::<(Job, anyhow::Result<serde_json::Value>, Vec<String>)>();
+    let (send, receive) = mpsc::channel::<(Job, anyhow::Result<Scored>, Vec<String>)>();
     let mut store_error = None;
     std::thread::scope(|scope| {
         for _ in 0..workers {
@@ -388,7 +471,7 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
                     };
                     let Some(job) = job else { break };
                     let mut warnings = Vec::new();
-                    let result = score_and_write(&job, setup, out, args.format, &mut warnings);
+                    let result = score_and_write(&job, setup, out, args, &mut warnings);
                     if send.send((job, result, warnings)).is_err() {
                         break;
                     }
@@ -407,10 +490,8 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
                 warnings,
             };
             match result {
-                Ok(doc) => {
-                    match stored_call(&doc, &job.path, &job.input, args)
-                        .and_then(|call| Ok(store.save_call(&call)?))
-                    {
+                Ok(scored) => {
+                    match scored.call.and_then(|call| Ok(store.save_call(&call)?)) {
                         Ok(()) => row.stored = Some(job.input.path.clone()),
                         Err(e) => {
                             let text = format!("{e:#}");
@@ -419,7 +500,7 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
                             }
                         }
                     }
-                    row.result = JobResult::Scored(Box::new(doc));
+                    row.result = JobResult::Scored(scored.summary);
                 }
                 Err(e) => row.result = JobResult::Failed(format!("{e:#}")),
             }
@@ -434,16 +515,16 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
         .iter()
         .map(|r| {
             let (doc, status) = match &r.result {
-                JobResult::Scored(doc) => (Some(doc.as_ref()), "scored".to_owned()),
-                JobResult::Skipped(doc) => (Some(doc.as_ref()), "already scored".to_owned()),
+                JobResult::Scored(doc) => (Some(doc), "scored".to_owned()),
+                JobResult::Skipped(doc) => (Some(doc), "already scored".to_owned()),
                 JobResult::Failed(why) => (None, format!("failed: {why}")),
             };
             IndexEntry {
                 name: r.name.clone(),
                 file: r.path.display().to_string(),
-                duration_s: doc.and_then(|d| d["duration_s"].as_f64()),
-                score_pct: doc.and_then(|d| d["qa"]["score_pct"].as_f64()),
-                auto_fail: doc.is_some_and(|d| d["qa"]["auto_fail"] == true),
+                duration_s: doc.and_then(|d| d.duration_s),
+                score_pct: doc.and_then(|d| d.score_pct),
+                auto_fail: doc.is_some_and(|d| d.auto_fail),
                 status,
                 has_html: out.join(format!("{}.html", r.name)).exists(),
             }
@@ -457,7 +538,7 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
         let mut summary = format!("{}\n", qa::csv::SUMMARY_HEADER);
         for r in &rows {
             if let JobResult::Scored(doc) | JobResult::Skipped(doc) = &r.result {
-                summary.push_str(&qa::csv::summary_row(doc));
+                summary.push_str(&doc.csv_row);
                 summary.push('\n');
             }
         }
@@ -478,7 +559,7 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
         let (status, doc) = match &r.result {
             JobResult::Scored(doc) => {
                 scored += 1;
-                audio_s += doc["duration_s"].as_f64().unwrap_or(0.0);
+                audio_s += doc.duration_s.unwrap_or(0.0);
                 ("scored", Some(doc))
             }
             JobResult::Skipped(doc) => {
@@ -493,23 +574,19 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
         let num =
             |v: Option<f64>, unit: &str| v.map_or("-".to_owned(), |v| format!("{v:.1}{unit}"));
         let score = doc.map(|d| {
-            let s = num(d["qa"]["score_pct"].as_f64(), "%");
-            if d["qa"]["auto_fail"] == true {
-                format!("{s}!")
-            } else {
-                s
-            }
+            let s = num(d.score_pct, "%");
+            if d.auto_fail { format!("{s}!") } else { s }
         });
         writeln!(
             so,
             "{:<32} {:<15} {:>9} {:>8} {:>10} {:>5}",
             r.name,
             status,
-            num(doc.and_then(|d| d["duration_s"].as_f64()), "s"),
+            num(doc.and_then(|d| d.duration_s), "s"),
             score.unwrap_or_else(|| "-".to_owned()),
-            doc.and_then(|d| d["interruption_count"]["agent"].as_u64())
+            doc.and_then(|d| d.agent_interruptions)
                 .map_or("-".to_owned(), |n| n.to_string()),
-            doc.and_then(|d| d["cues"].as_array().map(|c| c.len()))
+            doc.and_then(|d| d.cue_count)
                 .map_or("-".to_owned(), |n| n.to_string()),
         )?;
     }
@@ -517,9 +594,10 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
     let cpu = process_cpu_s();
     writeln!(
         so,
-        "{scored} scored, {skipped} already scored, {failed} failed; {:.1} min of audio scored in {wall_s:.1} s wall{} on {workers} worker(s): {:.1} calls/min, {:.0}x real time; results in {}, database {}",
+        "{scored} scored, {skipped} already scored, {failed} failed; {:.1} min of audio scored in {wall_s:.1} s wall{}{} on {workers} worker(s): {:.1} calls/min, {:.0}x real time; results in {}, database {}",
         audio_s / 60.0,
         cpu.map_or(String::new(), |c| format!(" / {c:.1} s CPU")),
+        peak_memory_mb().map_or(String::new(), |m| format!(" / peak memory {m:.1} MB")),
         if wall_s > 0.0 {
             scored as f64 / wall_s * 60.0
         } else {

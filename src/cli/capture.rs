@@ -1,5 +1,7 @@
-//! `attune capture`: the agent's sound card as a live call, analysed locally with alerts in the
-//! terminal (cargo feature `capture`).
+//! `attune capture`: the agent's sound card as a live call (cargo feature `capture`), analysed
+//! locally with alerts in the terminal, or streamed to an `attune serve` (`--server URL`) over
+//! the same gRPC ingest protocol `attune replay` uses, printing the call's cues as they come
+//! back.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,9 +15,16 @@ use attune::audio::capture::{Capture, CaptureConfig, list_input_devices};
 use attune::call::{CallAnalyzer, CallConfig, CallEvent};
 use attune::cues::CueRules;
 use attune::model::emotion::EmotionModel;
+use attune::service::client::{connect, ingest_call};
+use attune::service::convert::event_json;
+use attune::service::pb::{self, event::Kind, ingest_response};
+use attune::service::session::{Encoding, encode_chunk};
 
 /// How long without audio before capture gives up, seconds.
 const NO_AUDIO_TIMEOUT_S: u64 = 5;
+
+/// Captured chunks (100 ms each) waiting to be sent to the server.
+const SEND_QUEUE_CHUNKS: usize = 32;
 
 #[derive(Debug, clap::Args)]
 pub struct CaptureArgs {
@@ -44,8 +53,8 @@ pub struct CaptureArgs {
     /// Also write what was captured to this WAV file (16-bit).
     #[arg(long)]
     record: Option<PathBuf>,
-    /// Cue rules TOML (the shipped rules otherwise).
-    #[arg(long)]
+    /// Cue rules TOML (the shipped rules otherwise); with --server, the server's rules apply.
+    #[arg(long, conflicts_with = "server")]
     rules: Option<PathBuf>,
     /// Emotion model file.
     #[arg(long, default_value = "models/emotion.json")]
@@ -53,6 +62,196 @@ pub struct CaptureArgs {
     /// Output: human-readable alerts, or one JSON event per line.
     #[arg(long, value_enum, default_value_t = CaptureFormat::Text)]
     format: CaptureFormat,
+    /// Stream the call to this `attune serve` (gRPC, e.g. http://127.0.0.1:50051) instead of
+    /// analysing it here; the call's cues and caller states come back from the server.
+    #[arg(long)]
+    server: Option<String>,
+    /// Call id on the server (default: capture-<unix time ms>).
+    #[arg(long)]
+    call_id: Option<String>,
+    /// Agent id on the server.
+    #[arg(long, default_value = "agent-1")]
+    agent_id: String,
+    /// Team on the server.
+    #[arg(long, default_value = "default")]
+    team: String,
+}
+
+/// Where captured audio goes: the analyzer here, or a server.
+enum Sink {
+    Local {
+        call: Box<CallAnalyzer>,
+        events: Vec<CallEvent>,
+    },
+    Server(ServerStream),
+}
+
+/// One call streamed to a server: chunks go through `chunks` to the ingest task, which prints
+/// what comes back.
+struct ServerStream {
+    runtime: tokio::runtime::Runtime,
+    chunks: Option<tokio::sync::mpsc::Sender<pb::AudioChunk>>,
+    task: tokio::task::JoinHandle<Result<IngestTally, tonic::Status>>,
+    url: String,
+    next_seq: u64,
+    encoded: Vec<u8>,
+}
+
+/// What the server sent back over one call.
+#[derive(Debug, Default)]
+struct IngestTally {
+    highest_acked_seq: i64,
+    cue_events: u64,
+    /// The server's summary of the call (reason, duration), when it ended normally.
+    ended: Option<pb::CallSummary>,
+}
+
+impl ServerStream {
+    fn start(args: &CaptureArgs, url: &str) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let mut client = runtime
+            .block_on(connect(url))
+            .with_context(|| format!("cannot connect to {url}"))?;
+        let call_id = args.call_id.clone().unwrap_or_else(|| {
+            let ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            format!("capture-{ms}")
+        });
+        let header = pb::CallHeader {
+            call_id,
+            agent_id: args.agent_id.clone(),
+            team: args.team.clone(),
+            sample_rate_hz: args.sample_rate,
+            encoding: Encoding::Pcm16le.to_proto() as i32,
+            // Always two channels on the wire: a mono capture sends the far end as silence,
+            // exactly as the local analysis does.
+            layout: pb::ChannelLayout::InterleavedStereo as i32,
+            agent_channel: args.agent_channel as u32,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(SEND_QUEUE_CHUNKS);
+        let format = args.format;
+        let task = runtime.spawn(async move {
+            let mut tally = IngestTally {
+                highest_acked_seq: -1,
+                ..IngestTally::default()
+            };
+            let stdout = std::io::stdout();
+            ingest_call(&mut client, header, rx, |response, _| match response.msg {
+                Some(ingest_response::Msg::Ack(ack)) => {
+                    tally.highest_acked_seq = ack.highest_contiguous_seq;
+                }
+                Some(ingest_response::Msg::Event(event)) => {
+                    match &event.kind {
+                        Some(Kind::Cue(_)) => tally.cue_events += 1,
+                        Some(Kind::CallEnded(summary)) => tally.ended = Some(summary.clone()),
+                        _ => {}
+                    }
+                    // Printing is best effort: a closed stdout must not end the call.
+                    let _ = print_server_event(&mut stdout.lock(), &event, format);
+                }
+                None => {}
+            })
+            .await?;
+            Ok(tally)
+        });
+        Ok(Self {
+            runtime,
+            chunks: Some(tx),
+            task,
+            url: url.to_owned(),
+            next_seq: 0,
+            encoded: Vec::with_capacity(8192),
+        })
+    }
+
+    /// Sends one chunk of both channels (waits while the send queue is full). Err when the
+    /// server ended the call.
+    fn send(&mut self, agent_and_caller: [&[f32]; 2]) -> Result<(), ()> {
+        self.encoded.clear();
+        encode_chunk(Encoding::Pcm16le, &agent_and_caller, &mut self.encoded);
+        let chunk = pb::AudioChunk {
+            seq: self.next_seq,
+            channel: 0,
+            audio: prost::bytes::Bytes::copy_from_slice(&self.encoded),
+        };
+        self.next_seq += 1;
+        match &self.chunks {
+            Some(tx) => tx.blocking_send(chunk).map_err(|_| ()),
+            None => Err(()),
+        }
+    }
+
+    /// Ends the call and waits for the server's summary.
+    fn finish(mut self) -> anyhow::Result<(u64, IngestTally)> {
+        drop(self.chunks.take());
+        let tally = self
+            .runtime
+            .block_on(self.task)
+            .context("the ingest task failed")?
+            .map_err(|status| {
+                anyhow::anyhow!(
+                    "the server {} ended the call: {} ({:?})",
+                    self.url,
+                    status.message(),
+                    status.code()
+                )
+            })?;
+        Ok((self.next_seq, tally))
+    }
+}
+
+/// Prints an event the server sent: cues and caller states as local mode prints them (text),
+/// or the service's event JSON (as `attune replay --format json` prints it), one per line.
+fn print_server_event(
+    out: &mut impl Write,
+    event: &pb::Event,
+    format: CaptureFormat,
+) -> std::io::Result<()> {
+    match (format, &event.kind) {
+        (_, Some(Kind::Snapshot(_))) | (_, None) => return Ok(()),
+        (CaptureFormat::Jsonl, _) => writeln!(out, "{}", event_json(event))?,
+        (CaptureFormat::Text, Some(Kind::Cue(cue))) => {
+            let values: Vec<String> = cue
+                .evidence
+                .iter()
+                .map(|v| format!("{} {:.2}", v.name, v.value))
+                .collect();
+            writeln!(
+                out,
+                "{:>8.2} s  {} {} ({}, {}): {}{}",
+                cue.t_s,
+                cue.event.to_uppercase(),
+                cue.kind,
+                cue.party,
+                cue.severity,
+                values.join(", "),
+                if cue.guidance.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", cue.guidance)
+                }
+            )?;
+        }
+        (CaptureFormat::Text, Some(Kind::Emotion(p))) if p.party == "caller" => writeln!(
+            out,
+            "{:>8.2} s  caller {} (arousal {:.2}, valence {:+.2}, confidence {:.2})",
+            p.t_s,
+            if p.emotion.is_empty() {
+                "listening…"
+            } else {
+                &p.emotion
+            },
+            p.arousal,
+            p.valence,
+            p.confidence
+        )?,
+        (CaptureFormat::Text, _) => {}
+    }
+    out.flush()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,18 +274,26 @@ pub fn run(args: &CaptureArgs) -> anyhow::Result<()> {
             args.channels
         );
     }
-    let model = Arc::new(EmotionModel::load(&args.model)?);
-    let rules = match &args.rules {
-        Some(path) => CueRules::load(path)?,
-        None => CueRules::default(),
+    let mut sink = match &args.server {
+        Some(url) => Sink::Server(ServerStream::start(args, url)?),
+        None => {
+            let model = Arc::new(EmotionModel::load(&args.model)?);
+            let rules = match &args.rules {
+                Some(path) => CueRules::load(path)?,
+                None => CueRules::default(),
+            };
+            let config = CallConfig {
+                sample_rate_hz: args.sample_rate,
+                agent_channel: args.agent_channel,
+                rules,
+                ..CallConfig::default()
+            };
+            Sink::Local {
+                call: Box::new(CallAnalyzer::new(config, model)?),
+                events: Vec::with_capacity(64),
+            }
+        }
     };
-    let config = CallConfig {
-        sample_rate_hz: args.sample_rate,
-        agent_channel: args.agent_channel,
-        rules,
-        ..CallConfig::default()
-    };
-    let mut call = CallAnalyzer::new(config, model)?;
     let capture = Capture::start(&CaptureConfig {
         device: args.device.clone(),
         sample_rate_hz: args.sample_rate,
@@ -106,9 +313,8 @@ pub fn run(args: &CaptureArgs) -> anyhow::Result<()> {
     let channels = usize::from(args.channels);
     let mut per_channel = [Vec::new(), Vec::new()];
     let silent = vec![0.0f32; args.sample_rate as usize / 10];
-    let mut events = Vec::with_capacity(64);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // stdout is locked per print, never across a send: in server mode the ingest task prints
+    // while this thread may wait for room in the send queue.
     let mut frames_seen: u64 = 0;
     let limit = args.max_frames.unwrap_or(u64::MAX);
     while frames_seen < limit {
@@ -138,34 +344,63 @@ pub fn run(args: &CaptureArgs) -> anyhow::Result<()> {
             buf.clear();
             buf.extend(chunk.iter().skip(c).step_by(channels));
         }
-        if channels == 2 {
-            call.push(0, &per_channel[0], &mut events);
-            call.push(1, &per_channel[1], &mut events);
+        // Channel 0 and 1 as captured; a mono capture is the agent, the far end silent.
+        let n = per_channel[0].len();
+        let both: [&[f32]; 2] = if channels == 2 {
+            [&per_channel[0], &per_channel[1]]
+        } else if args.agent_channel == 0 {
+            [&per_channel[0], &silent[..n.min(silent.len())]]
         } else {
-            // Agent only: the far end is silent.
-            let n = per_channel[0].len();
-            call.push(args.agent_channel, &per_channel[0], &mut events);
-            call.push(
-                1 - args.agent_channel,
-                &silent[..n.min(silent.len())],
-                &mut events,
-            );
-        }
+            [&silent[..n.min(silent.len())], &per_channel[0]]
+        };
+        let sent = match &mut sink {
+            Sink::Local { call, events } => {
+                call.push(0, both[0], events);
+                call.push(1, both[1], events);
+                print_events(&mut std::io::stdout().lock(), events, args.format)?;
+                true
+            }
+            Sink::Server(stream) => stream.send(both).is_ok(),
+        };
         capture.recycle(chunk);
-        print_events(&mut out, &mut events, args.format)?;
+        if !sent {
+            // The server ended the call early: its status is reported below.
+            break;
+        }
     }
-    let outcome = call.finish(&mut events);
-    print_events(&mut out, &mut events, args.format)?;
     if let Some(writer) = recorder {
         writer.finalize().context("finishing the --record file")?;
     }
     let dropped = capture.stats.dropped_samples.load(Ordering::Relaxed);
-    eprintln!(
-        "captured {frames_seen} frames ({:.1} s); {} cue events; {dropped} samples dropped; {} stream errors",
-        outcome.duration_s,
-        outcome.cues.len(),
-        capture.stats.stream_errors.load(Ordering::Relaxed)
-    );
+    let stream_errors = capture.stats.stream_errors.load(Ordering::Relaxed);
+    match sink {
+        Sink::Local {
+            mut call,
+            mut events,
+        } => {
+            let outcome = call.finish(&mut events);
+            print_events(&mut std::io::stdout().lock(), &mut events, args.format)?;
+            eprintln!(
+                "captured {frames_seen} frames ({:.1} s); {} cue events; {dropped} samples dropped; {stream_errors} stream errors",
+                outcome.duration_s,
+                outcome.cues.len(),
+            );
+        }
+        Sink::Server(stream) => {
+            let url = stream.url.clone();
+            let (chunks_sent, tally) = stream.finish()?;
+            eprintln!(
+                "captured {frames_seen} frames; streamed {chunks_sent} chunks to {url} ({} acknowledged); the server analysed {:.1} s ({}); {} cue events; {dropped} samples dropped; {stream_errors} stream errors",
+                tally.highest_acked_seq + 1,
+                tally.ended.as_ref().map_or(0.0, |s| s.duration_s),
+                tally
+                    .ended
+                    .as_ref()
+                    .map_or("no summary", |s| s.reason.as_str()),
+                tally.cue_events,
+            );
+        }
+    }
     Ok(())
 }
 

@@ -134,6 +134,15 @@ pub fn current_result(
 /// Writes `bytes` to `path` atomically: a temp file beside it, flushed to disk, then renamed
 /// over `path`. On failure the temp file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BatchError> {
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Like [`write_atomic`], with the content streamed by `write` (through a buffer), so a large
+/// result never has to be one string in memory.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<(), BatchError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -145,8 +154,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BatchError> {
         why: explain_io(&e),
     };
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        write(&mut file)?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();

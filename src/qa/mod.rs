@@ -2,7 +2,8 @@
 //! measured facts of a call and its score ([`CallFacts`], [`score_call`]), the per-call result
 //! document ([`CallReport`], built from one pass of the call analyzer by [`score_recording`]),
 //! its HTML report ([`html::render_call`], [`html::render_index`]) and CSV rows ([`csv`]),
-//! and the batch helpers (result naming, resume check, atomic writes: [`batch`]).
+//! the batch helpers (result naming, resume check, atomic writes: [`batch`]), and writing a
+//! document without holding it as one JSON tree ([`stream`]).
 //!
 //! Pure apart from [`score_recording`] (reads the file) and [`batch`] (writes results).
 
@@ -12,6 +13,7 @@ pub mod html;
 mod report;
 mod rubric;
 mod score;
+pub mod stream;
 
 pub use report::{
     CallReport, CalmnessSample, EmotionSample, InputIdentity, ScoreError, ScoringSetup, Versions,

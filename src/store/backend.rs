@@ -67,8 +67,15 @@ pub enum Backend {
     Postgres {
         client: postgres::Client,
         location: String,
+        /// How long a statement waits for a lock another connection holds (`lock_timeout`).
+        lock_timeout: Duration,
     },
 }
+
+/// How long any one PostgreSQL statement may run beyond its lock wait (`statement_timeout` is
+/// the lock timeout plus this), so a stuck server gives an error instead of a hang.
+#[cfg(feature = "postgres")]
+pub const POSTGRES_STATEMENT_GRACE: Duration = Duration::from_secs(60);
 
 fn sqlite_error(location: &str, busy_timeout: Duration, e: rusqlite::Error) -> StoreError {
     let location = location.to_owned();
@@ -77,6 +84,7 @@ fn sqlite_error(location: &str, busy_timeout: Duration, e: rusqlite::Error) -> S
             ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
                 return StoreError::Locked {
                     location,
+                    what: "another process is writing to it".to_owned(),
                     waited_s: busy_timeout.as_secs_f64(),
                 };
             }
@@ -108,23 +116,23 @@ struct SqliteExec<'a> {
     busy_timeout: Duration,
 }
 
-fn sqlite_params(params: &[Param]) -> Vec<rusqlite::types::Value> {
-    use rusqlite::types::Value;
-    params
-        .iter()
-        .map(|p| match p {
-            Param::Text(Some(s)) => Value::Text(s.clone()),
-            Param::Real(Some(v)) => Value::Real(*v),
-            Param::Int(Some(v)) => Value::Integer(*v),
-            _ => Value::Null,
-        })
-        .collect()
+/// Binds a parameter by reference (a stored document can be megabytes: no copy on our side).
+impl rusqlite::ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Param::Text(Some(s)) => ValueRef::Text(s.as_bytes()),
+            Param::Real(Some(v)) => ValueRef::Real(*v),
+            Param::Int(Some(v)) => ValueRef::Integer(*v),
+            _ => ValueRef::Null,
+        }))
+    }
 }
 
 impl Exec for SqliteExec<'_> {
     fn execute(&mut self, sql: &str, params: &[Param]) -> Result<(), StoreError> {
         self.conn
-            .execute(sql, rusqlite::params_from_iter(sqlite_params(params)))
+            .execute(sql, rusqlite::params_from_iter(params))
             .map(|_| ())
             .map_err(|e| sqlite_error(self.location, self.busy_timeout, e))
     }
@@ -140,7 +148,7 @@ impl Exec for SqliteExec<'_> {
         let mut stmt = self.conn.prepare(sql).map_err(err)?;
         let columns = stmt.column_count();
         let mut rows = stmt
-            .query(rusqlite::params_from_iter(sqlite_params(params)))
+            .query(rusqlite::params_from_iter(params))
             .map_err(err)?;
         let mut out = Vec::new();
         while let Some(row) = rows.next().map_err(err)? {
@@ -182,14 +190,45 @@ mod pg {
         out
     }
 
-    pub fn error(location: &str, e: postgres::Error) -> StoreError {
+    /// The table a statement works on (`FROM`/`INTO`/`UPDATE`/`TABLE` name), to say what
+    /// was locked.
+    pub fn statement_table(sql: &str) -> Option<&str> {
+        let words: Vec<&str> = sql.split_whitespace().collect();
+        words.windows(2).find_map(|w| {
+            ["FROM", "INTO", "UPDATE", "TABLE"]
+                .iter()
+                .any(|k| w[0].eq_ignore_ascii_case(k))
+                .then(|| w[1].trim_matches(|c: char| !(c.is_alphanumeric() || c == '_')))
+        })
+    }
+
+    /// A PostgreSQL error as a [`StoreError`]; `sql` (when known) names what a lock held up,
+    /// `lock_timeout` is how long it was waited for.
+    pub fn error(
+        location: &str,
+        e: postgres::Error,
+        sql: Option<&str>,
+        lock_timeout: std::time::Duration,
+    ) -> StoreError {
         use postgres::error::SqlState;
         let location = location.to_owned();
         match e.code() {
             Some(c) if *c == SqlState::DISK_FULL => StoreError::Full { location },
             Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => StoreError::Locked {
                 location,
-                waited_s: 0.0,
+                what: match sql.and_then(statement_table) {
+                    Some(table) => format!("table {table} is locked by another connection"),
+                    None => "a table is locked by another connection".to_owned(),
+                },
+                waited_s: lock_timeout.as_secs_f64(),
+            },
+            Some(c) if *c == SqlState::QUERY_CANCELED => StoreError::Query {
+                location,
+                message: format!(
+                    "a statement ran longer than the statement timeout and was cancelled ({})",
+                    e.as_db_error()
+                        .map_or_else(|| e.to_string(), |db| db.message().to_owned())
+                ),
             },
             Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => StoreError::ReadOnly {
                 location,
@@ -221,6 +260,7 @@ mod pg {
     pub struct PgExec<'a, C: postgres::GenericClient> {
         pub client: &'a mut C,
         pub location: &'a str,
+        pub lock_timeout: std::time::Duration,
     }
 
     impl<C: postgres::GenericClient> Exec for PgExec<'_, C> {
@@ -230,13 +270,13 @@ mod pg {
             self.client
                 .execute(numbered(sql).as_str(), &refs)
                 .map(|_| ())
-                .map_err(|e| error(self.location, e))
+                .map_err(|e| error(self.location, e, Some(sql), self.lock_timeout))
         }
 
         fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
             self.client
                 .batch_execute(sql)
-                .map_err(|e| error(self.location, e))
+                .map_err(|e| error(self.location, e, Some(sql), self.lock_timeout))
         }
 
         fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Vec<Cell>>, StoreError> {
@@ -245,7 +285,7 @@ mod pg {
             let rows = self
                 .client
                 .query(numbered(sql).as_str(), &refs)
-                .map_err(|e| error(self.location, e))?;
+                .map_err(|e| error(self.location, e, Some(sql), self.lock_timeout))?;
             let mut out = Vec::with_capacity(rows.len());
             for row in rows {
                 let mut cells = Vec::with_capacity(row.len());
@@ -289,8 +329,11 @@ impl Backend {
         })
     }
 
+    /// Connects to PostgreSQL; a statement waits up to `lock_timeout` for a lock another
+    /// connection holds (then fails as [`StoreError::Locked`]), and no statement runs longer
+    /// than `lock_timeout` + [`POSTGRES_STATEMENT_GRACE`].
     #[cfg(feature = "postgres")]
-    pub fn open_postgres(url: &str) -> Result<Self, StoreError> {
+    pub fn open_postgres(url: &str, lock_timeout: Duration) -> Result<Self, StoreError> {
         let location = match url.find('@') {
             Some(at) => format!("postgres://…{}", &url[at..]),
             None => url.to_owned(),
@@ -302,12 +345,27 @@ impl Backend {
                     .as_db_error()
                     .map_or_else(|| e.to_string(), |db| db.message().to_owned()),
             })?;
-        Ok(Backend::Postgres { client, location })
+        let mut client = client;
+        // Both in milliseconds; 0 would mean "wait forever" to PostgreSQL.
+        let lock_ms = lock_timeout.as_millis().clamp(1, i32::MAX as u128);
+        let statement_ms = (lock_timeout + POSTGRES_STATEMENT_GRACE)
+            .as_millis()
+            .min(i32::MAX as u128);
+        client
+            .batch_execute(&format!(
+                "SET lock_timeout = {lock_ms}; SET statement_timeout = {statement_ms}"
+            ))
+            .map_err(|e| pg::error(&location, e, None, lock_timeout))?;
+        Ok(Backend::Postgres {
+            client,
+            location,
+            lock_timeout,
+        })
     }
 
     #[cfg(not(feature = "postgres"))]
-    pub fn open_postgres(url: &str) -> Result<Self, StoreError> {
-        let _ = url;
+    pub fn open_postgres(url: &str, lock_timeout: Duration) -> Result<Self, StoreError> {
+        let _ = (url, lock_timeout);
         Err(StoreError::Unsupported(
             "this attune was built without PostgreSQL support (cargo feature `postgres`)"
                 .to_owned(),
@@ -325,9 +383,13 @@ impl Backend {
                 .execute_batch(sql)
                 .map_err(|e| sqlite_error(location, *busy_timeout, e)),
             #[cfg(feature = "postgres")]
-            Backend::Postgres { client, location } => client
+            Backend::Postgres {
+                client,
+                location,
+                lock_timeout,
+            } => client
                 .batch_execute(sql)
-                .map_err(|e| pg::error(location, e)),
+                .map_err(|e| pg::error(location, e, Some(sql), *lock_timeout)),
         }
     }
 
@@ -342,6 +404,18 @@ impl Backend {
                 .map_err(|e| sqlite_error(location, *busy_timeout, e)),
             #[cfg(feature = "postgres")]
             Backend::Postgres { .. } => Ok(()),
+        }
+    }
+
+    /// Takes and keeps the write lock (SQLite: an immediate transaction; PostgreSQL: the
+    /// tables locked in EXCLUSIVE mode, which readers pass) until this connection ends.
+    pub fn hold_write_lock_for_tests(&mut self) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite { .. } => self.execute_raw("BEGIN IMMEDIATE"),
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { .. } => {
+                self.execute_raw("BEGIN; LOCK TABLE calls, cues, qa_items IN EXCLUSIVE MODE")
+            }
         }
     }
 
@@ -370,9 +444,16 @@ impl Backend {
             }
             .query(sql, params),
             #[cfg(feature = "postgres")]
-            Backend::Postgres { client, location } => {
-                pg::PgExec { client, location }.query(sql, params)
+            Backend::Postgres {
+                client,
+                location,
+                lock_timeout,
+            } => pg::PgExec {
+                client,
+                location,
+                lock_timeout: *lock_timeout,
             }
+            .query(sql, params),
         }
     }
 
@@ -402,13 +483,20 @@ impl Backend {
                 tx.commit().map_err(err)
             }
             #[cfg(feature = "postgres")]
-            Backend::Postgres { client, location } => {
-                let mut tx = client.transaction().map_err(|e| pg::error(location, e))?;
+            Backend::Postgres {
+                client,
+                location,
+                lock_timeout,
+            } => {
+                let timeout = *lock_timeout;
+                let err = |e| pg::error(location, e, None, timeout);
+                let mut tx = client.transaction().map_err(err)?;
                 f(&mut pg::PgExec {
                     client: &mut tx,
                     location,
+                    lock_timeout: timeout,
                 })?;
-                tx.commit().map_err(|e| pg::error(location, e))
+                tx.commit().map_err(err)
             }
         }
     }

@@ -57,7 +57,7 @@ pub fn fresh_postgres_database_for_tests(
     ))
 }
 
-/// Wait for a locked SQLite database before giving up.
+/// Wait for a locked database (SQLite busy timeout, PostgreSQL `lock_timeout`) before giving up.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What can go wrong with the store.
@@ -65,9 +65,14 @@ pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[non_exhaustive]
 pub enum StoreError {
     #[error(
-        "database {location} is locked by another process (waited {waited_s:.1} s); try again when it is done"
+        "database {location} is locked: {what} (waited {waited_s:.1} s); try again when it is done"
     )]
-    Locked { location: String, waited_s: f64 },
+    Locked {
+        location: String,
+        /// What holds it up, e.g. `table calls is locked by another connection`.
+        what: String,
+        waited_s: f64,
+    },
     #[error("database {location}: the disk is full; nothing of this call was stored")]
     Full { location: String },
     #[error("database {location} is read-only: {message}")]
@@ -295,11 +300,12 @@ impl Store {
         Self::open_with_timeout(location, DEFAULT_BUSY_TIMEOUT)
     }
 
-    /// As [`Self::open`], waiting up to `busy_timeout` for a locked SQLite database.
+    /// As [`Self::open`], waiting up to `busy_timeout` for a locked database (SQLite busy
+    /// timeout; PostgreSQL `lock_timeout`, with `statement_timeout` a minute longer).
     pub fn open_with_timeout(location: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
         let backend =
             if location.starts_with("postgres://") || location.starts_with("postgresql://") {
-                Backend::open_postgres(location)?
+                Backend::open_postgres(location, busy_timeout)?
             } else {
                 Backend::open_sqlite(location, busy_timeout)?
             };
@@ -518,7 +524,7 @@ impl Store {
     /// locked database use it).
     #[doc(hidden)]
     pub fn hold_write_lock_for_tests(&mut self) -> Result<(), StoreError> {
-        self.backend.execute_raw("BEGIN IMMEDIATE")
+        self.backend.hold_write_lock_for_tests()
     }
 
     /// Whether a call is stored.

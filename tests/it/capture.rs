@@ -1,6 +1,7 @@
 //! `attune capture` through a real ALSA device: the ALSA `file` plugin feeds a raw recording as
 //! the capture device (no sound card needed). Checks the samples arrive bit-exact and the live
-//! analysis gives the same cues as the file analysed directly.
+//! analysis — local, or streamed to a real server over loopback (`--server`) — gives the same
+//! cues as the file analysed directly.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,10 +27,10 @@ fn read_stereo(path: &Path) -> (Vec<f32>, Vec<f32>) {
     (a, b)
 }
 
-#[test]
-fn capture_from_an_alsa_file_device_is_bit_exact_and_gives_the_files_cues() {
+/// An ALSA configuration whose default capture device plays `CALL` (as raw 16-bit stereo);
+/// returns the `ALSA_CONFIG_PATH` value and the call's frames per channel.
+fn alsa_file_device(dir: &Path) -> (String, usize) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = temp_dir("capture_alsa_file");
     let (left, right) = read_stereo(&root.join(CALL));
     // G.711 decodes to exact 16-bit values: the raw file holds the same samples.
     let mut raw = Vec::with_capacity(left.len() * 4);
@@ -50,13 +51,51 @@ fn capture_from_an_alsa_file_device_is_bit_exact_and_gives_the_files_cues() {
         ),
     )
     .unwrap();
+    (
+        format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
+        left.len(),
+    )
+}
+
+/// `(kind, event, t_s)` of every cue of `CALL` analysed as a file.
+fn file_cues() -> Vec<(String, String, f64)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = Arc::new(EmotionModel::load(&root.join("models/emotion.json")).unwrap());
+    let mut reader = AudioReader::open(&root.join(CALL)).unwrap();
+    let config = CallConfig {
+        agent_channel: AGENT_CHANNEL,
+        ..CallConfig::default()
+    };
+    let outcome = analyze_recording(&mut reader, CALL, config, model, |_| {}).unwrap();
+    let cues: Vec<(String, String, f64)> = outcome
+        .cues
+        .iter()
+        .map(|c| {
+            (
+                c.kind.as_str().to_owned(),
+                c.event.as_str().to_owned(),
+                c.t_s,
+            )
+        })
+        .collect();
+    assert!(
+        cues.iter()
+            .any(|(k, e, _)| k == "caller_upset" && e == "open"),
+        "{cues:?}"
+    );
+    cues
+}
+
+#[test]
+fn capture_from_an_alsa_file_device_is_bit_exact_and_gives_the_files_cues() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = temp_dir("capture_alsa_file");
+    let (left, right) = read_stereo(&root.join(CALL));
+    let (alsa_config, _) = alsa_file_device(&dir);
     let recorded = dir.join("captured.wav");
     let output = attune()
         .current_dir(root)
-        .env(
-            "ALSA_CONFIG_PATH",
-            format!("/usr/share/alsa/alsa.conf:{}", conf.display()),
-        )
+        .env("ALSA_CONFIG_PATH", alsa_config)
         .args([
             "capture",
             "--sample-rate",
@@ -101,31 +140,113 @@ fn capture_from_an_alsa_file_device_is_bit_exact_and_gives_the_files_cues() {
             )
         })
         .collect();
+    assert_eq!(live_cues, file_cues());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_streams_to_a_server_and_gets_the_files_cues_back() {
+    use attune::cues::CueRules;
+    use attune::service::http::router;
+    use attune::service::server::{ServerConfig, Service};
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = temp_dir("capture_to_server");
+    let (alsa_config, frames) = alsa_file_device(&dir);
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", grpc.local_addr().unwrap());
     let model = Arc::new(EmotionModel::load(&root.join("models/emotion.json")).unwrap());
-    let mut reader = AudioReader::open(&root.join(CALL)).unwrap();
-    let config = CallConfig {
-        agent_channel: AGENT_CHANNEL,
-        ..CallConfig::default()
-    };
-    let outcome = analyze_recording(&mut reader, CALL, config, model, |_| {}).unwrap();
-    let file_cues: Vec<(String, String, f64)> = outcome
-        .cues
+    let service = Service::new(ServerConfig::default(), CueRules::default(), model).unwrap();
+    let hub = service.hub.clone();
+    let app = router(service.app_state());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        service
+            .serve(grpc, http, app, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+    });
+
+    let capture_url = url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        attune()
+            .current_dir(root)
+            .env("ALSA_CONFIG_PATH", alsa_config)
+            .args([
+                "capture",
+                "--server",
+                &capture_url,
+                "--call-id",
+                "desk-7",
+                "--agent-id",
+                "ana",
+                "--team",
+                "blue",
+                "--sample-rate",
+                "8000",
+                "--channels",
+                "2",
+                "--agent-channel",
+                &AGENT_CHANNEL.to_string(),
+                "--lossless",
+                "--format",
+                "jsonl",
+                "--max-frames",
+                &frames.to_string(),
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "capture failed: {stderr}");
+    assert!(stderr.contains("0 samples dropped"), "{stderr}");
+    // Every chunk acknowledged, and the call ended normally on the server.
+    let chunks = frames.div_ceil(800);
+    assert!(
+        stderr.contains(&format!(
+            "streamed {chunks} chunks to {url} ({chunks} acknowledged)"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(ended)"), "{stderr}");
+
+    // The cues that came back from the server: the file's, at the same call times.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let live_cues: Vec<(String, String, f64)> = events
         .iter()
-        .map(|c| {
+        .filter(|e| e["type"] == "cue")
+        .map(|e| {
+            assert_eq!(e["call_id"], "desk-7");
+            let c = &e["cue"];
             (
-                c.kind.as_str().to_owned(),
-                c.event.as_str().to_owned(),
-                c.t_s,
+                c["kind"].as_str().unwrap().to_owned(),
+                c["event"].as_str().unwrap().to_owned(),
+                c["t_s"].as_f64().unwrap(),
             )
         })
         .collect();
+    assert_eq!(live_cues, file_cues());
+    assert!(events.iter().any(|e| e["type"] == "call_ended"));
+    // The server knew the call by the given ids.
+    let ended = hub.ended_calls(&attune::service::hub::CallFilter::default());
     assert!(
-        file_cues
-            .iter()
-            .any(|(k, e, _)| k == "caller_upset" && e == "open"),
-        "{file_cues:?}"
+        ended.iter().any(|v| v.call.call_id == "desk-7"
+            && v.call.agent_id == "ana"
+            && v.call.team == "blue"),
+        "{ended:?}"
     );
-    assert_eq!(live_cues, file_cues);
+    let _ = stop.send(());
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .expect("server stops")
+        .unwrap();
 }
 
 #[test]

@@ -328,3 +328,130 @@ fn rusqlite_lock(db: &Path) -> attune::store::Store {
     store.hold_write_lock_for_tests().unwrap();
     store
 }
+
+fn scoring_setup() -> attune::qa::ScoringSetup {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion.json");
+    attune::qa::ScoringSetup::load(&model, None, None, 0).unwrap()
+}
+
+#[test]
+fn streamed_document_is_byte_identical_to_the_whole_tree() {
+    use attune::qa::stream::{Layout, write_report};
+    let setup = scoring_setup();
+    let mut report =
+        attune::qa::score_recording(&example("upset_caller.wav"), &setup, |_| {}).unwrap();
+    assert!(!report.caller_emotion.is_empty() && !report.cues.is_empty());
+    let whole = serde_json::to_value(&report).unwrap();
+    let mut pretty = Vec::new();
+    write_report(&mut report, Layout::Pretty, &mut pretty).unwrap();
+    assert_eq!(
+        String::from_utf8(pretty).unwrap(),
+        serde_json::to_string_pretty(&whole).unwrap()
+    );
+    let mut compact = Vec::new();
+    write_report(&mut report, Layout::Compact, &mut compact).unwrap();
+    assert_eq!(
+        String::from_utf8(compact).unwrap(),
+        serde_json::to_string(&whole).unwrap()
+    );
+    // The report is whole again afterwards.
+    assert_eq!(serde_json::to_value(&report).unwrap(), whole);
+}
+
+#[test]
+fn finish_moves_the_call_lists_out_instead_of_copying_them() {
+    use attune::call::{CallAnalyzer, CallConfig};
+    let model = scoring_setup().model;
+    let mut call = CallAnalyzer::new(CallConfig::default(), model).unwrap();
+    let agent = crate::util::synthetic_voice(8_000, 20.0, 120.0, 0.2, true);
+    let caller = crate::util::synthetic_voice(8_000, 20.0, 210.0, 0.2, true);
+    let mut events = Vec::new();
+    call.push(0, &agent, &mut events);
+    call.push(1, &caller, &mut events);
+    let outcome = call.finish(&mut events);
+    assert!(!outcome.caller_emotion.is_empty() && !outcome.agent_emotion.is_empty());
+    // The lists exist once: the analyzer kept no copy.
+    let again = call.finish(&mut events);
+    assert!(again.caller_emotion.is_empty() && again.agent_emotion.is_empty());
+    assert!(again.cues.is_empty());
+    assert_eq!(again.duration_s, outcome.duration_s);
+}
+
+/// A WAV of `target_s` seconds: the example calls' audio repeated (they share one
+/// format: 8 kHz stereo mu-law).
+fn long_recording(path: &Path, target_s: f64) {
+    fn chunk<'a>(bytes: &'a [u8], id: &[u8]) -> &'a [u8] {
+        let mut i = 12;
+        while i + 8 <= bytes.len() {
+            let size = u32::from_le_bytes(bytes[i + 4..i + 8].try_into().unwrap()) as usize;
+            if &bytes[i..i + 4] == id {
+                return &bytes[i + 8..(i + 8 + size).min(bytes.len())];
+            }
+            i += 8 + size + (size & 1);
+        }
+        panic!("no {id:?} chunk");
+    }
+    let files: Vec<Vec<u8>> = ["agent_interrupts.wav", "calm.wav", "upset_caller.wav"]
+        .iter()
+        .map(|n| std::fs::read(example(n)).unwrap())
+        .collect();
+    let fmt = chunk(&files[0], b"fmt ").to_vec();
+    let byte_rate = u32::from_le_bytes(fmt[8..12].try_into().unwrap()) as f64;
+    let need = (target_s * byte_rate) as usize / 2 * 2;
+    let mut data = Vec::with_capacity(need);
+    while data.len() < need {
+        for f in &files {
+            assert_eq!(chunk(f, b"fmt "), &fmt[..]);
+            let d = chunk(f, b"data");
+            data.extend_from_slice(&d[..d.len().min(need - data.len())]);
+        }
+    }
+    let mut out = Vec::with_capacity(need + 64);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&((4 + 8 + fmt.len() + 8 + need) as u32).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&(fmt.len() as u32).to_le_bytes());
+    out.extend_from_slice(&fmt);
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&(need as u32).to_le_bytes());
+    out.extend_from_slice(&data);
+    std::fs::write(path, out).unwrap();
+}
+
+/// Peak memory `attune analyze --out` reports for scoring a recording of `hours`.
+fn batch_peak_memory_mb(dir: &Path, hours: f64) -> f64 {
+    let wav = dir.join(format!("long_{hours}h.wav"));
+    long_recording(&wav, hours * 3600.0);
+    let out = dir.join(format!("out_{hours}h"));
+    let stdout = run_ok(&[
+        "analyze",
+        wav.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    std::fs::remove_file(&wav).unwrap();
+    let figure = stdout
+        .split("peak memory ")
+        .nth(1)
+        .and_then(|rest| rest.split(" MB").next())
+        .unwrap_or_else(|| panic!("no peak memory in: {stdout}"));
+    figure.parse().unwrap()
+}
+
+/// Memory of a long recording hardly grows with its length: the result document is written
+/// without a JSON tree of it. Run: `cargo test --test it long_recording -- --ignored
+/// --nocapture` (about 30 s).
+#[test]
+#[ignore = "long: scores a 1-hour and a 4-hour recording"]
+fn long_recording_memory_is_nearly_flat() {
+    let dir = temp_dir("qa-long");
+    let one_h = batch_peak_memory_mb(&dir, 1.0);
+    let four_h = batch_peak_memory_mb(&dir, 4.0);
+    let growth_mb_per_h = (four_h - one_h) / 3.0;
+    eprintln!("peak memory: 1 h {one_h:.1} MB, 4 h {four_h:.1} MB: {growth_mb_per_h:.2} MB/h");
+    // Before the document was streamed it grew by about 12 MB per hour of call.
+    assert!(
+        growth_mb_per_h < 8.0,
+        "peak memory grows {growth_mb_per_h:.2} MB per hour of call (1 h: {one_h:.1} MB, 4 h: {four_h:.1} MB)"
+    );
+}

@@ -622,3 +622,93 @@ async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
     assert_eq!(duration_s, outcome.duration_s);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_streamed_as_two_mono_streams_gives_the_same_cues_as_the_stereo_file() {
+    let path = Path::new("examples/calls/upset_caller.wav");
+    let config = CallConfig {
+        agent_channel: 1,
+        ..CallConfig::default()
+    };
+    let mut reader = AudioReader::open(path).unwrap();
+    let mut file_cues = Vec::new();
+    let outcome = analyze_recording(&mut reader, "upset_caller", config, model(), |e| {
+        if let CallEvent::Cue(c) = e {
+            file_cues.push((
+                c.kind.as_str().to_owned(),
+                c.event.as_str().to_owned(),
+                c.t_s,
+            ));
+        }
+    })
+    .unwrap();
+    assert!(!file_cues.is_empty(), "the upset call raises cues");
+
+    // Each party's channel as its own mono stream of 100 ms mu-law chunks; the agent's
+    // (channel 1) runs two chunks ahead of the caller's, as two independent sources would.
+    let buffer = attune::audio::read_audio_file(path).unwrap();
+    let mono_chunks = |channel: &[f32]| -> Vec<Bytes> {
+        channel
+            .chunks(800)
+            .map(|samples| {
+                let mut bytes = Vec::with_capacity(samples.len());
+                attune::service::session::encode_chunk(Encoding::Mulaw, &[samples], &mut bytes);
+                Bytes::from(bytes)
+            })
+            .collect()
+    };
+    let caller = mono_chunks(&buffer.channels[0]);
+    let agent = mono_chunks(&buffer.channels[1]);
+    let mut order: Vec<(u32, Bytes)> = Vec::with_capacity(caller.len() + agent.len());
+    let lead = 2;
+    for k in 0..caller.len().max(agent.len()) + lead {
+        if let Some(a) = agent.get(k) {
+            order.push((1, a.clone()));
+        }
+        if let Some(c) = k.checked_sub(lead).and_then(|k| caller.get(k)) {
+            order.push((0, c.clone()));
+        }
+    }
+    assert_eq!(order.len(), caller.len() + agent.len());
+
+    let server = start(fast_config()).await;
+    let mut client = connect(&server.url).await.unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        for (seq, (channel, audio)) in order.into_iter().enumerate() {
+            let chunk = pb::AudioChunk {
+                seq: seq as u64,
+                channel,
+                audio,
+            };
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut head = header("two-mono", "t");
+    head.encoding = pb::AudioEncoding::Mulaw as i32;
+    head.layout = pb::ChannelLayout::TwoMono as i32;
+    head.agent_channel = 1;
+    let mut live_cues = Vec::new();
+    let mut summary = None;
+    ingest_call(&mut client, head, rx, |r, _| match r.msg {
+        Some(ingest_response::Msg::Event(pb::Event {
+            kind: Some(Kind::Cue(c)),
+            ..
+        })) => live_cues.push((c.kind, c.event, c.t_s)),
+        Some(ingest_response::Msg::Event(pb::Event {
+            kind: Some(Kind::CallEnded(s)),
+            ..
+        })) => summary = Some(s),
+        _ => {}
+    })
+    .await
+    .unwrap();
+    let summary = summary.expect("a summary at the end");
+    assert_eq!(summary.reason, "ended");
+    assert_eq!(summary.chunks_received, (caller.len() + agent.len()) as u64);
+    assert_eq!(live_cues, file_cues);
+    assert_eq!(summary.duration_s, outcome.duration_s);
+    server.stop().await;
+}

@@ -315,6 +315,64 @@ fn locked_database_waits_then_says_so() {
 }
 
 #[test]
+fn postgres_locked_database_waits_then_says_so() {
+    let Ok(url) = std::env::var("ATTUNE_TEST_POSTGRES_URL") else {
+        eprintln!("skipping: ATTUNE_TEST_POSTGRES_URL not set (.ci/run sets it)");
+        return;
+    };
+    if !cfg!(feature = "postgres") {
+        return;
+    }
+    let db_url = attune::store::fresh_postgres_database_for_tests(
+        &url,
+        &format!("attune_lock_{}", std::process::id()),
+    )
+    .unwrap();
+    let mut holder = Store::open(&db_url).unwrap();
+    holder.hold_write_lock_for_tests().unwrap();
+    let mut store = Store::open_with_timeout(&db_url, Duration::from_millis(200)).unwrap();
+    let started = std::time::Instant::now();
+    let e = store
+        .save_call(&call(
+            "a",
+            "ana",
+            "blue",
+            "2026-11-01T00:00:00Z",
+            &document(Some(1.0), 0, 0.0),
+        ))
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+    let text = e.to_string();
+    // Names the database (without a password) and the table the writer waited for.
+    assert!(
+        text.contains("locked") && text.contains(store.location()),
+        "{text}"
+    );
+    assert!(text.contains("table cues"), "{text}");
+    assert!(text.contains("waited 0.2 s"), "{text}");
+    // Reading still works while a writer holds the lock.
+    assert!(store.calls(&CallQuery::default()).unwrap().is_empty());
+    drop(holder);
+    // The holder's connection is gone: its lock with it (the server may take a moment).
+    let mut store = Store::open_with_timeout(&db_url, Duration::from_secs(5)).unwrap();
+    store
+        .save_call(&call(
+            "a",
+            "ana",
+            "blue",
+            "2026-11-01T00:00:00Z",
+            &document(Some(1.0), 0, 0.0),
+        ))
+        .unwrap();
+    assert_eq!(store.calls(&CallQuery::default()).unwrap().len(), 1);
+}
+
+#[test]
 fn full_database_loses_nothing_already_stored() {
     let dir = temp_dir("store-full");
     let path = dir.join("attune.db");
