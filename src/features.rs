@@ -248,6 +248,84 @@ impl DcBlocker {
     }
 }
 
+/// Counts of how many frames a stage held frames back, 0..[`LagHistogram::MAX_FRAMES`] (longer
+/// lags are counted in the last bin). Fixed size: recording it does not allocate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagHistogram {
+    counts: [u64; LagHistogram::MAX_FRAMES + 1],
+    total: u64,
+}
+
+impl Default for LagHistogram {
+    fn default() -> Self {
+        Self {
+            counts: [0; LagHistogram::MAX_FRAMES + 1],
+            total: 0,
+        }
+    }
+}
+
+impl LagHistogram {
+    pub const MAX_FRAMES: usize = 200;
+
+    pub fn add(&mut self, lag_frames: u64) {
+        self.counts[(lag_frames as usize).min(Self::MAX_FRAMES)] += 1;
+        self.total += 1;
+    }
+
+    pub fn merge(&mut self, other: &LagHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// Lag (frames) below or at which `fraction` of the frames fall; None when empty.
+    pub fn quantile_frames(&self, fraction: f64) -> Option<u64> {
+        if self.total == 0 {
+            return None;
+        }
+        let target = (fraction * self.total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (lag, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= target {
+                return Some(lag as u64);
+            }
+        }
+        Some(Self::MAX_FRAMES as u64)
+    }
+
+    /// Mean lag, frames (0 when empty).
+    pub fn mean_frames(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let sum: u64 = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(lag, &count)| lag as u64 * count)
+            .sum();
+        sum as f64 / self.total as f64
+    }
+}
+
+/// Where a channel's frames waited, cumulatively: frames analysed past a frame (its windows
+/// complete) by the time its pitch, its voice activity and its syllable mark were decided. The
+/// last is the channel's whole look-ahead; each window also needs [`ChannelAnalyzer::window_lead_s`]
+/// of audio past the frame centre.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageLags {
+    pub pitch: LagHistogram,
+    pub voice_activity: LagHistogram,
+    pub syllable: LagHistogram,
+}
+
 /// Input samples are consumed in slices of at most this many, so buffers stay fixed.
 const MAX_PUSH_SAMPLES: usize = 1024;
 
@@ -273,6 +351,7 @@ pub struct ChannelAnalyzer {
     awaiting_vad: VecDeque<FrameFeatures>,
     awaiting_syllable: VecDeque<FrameFeatures>,
     summary: SummaryAccumulator,
+    lags: StageLags,
     dc_blocker: DcBlocker,
     half_window: i64,
     vq_half_window: i64,
@@ -314,6 +393,7 @@ impl ChannelAnalyzer {
             awaiting_vad: queue(vad_lag),
             awaiting_syllable: queue(syllable_lag),
             summary: SummaryAccumulator::new(),
+            lags: StageLags::default(),
             dc_blocker: DcBlocker::default(),
             half_window,
             vq_half_window: vq_window.div_ceil(2) as i64,
@@ -334,6 +414,26 @@ impl ChannelAnalyzer {
         self.pitch.lookahead_frames()
             + self.vad.max_lag_frames()
             + self.awaiting_syllable.capacity()
+    }
+
+    /// How long each stage held this channel's frames so far.
+    pub fn stage_lags(&self) -> &StageLags {
+        &self.lags
+    }
+
+    /// Audio past a frame's centre its analysis windows need, seconds.
+    pub fn window_lead_s(&self) -> f64 {
+        self.half_window as f64 / ANALYSIS_RATE_HZ as f64
+    }
+
+    /// Frames whose analysis windows are complete (the newest is `frames_analysed() - 1`).
+    pub fn frames_analysed(&self) -> u64 {
+        self.next_frame
+    }
+
+    /// Frames analysed past `index`.
+    fn lag_of(&self, index: u64) -> u64 {
+        self.next_frame.saturating_sub(index + 1)
     }
 
     /// Adds samples at [`ANALYSIS_RATE_HZ`]; calls `emit` for every frame that is complete.
@@ -419,6 +519,9 @@ impl ChannelAnalyzer {
             return;
         };
         self.next_pitch_frame = frame.index + 1;
+        if !self.finished {
+            self.lags.pitch.add(self.lag_of(frame.index));
+        }
         frame.f0_hz = if estimate.voiced { estimate.f0_hz } else { 0.0 };
         frame.voiced = estimate.voiced && estimate.f0_hz > 0.0;
         frame.voicing_strength = estimate.voicing_strength;
@@ -450,6 +553,9 @@ impl ChannelAnalyzer {
                 break;
             };
             frame.activity = activity;
+            if !self.finished {
+                self.lags.voice_activity.add(self.lag_of(frame.index));
+            }
             self.syllables.push(SyllableInput {
                 loudness_db: frame.loudness_db,
                 vowel_band_db: frame.spectral.vowel_band_db,
@@ -468,6 +574,9 @@ impl ChannelAnalyzer {
                 break;
             };
             frame.syllable_nucleus = nucleus && frame.activity == VoiceActivity::Speech;
+            if !self.finished {
+                self.lags.syllable.add(self.lag_of(frame.index));
+            }
             self.summary.add(&frame);
             emit(&frame);
         }
