@@ -4,10 +4,14 @@
 //! figures a report needs (speech time, syllables, speaking and articulation rate, F0 median).
 //! [`analyze_audio`] runs it over a whole recording, streamed in chunks, channel by channel.
 //!
-//! The stages run in series, each with its own look-ahead: frame analysis (spectrum, loudness,
-//! pitch candidates) → pitch decision (+ voice quality on the decided F0) → voice activity →
-//! syllable nuclei. A frame is emitted once every stage has decided it, so a live call sees each
-//! frame after [`ChannelAnalyzer::latency_frames`] at most. All buffers are sized when the
+//! The stages, each with its own look-ahead: frame analysis (spectrum, loudness, pitch
+//! candidates) → pitch decision (+ voice quality on the decided F0) → voice activity → syllable
+//! nuclei. The syllable contour needs only the frame levels, so it is computed alongside pitch
+//! and voice activity (its 150 ms centred trend window overlaps their look-ahead instead of
+//! adding to it); only the peak decision waits for the frame's voicing and activity. A frame is
+//! emitted once every stage has decided it, so a live call sees each frame after
+//! [`ChannelAnalyzer::latency_frames`] at most ([`ChannelAnalyzer::stage_lags`] counts how long
+//! each stage actually held frames). All buffers are sized when the
 //! analyser is built; the per-frame path does not allocate.
 
 use std::collections::VecDeque;
@@ -17,7 +21,7 @@ use serde::Serialize;
 use crate::audio::{AudioError, AudioReader, Resampler};
 use crate::dsp::pitch::{PitchConfig, PitchEstimate, PitchTracker};
 use crate::dsp::spectrum::{MFCC_COUNT, SPECTRUM_WINDOW_SAMPLES, SpectralShape, SpectrumAnalyzer};
-use crate::dsp::syllables::{SyllableDetector, SyllableInput};
+use crate::dsp::syllables::SyllableDetector;
 use crate::dsp::vad::{VadConfig, VadInput, VoiceActivity, VoiceActivityDetector};
 use crate::dsp::voice_quality::{VoiceQuality, VoiceQualityAnalyzer};
 use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S, HOP_SAMPLES};
@@ -497,6 +501,9 @@ impl ChannelAnalyzer {
                 .spectrum
                 .analyze(&self.samples[start..start + SPECTRUM_WINDOW_SAMPLES]);
             let spectral = self.spectrum.shape();
+            // The syllable contour needs only the levels: it runs alongside pitch and VAD.
+            self.syllables
+                .push_levels(loudness_db, spectral.vowel_band_db);
             self.awaiting_pitch.push_back(FrameFeatures {
                 index: self.next_frame,
                 loudness_db,
@@ -556,14 +563,8 @@ impl ChannelAnalyzer {
             if !self.finished {
                 self.lags.voice_activity.add(self.lag_of(frame.index));
             }
-            self.syllables.push(SyllableInput {
-                loudness_db: frame.loudness_db,
-                vowel_band_db: frame.spectral.vowel_band_db,
-                voiced: frame.voiced,
-                voicing_strength: frame.voicing_strength,
-                activity,
-            });
             self.awaiting_syllable.push_back(frame);
+            self.syllables.push_class(frame.voiced, activity);
             self.drain_syllables(emit);
         }
     }
