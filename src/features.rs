@@ -61,6 +61,21 @@ impl FrameFeatures {
 pub struct AnalyzerConfig {
     pub pitch: PitchConfig,
     pub vad: VadConfig,
+    pub syllable_marks: SyllableMarks,
+}
+
+/// Where a frame's syllable-nucleus mark lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyllableMarks {
+    /// On the nucleus frame itself: frames wait for the syllable decision (up to half the
+    /// detector's trend window plus its peak wait after voice activity). Per-frame output.
+    #[default]
+    Exact,
+    /// Frames go out as soon as pitch and voice activity are decided; a nucleus decided after
+    /// its frame left is marked on the next speech frame instead (usually a few frames later;
+    /// the counts are the same, and the summary counts marks still pending at the end). For
+    /// live calls, where every frame held back delays every cue.
+    NextSpeechFrame,
 }
 
 /// Pauses up to this long stay inside a talk span when counting speaking rate.
@@ -354,6 +369,12 @@ pub struct ChannelAnalyzer {
     awaiting_pitch: VecDeque<FrameFeatures>,
     awaiting_vad: VecDeque<FrameFeatures>,
     awaiting_syllable: VecDeque<FrameFeatures>,
+    syllable_marks: SyllableMarks,
+    /// With [`SyllableMarks::NextSpeechFrame`]: whether each frame already emitted but not yet
+    /// syllable-decided was speech, oldest first.
+    undecided_speech: VecDeque<bool>,
+    /// Nuclei decided after their frame left, not yet marked on a speech frame.
+    late_nuclei: u64,
     summary: SummaryAccumulator,
     lags: StageLags,
     dc_blocker: DcBlocker,
@@ -396,6 +417,9 @@ impl ChannelAnalyzer {
             awaiting_pitch: queue(lookahead),
             awaiting_vad: queue(vad_lag),
             awaiting_syllable: queue(syllable_lag),
+            syllable_marks: config.syllable_marks,
+            undecided_speech: VecDeque::with_capacity(syllable_lag + vad_lag + 8),
+            late_nuclei: 0,
             summary: SummaryAccumulator::new(),
             lags: StageLags::default(),
             dc_blocker: DcBlocker::default(),
@@ -482,6 +506,9 @@ impl ChannelAnalyzer {
         self.drain_vad(emit);
         self.syllables.finish();
         self.drain_syllables(emit);
+        // Nuclei decided after the last speech frame left still count in the summary.
+        self.take_syllable_decisions();
+        self.summary.syllables += std::mem::take(&mut self.late_nuclei);
     }
 
     /// Summary of everything emitted so far.
@@ -563,9 +590,47 @@ impl ChannelAnalyzer {
             if !self.finished {
                 self.lags.voice_activity.add(self.lag_of(frame.index));
             }
-            self.awaiting_syllable.push_back(frame);
             self.syllables.push_class(frame.voiced, activity);
-            self.drain_syllables(emit);
+            match self.syllable_marks {
+                SyllableMarks::Exact => {
+                    self.awaiting_syllable.push_back(frame);
+                    self.drain_syllables(emit);
+                }
+                SyllableMarks::NextSpeechFrame => self.emit_before_syllables(frame, emit),
+            }
+        }
+    }
+
+    /// [`SyllableMarks::NextSpeechFrame`]: emits `frame` now, with a nucleus mark if one is due.
+    fn emit_before_syllables(
+        &mut self,
+        mut frame: FrameFeatures,
+        emit: &mut impl FnMut(&FrameFeatures),
+    ) {
+        let speech = frame.activity == VoiceActivity::Speech;
+        self.undecided_speech.push_back(speech);
+        self.take_syllable_decisions();
+        frame.syllable_nucleus = speech && self.late_nuclei > 0;
+        if frame.syllable_nucleus {
+            self.late_nuclei -= 1;
+        }
+        if !self.finished {
+            self.lags.syllable.add(self.lag_of(frame.index));
+        }
+        self.summary.add(&frame);
+        emit(&frame);
+    }
+
+    /// Counts the nuclei decided for frames already emitted (or being emitted).
+    fn take_syllable_decisions(&mut self) {
+        while let Some(&speech) = self.undecided_speech.front() {
+            let Some(nucleus) = self.syllables.pop_decided() else {
+                break;
+            };
+            self.undecided_speech.pop_front();
+            if nucleus && speech {
+                self.late_nuclei += 1;
+            }
         }
     }
 

@@ -5,7 +5,8 @@
 //! live, bit for bit.
 //!
 //! Pipeline per call: resample each channel to [`ANALYSIS_RATE_HZ`] → [`ChannelAnalyzer`] per
-//! channel → frames paired by index → [`DialogTracker`] (turns, overlap, interruptions) → each
+//! channel (frames out as soon as pitch and voice activity are decided; syllable marks follow
+//! on the next speech frame, [`SyllableMarks::NextSpeechFrame`]) → frames paired by index → [`DialogTracker`] (turns, overlap, interruptions) → each
 //! party's window functionals (windows of [`WINDOW_SPEECH_S`] of speech, staggered so a new
 //! window closes every ~0.42 s of speech) → [`EmotionModel`] against the party's live
 //! baseline (caller emotion; agent calmness), each window also judged cold (no baseline) for
@@ -27,6 +28,7 @@ use crate::dialog::{
 use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S};
 use crate::features::{
     AnalyzerConfig, ChannelAnalyzer, ChannelSummary, FrameFeatures, LagHistogram, StageLags,
+    SyllableMarks,
 };
 use crate::model::emotion::{EmotionModel, Prediction};
 use crate::prosody::baseline::{Normalisation, SpeakerBaseline};
@@ -55,7 +57,12 @@ impl Default for CallConfig {
         Self {
             sample_rate_hz: ANALYSIS_RATE_HZ,
             agent_channel: 0,
-            analyzer: AnalyzerConfig::default(),
+            // Frames do not wait for their syllable marks: every frame held back delays
+            // every cue.
+            analyzer: AnalyzerConfig {
+                syllable_marks: SyllableMarks::NextSpeechFrame,
+                ..AnalyzerConfig::default()
+            },
             dialog: DialogConfig::default(),
             rules: CueRules::default(),
             snapshot_period_s: 1.0,
