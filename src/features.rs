@@ -4,10 +4,14 @@
 //! figures a report needs (speech time, syllables, speaking and articulation rate, F0 median).
 //! [`analyze_audio`] runs it over a whole recording, streamed in chunks, channel by channel.
 //!
-//! The stages run in series, each with its own look-ahead: frame analysis (spectrum, loudness,
-//! pitch candidates) → pitch decision (+ voice quality on the decided F0) → voice activity →
-//! syllable nuclei. A frame is emitted once every stage has decided it, so a live call sees each
-//! frame after [`ChannelAnalyzer::latency_frames`] at most. All buffers are sized when the
+//! The stages, each with its own look-ahead: frame analysis (spectrum, loudness, pitch
+//! candidates) → pitch decision (+ voice quality on the decided F0) → voice activity → syllable
+//! nuclei. The syllable contour needs only the frame levels, so it is computed alongside pitch
+//! and voice activity (its 150 ms centred trend window overlaps their look-ahead instead of
+//! adding to it); only the peak decision waits for the frame's voicing and activity. A frame is
+//! emitted once every stage has decided it, so a live call sees each frame after
+//! [`ChannelAnalyzer::latency_frames`] at most ([`ChannelAnalyzer::stage_lags`] counts how long
+//! each stage actually held frames). All buffers are sized when the
 //! analyser is built; the per-frame path does not allocate.
 
 use std::collections::VecDeque;
@@ -17,7 +21,7 @@ use serde::Serialize;
 use crate::audio::{AudioError, AudioReader, Resampler};
 use crate::dsp::pitch::{PitchConfig, PitchEstimate, PitchTracker};
 use crate::dsp::spectrum::{MFCC_COUNT, SPECTRUM_WINDOW_SAMPLES, SpectralShape, SpectrumAnalyzer};
-use crate::dsp::syllables::{SyllableDetector, SyllableInput};
+use crate::dsp::syllables::SyllableDetector;
 use crate::dsp::vad::{VadConfig, VadInput, VoiceActivity, VoiceActivityDetector};
 use crate::dsp::voice_quality::{VoiceQuality, VoiceQualityAnalyzer};
 use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S, HOP_SAMPLES};
@@ -57,6 +61,21 @@ impl FrameFeatures {
 pub struct AnalyzerConfig {
     pub pitch: PitchConfig,
     pub vad: VadConfig,
+    pub syllable_marks: SyllableMarks,
+}
+
+/// Where a frame's syllable-nucleus mark lands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyllableMarks {
+    /// On the nucleus frame itself: frames wait for the syllable decision (up to half the
+    /// detector's trend window plus its peak wait after voice activity). Per-frame output.
+    #[default]
+    Exact,
+    /// Frames go out as soon as pitch and voice activity are decided; a nucleus decided after
+    /// its frame left is marked on the next speech frame instead (usually a few frames later;
+    /// the counts are the same, and the summary counts marks still pending at the end). For
+    /// live calls, where every frame held back delays every cue.
+    NextSpeechFrame,
 }
 
 /// Pauses up to this long stay inside a talk span when counting speaking rate.
@@ -248,6 +267,84 @@ impl DcBlocker {
     }
 }
 
+/// Counts of how many frames a stage held frames back, 0..[`LagHistogram::MAX_FRAMES`] (longer
+/// lags are counted in the last bin). Fixed size: recording it does not allocate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LagHistogram {
+    counts: [u64; LagHistogram::MAX_FRAMES + 1],
+    total: u64,
+}
+
+impl Default for LagHistogram {
+    fn default() -> Self {
+        Self {
+            counts: [0; LagHistogram::MAX_FRAMES + 1],
+            total: 0,
+        }
+    }
+}
+
+impl LagHistogram {
+    pub const MAX_FRAMES: usize = 200;
+
+    pub fn add(&mut self, lag_frames: u64) {
+        self.counts[(lag_frames as usize).min(Self::MAX_FRAMES)] += 1;
+        self.total += 1;
+    }
+
+    pub fn merge(&mut self, other: &LagHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.total += other.total;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// Lag (frames) below or at which `fraction` of the frames fall; None when empty.
+    pub fn quantile_frames(&self, fraction: f64) -> Option<u64> {
+        if self.total == 0 {
+            return None;
+        }
+        let target = (fraction * self.total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (lag, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= target {
+                return Some(lag as u64);
+            }
+        }
+        Some(Self::MAX_FRAMES as u64)
+    }
+
+    /// Mean lag, frames (0 when empty).
+    pub fn mean_frames(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let sum: u64 = self
+            .counts
+            .iter()
+            .enumerate()
+            .map(|(lag, &count)| lag as u64 * count)
+            .sum();
+        sum as f64 / self.total as f64
+    }
+}
+
+/// Where a channel's frames waited, cumulatively: frames analysed past a frame (its windows
+/// complete) by the time its pitch, its voice activity and its syllable mark were decided. The
+/// last is the channel's whole look-ahead; each window also needs [`ChannelAnalyzer::window_lead_s`]
+/// of audio past the frame centre.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageLags {
+    pub pitch: LagHistogram,
+    pub voice_activity: LagHistogram,
+    pub syllable: LagHistogram,
+}
+
 /// Input samples are consumed in slices of at most this many, so buffers stay fixed.
 const MAX_PUSH_SAMPLES: usize = 1024;
 
@@ -272,7 +369,14 @@ pub struct ChannelAnalyzer {
     awaiting_pitch: VecDeque<FrameFeatures>,
     awaiting_vad: VecDeque<FrameFeatures>,
     awaiting_syllable: VecDeque<FrameFeatures>,
+    syllable_marks: SyllableMarks,
+    /// With [`SyllableMarks::NextSpeechFrame`]: whether each frame already emitted but not yet
+    /// syllable-decided was speech, oldest first.
+    undecided_speech: VecDeque<bool>,
+    /// Nuclei decided after their frame left, not yet marked on a speech frame.
+    late_nuclei: u64,
     summary: SummaryAccumulator,
+    lags: StageLags,
     dc_blocker: DcBlocker,
     half_window: i64,
     vq_half_window: i64,
@@ -313,7 +417,11 @@ impl ChannelAnalyzer {
             awaiting_pitch: queue(lookahead),
             awaiting_vad: queue(vad_lag),
             awaiting_syllable: queue(syllable_lag),
+            syllable_marks: config.syllable_marks,
+            undecided_speech: VecDeque::with_capacity(syllable_lag + vad_lag + 8),
+            late_nuclei: 0,
             summary: SummaryAccumulator::new(),
+            lags: StageLags::default(),
             dc_blocker: DcBlocker::default(),
             half_window,
             vq_half_window: vq_window.div_ceil(2) as i64,
@@ -334,6 +442,26 @@ impl ChannelAnalyzer {
         self.pitch.lookahead_frames()
             + self.vad.max_lag_frames()
             + self.awaiting_syllable.capacity()
+    }
+
+    /// How long each stage held this channel's frames so far.
+    pub fn stage_lags(&self) -> &StageLags {
+        &self.lags
+    }
+
+    /// Audio past a frame's centre its analysis windows need, seconds.
+    pub fn window_lead_s(&self) -> f64 {
+        self.half_window as f64 / ANALYSIS_RATE_HZ as f64
+    }
+
+    /// Frames whose analysis windows are complete (the newest is `frames_analysed() - 1`).
+    pub fn frames_analysed(&self) -> u64 {
+        self.next_frame
+    }
+
+    /// Frames analysed past `index`.
+    fn lag_of(&self, index: u64) -> u64 {
+        self.next_frame.saturating_sub(index + 1)
     }
 
     /// Adds samples at [`ANALYSIS_RATE_HZ`]; calls `emit` for every frame that is complete.
@@ -378,6 +506,9 @@ impl ChannelAnalyzer {
         self.drain_vad(emit);
         self.syllables.finish();
         self.drain_syllables(emit);
+        // Nuclei decided after the last speech frame left still count in the summary.
+        self.take_syllable_decisions();
+        self.summary.syllables += std::mem::take(&mut self.late_nuclei);
     }
 
     /// Summary of everything emitted so far.
@@ -397,6 +528,9 @@ impl ChannelAnalyzer {
                 .spectrum
                 .analyze(&self.samples[start..start + SPECTRUM_WINDOW_SAMPLES]);
             let spectral = self.spectrum.shape();
+            // The syllable contour needs only the levels: it runs alongside pitch and VAD.
+            self.syllables
+                .push_levels(loudness_db, spectral.vowel_band_db);
             self.awaiting_pitch.push_back(FrameFeatures {
                 index: self.next_frame,
                 loudness_db,
@@ -419,6 +553,9 @@ impl ChannelAnalyzer {
             return;
         };
         self.next_pitch_frame = frame.index + 1;
+        if !self.finished {
+            self.lags.pitch.add(self.lag_of(frame.index));
+        }
         frame.f0_hz = if estimate.voiced { estimate.f0_hz } else { 0.0 };
         frame.voiced = estimate.voiced && estimate.f0_hz > 0.0;
         frame.voicing_strength = estimate.voicing_strength;
@@ -450,15 +587,50 @@ impl ChannelAnalyzer {
                 break;
             };
             frame.activity = activity;
-            self.syllables.push(SyllableInput {
-                loudness_db: frame.loudness_db,
-                vowel_band_db: frame.spectral.vowel_band_db,
-                voiced: frame.voiced,
-                voicing_strength: frame.voicing_strength,
-                activity,
-            });
-            self.awaiting_syllable.push_back(frame);
-            self.drain_syllables(emit);
+            if !self.finished {
+                self.lags.voice_activity.add(self.lag_of(frame.index));
+            }
+            self.syllables.push_class(frame.voiced, activity);
+            match self.syllable_marks {
+                SyllableMarks::Exact => {
+                    self.awaiting_syllable.push_back(frame);
+                    self.drain_syllables(emit);
+                }
+                SyllableMarks::NextSpeechFrame => self.emit_before_syllables(frame, emit),
+            }
+        }
+    }
+
+    /// [`SyllableMarks::NextSpeechFrame`]: emits `frame` now, with a nucleus mark if one is due.
+    fn emit_before_syllables(
+        &mut self,
+        mut frame: FrameFeatures,
+        emit: &mut impl FnMut(&FrameFeatures),
+    ) {
+        let speech = frame.activity == VoiceActivity::Speech;
+        self.undecided_speech.push_back(speech);
+        self.take_syllable_decisions();
+        frame.syllable_nucleus = speech && self.late_nuclei > 0;
+        if frame.syllable_nucleus {
+            self.late_nuclei -= 1;
+        }
+        if !self.finished {
+            self.lags.syllable.add(self.lag_of(frame.index));
+        }
+        self.summary.add(&frame);
+        emit(&frame);
+    }
+
+    /// Counts the nuclei decided for frames already emitted (or being emitted).
+    fn take_syllable_decisions(&mut self) {
+        while let Some(&speech) = self.undecided_speech.front() {
+            let Some(nucleus) = self.syllables.pop_decided() else {
+                break;
+            };
+            self.undecided_speech.pop_front();
+            if nucleus && speech {
+                self.late_nuclei += 1;
+            }
         }
     }
 
@@ -468,6 +640,9 @@ impl ChannelAnalyzer {
                 break;
             };
             frame.syllable_nucleus = nucleus && frame.activity == VoiceActivity::Speech;
+            if !self.finished {
+                self.lags.syllable.add(self.lag_of(frame.index));
+            }
             self.summary.add(&frame);
             emit(&frame);
         }

@@ -5,7 +5,8 @@
 //! live, bit for bit.
 //!
 //! Pipeline per call: resample each channel to [`ANALYSIS_RATE_HZ`] → [`ChannelAnalyzer`] per
-//! channel → frames paired by index → [`DialogTracker`] (turns, overlap, interruptions) → each
+//! channel (frames out as soon as pitch and voice activity are decided; syllable marks follow
+//! on the next speech frame, [`SyllableMarks::NextSpeechFrame`]) → frames paired by index → [`DialogTracker`] (turns, overlap, interruptions) → each
 //! party's window functionals (windows of [`WINDOW_SPEECH_S`] of speech, staggered so a new
 //! window closes every ~0.42 s of speech) → [`EmotionModel`] against the party's live
 //! baseline (caller emotion; agent calmness), each window also judged cold (no baseline) for
@@ -25,7 +26,10 @@ use crate::dialog::{
     DialogConfig, DialogConfigError, DialogEvent, DialogReport, DialogTracker, LiveDialog, PerParty,
 };
 use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S};
-use crate::features::{AnalyzerConfig, ChannelAnalyzer, ChannelSummary, FrameFeatures};
+use crate::features::{
+    AnalyzerConfig, ChannelAnalyzer, ChannelSummary, FrameFeatures, LagHistogram, StageLags,
+    SyllableMarks,
+};
 use crate::model::emotion::{EmotionModel, Prediction};
 use crate::prosody::baseline::{Normalisation, SpeakerBaseline};
 use crate::prosody::extract::WINDOW_SPEECH_S;
@@ -53,7 +57,12 @@ impl Default for CallConfig {
         Self {
             sample_rate_hz: ANALYSIS_RATE_HZ,
             agent_channel: 0,
-            analyzer: AnalyzerConfig::default(),
+            // Frames do not wait for their syllable marks: every frame held back delays
+            // every cue.
+            analyzer: AnalyzerConfig {
+                syllable_marks: SyllableMarks::NextSpeechFrame,
+                ..AnalyzerConfig::default()
+            },
             dialog: DialogConfig::default(),
             rules: CueRules::default(),
             snapshot_period_s: 1.0,
@@ -287,7 +296,21 @@ pub struct CallAnalyzer {
     outcome_cues: Vec<CueEvent>,
     cue_scratch: Vec<CueEvent>,
     dialog_scratch: Vec<DialogEvent>,
+    /// Frames analysed (both channels) past each frame when the call stepped it.
+    step_lags: LagHistogram,
     finished: bool,
+}
+
+/// Where a call's frames waited before the dialog tracker and the cue engine saw them: each
+/// channel's stages (cumulative) and the call step, which pairs the channels by frame index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencyBreakdown {
+    /// Both channels' stages merged.
+    pub channels: StageLags,
+    /// Frames analysed on both channels past a frame when it was stepped.
+    pub step: LagHistogram,
+    /// Audio past a frame's centre its analysis windows need, seconds.
+    pub window_lead_s: f64,
 }
 
 const AGENT: usize = 0;
@@ -325,6 +348,7 @@ impl CallAnalyzer {
             outcome_cues: Vec::new(),
             cue_scratch: Vec::with_capacity(8),
             dialog_scratch: Vec::with_capacity(8),
+            step_lags: LagHistogram::default(),
             finished: false,
             model,
             config,
@@ -338,6 +362,20 @@ impl CallAnalyzer {
     /// Call time analysed so far (both channels), seconds.
     pub fn analysed_s(&self) -> f64 {
         self.frames as f64 * FRAME_PERIOD_S
+    }
+
+    /// Where the frames stepped so far waited (see [`LatencyBreakdown`]).
+    pub fn latency_breakdown(&self) -> LatencyBreakdown {
+        let mut channels = self.channels[0].stage_lags().clone();
+        let other = self.channels[1].stage_lags();
+        channels.pitch.merge(&other.pitch);
+        channels.voice_activity.merge(&other.voice_activity);
+        channels.syllable.merge(&other.syllable);
+        LatencyBreakdown {
+            channels,
+            step: self.step_lags.clone(),
+            window_lead_s: self.channels[0].window_lead_s(),
+        }
     }
 
     /// Adds samples of one input channel (0 or 1) at the configured rate; events decided are
@@ -394,8 +432,9 @@ impl CallAnalyzer {
                     });
                 }
             }
-            self.drain_pairs(out);
+            // Flushed frames are not counted in the step lags.
             self.finished = true;
+            self.drain_pairs(out);
             self.dialog_scratch.clear();
             self.dialog_scratch.extend_from_slice(self.tracker.finish());
             for e in &self.dialog_scratch {
@@ -429,6 +468,12 @@ impl CallAnalyzer {
         while !self.pending[0].is_empty() && !self.pending[1].is_empty() {
             let a = self.pending[0].pop_front().unwrap_or_default();
             let b = self.pending[1].pop_front().unwrap_or_default();
+            if !self.finished {
+                let analysed = self.channels[0]
+                    .frames_analysed()
+                    .min(self.channels[1].frames_analysed());
+                self.step_lags.add(analysed.saturating_sub(a.index + 1));
+            }
             let (agent, caller) = if self.config.agent_channel == 0 {
                 (a, b)
             } else {

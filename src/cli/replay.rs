@@ -13,7 +13,10 @@ use clap::ValueEnum;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use attune::audio::{AudioReader, SampleEncoding, read_all};
+use attune::audio::{AudioBuffer, AudioReader, SampleEncoding, read_all};
+use attune::call::{CallAnalyzer, CallConfig, CallEvent};
+use attune::features::LagHistogram;
+use attune::model::emotion::EmotionModel;
 use attune::service::client::{ChunkedAudio, PacingReport, connect, ingest_call, send_paced};
 use attune::service::convert::{cue_json, event_json};
 use attune::service::pb::{self, event::Kind, ingest_response};
@@ -78,6 +81,15 @@ pub struct ReplayArgs {
     /// Print only the summary, not the events.
     #[arg(long)]
     quiet: bool,
+    /// No server: analyse the recording in-process, chunk by chunk as a live call would arrive,
+    /// and print where the cue latency comes from — each cue's analysis delay (audio pushed past
+    /// the end of the chunk containing its `t_s` before it was decided) by kind, and how long
+    /// each analysis stage held frames back.
+    #[arg(long)]
+    local: bool,
+    /// The caller-emotion model (with --local).
+    #[arg(long, default_value = "models/emotion.json")]
+    model: PathBuf,
 }
 
 /// What one simulated call saw.
@@ -159,6 +171,11 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             .file_stem()
             .map_or("call".into(), |s| s.to_string_lossy().into_owned())
     });
+    if args.local {
+        let summary = local_breakdown(args, &audio, &chunked, agent_channel)?;
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
     let results = runtime.block_on(replay_calls(args, &chunked, agent_channel, &base_id))?;
@@ -347,4 +364,81 @@ fn summarise(
         "audio_s": audio.chunks.len() as f64 * chunk_s,
         "wall_s": (wall_s * 100.0).round() / 100.0,
     })
+}
+
+fn lag_json(lags: &LagHistogram, lead_ms: f64) -> Value {
+    let ms = |q: f64| lags.quantile_frames(q).map(|f| f as f64 * 10.0 + lead_ms);
+    json!({
+        "frames": lags.count(),
+        "mean_ms": (lags.mean_frames() * 100.0).round() / 10.0 + lead_ms,
+        "p50_ms": ms(0.5),
+        "p95_ms": ms(0.95),
+        "p99_ms": ms(0.99),
+        "max_ms": ms(1.0),
+    })
+}
+
+/// `--local`: the analysis part of the cue latency, without a server or a network.
+fn local_breakdown(
+    args: &ReplayArgs,
+    audio: &AudioBuffer,
+    chunked: &ChunkedAudio,
+    agent_channel: u32,
+) -> anyhow::Result<Value> {
+    let model = Arc::new(
+        EmotionModel::load(&args.model)
+            .with_context(|| format!("cannot load the emotion model {}", args.model.display()))?,
+    );
+    let config = CallConfig {
+        sample_rate_hz: audio.sample_rate_hz,
+        agent_channel: agent_channel as usize,
+        ..CallConfig::default()
+    };
+    let mut call = CallAnalyzer::new(config, model)?;
+    let chunk_frames = chunked.frames_per_chunk;
+    let chunk_s = chunked.chunk_s();
+    let total = audio.channels[0].len().min(audio.channels[1].len());
+    let mut events = Vec::new();
+    let mut delays_ms: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut all_ms = Vec::new();
+    let mut start = 0;
+    let mut chunk = 0usize;
+    while start < total {
+        let end = (start + chunk_frames).min(total);
+        call.push(0, &audio.channels[0][start..end], &mut events);
+        call.push(1, &audio.channels[1][start..end], &mut events);
+        for event in events.drain(..) {
+            if let CallEvent::Cue(cue) = event {
+                let containing = chunked.chunk_containing(cue.t_s);
+                let delay_ms = (chunk as f64 - containing as f64) * chunk_s * 1e3;
+                delays_ms
+                    .entry(cue.kind.as_str())
+                    .or_default()
+                    .push(delay_ms);
+                all_ms.push(delay_ms);
+            }
+        }
+        start = end;
+        chunk += 1;
+    }
+    let breakdown = call.latency_breakdown();
+    call.finish(&mut events);
+    let lead_ms = breakdown.window_lead_s * 1e3;
+    let by_kind: serde_json::Map<String, Value> = delays_ms
+        .into_iter()
+        .map(|(kind, ms)| (kind.to_owned(), percentiles_ms(ms)))
+        .collect();
+    Ok(json!({
+        "analysis_delay_ms": percentiles_ms(all_ms),
+        "analysis_delay_ms_by_kind": by_kind,
+        "frame_lag": {
+            "window_lead_ms": lead_ms,
+            "pitch": lag_json(&breakdown.channels.pitch, lead_ms),
+            "voice_activity": lag_json(&breakdown.channels.voice_activity, lead_ms),
+            "syllable": lag_json(&breakdown.channels.syllable, lead_ms),
+            "call_step": lag_json(&breakdown.step, lead_ms),
+        },
+        "chunk_ms": args.chunk_ms,
+        "audio_s": total as f64 / audio.sample_rate_hz as f64,
+    }))
 }

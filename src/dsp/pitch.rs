@@ -96,7 +96,9 @@ pub struct PitchConfig {
     pub voiced_unvoiced_cost: f32,
     /// How fast the tracked speech level decays, dB per second (it rises at once).
     pub level_decay_db_per_s: f32,
-    /// Frames a decision waits for (fixed-lag Viterbi look-ahead).
+    /// Frames a decision waits for (fixed-lag Viterbi look-ahead). 8 (80 ms): on the telephone
+    /// sets GPE/VDE are the same as with 15 and GPE at 10 dB SNR is within 0.15 points
+    /// (`attune eval pitch`), and every frame reaches the live analysis 70 ms sooner.
     pub lookahead_frames: usize,
     /// The autocorrelation is taken of the power spectrum raised to this exponent (1 = plain
     /// autocorrelation; below 1 flattens the spectrum so one strong harmonic cannot pass for
@@ -122,7 +124,7 @@ impl Default for PitchConfig {
             octave_jump_cost: 0.35,
             voiced_unvoiced_cost: 0.14,
             level_decay_db_per_s: 3.0,
-            lookahead_frames: 15,
+            lookahead_frames: 8,
             spectral_exponent: 0.5,
             speaker_prior_cost: 0.3,
             speaker_free_octaves: 1.0,

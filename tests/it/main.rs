@@ -10,6 +10,7 @@ mod console;
 mod cues;
 mod dialog;
 mod emotion;
+mod latency;
 mod pitch;
 mod qa;
 mod rate;
