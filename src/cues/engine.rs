@@ -16,7 +16,7 @@
 //!   own baseline (weighted geometric mean, [`CueRules::caller_baseline_weight`]); escalation from the cold judgements'
 //!   arousal and valence trend; calmed down after an upset.
 
-use super::rules::{EventRule, Hysteresis, SpanRule};
+use super::rules::{EventRule, Hysteresis, SpanRule, UpsetStrongRule};
 use super::state::{EventState, LevelState, ProsodyTrack, Step, WindowSeries};
 use super::{
     CueEvent, CueKind, CueParty, CueRules, CueTransition, Evidence, EvidenceValue, Severity,
@@ -59,6 +59,9 @@ pub struct CueInput<'a> {
     pub caller_emotion_cold: Option<&'a Prediction>,
     /// The same agent window judged cold.
     pub agent_emotion_cold: Option<&'a Prediction>,
+    /// A short caller onset window judged cold at this frame
+    /// ([`CueRules::caller_upset_onset`]); None without that rule.
+    pub caller_onset: Option<&'a Prediction>,
 }
 
 const ANGRY: usize = 0;
@@ -79,6 +82,41 @@ struct CallerSeries {
     /// Cold judgements only.
     arousal_cold: WindowSeries,
     valence_cold: WindowSeries,
+    /// Angry probability of the short onset windows judged while caller_upset was closed.
+    onset_angry_habitual: WindowSeries,
+}
+
+/// Consecutive caller windows that passed a fast-open rule of caller_upset, and the call time
+/// the first of them was judged.
+#[derive(Debug, Clone, Copy, Default)]
+struct Streak {
+    windows: usize,
+    since_s: f64,
+    angry_sum: f64,
+    arousal_sum: f64,
+}
+
+impl Streak {
+    fn update(&mut self, passed: bool, t_s: f64, angry: f64, arousal: f64) {
+        if !passed {
+            *self = Self::default();
+            return;
+        }
+        if self.windows == 0 {
+            self.since_s = t_s;
+        }
+        self.windows += 1;
+        self.angry_sum += angry;
+        self.arousal_sum += arousal;
+    }
+}
+
+/// Whether one cold window passes a fast-open rule of caller_upset.
+fn strong_window(p: &Prediction, angry_excess: f64, rule: &UpsetStrongRule) -> bool {
+    p.emotion.is_some()
+        && f64::from(p.probabilities[ANGRY]) - angry_excess >= rule.angry_probability_min
+        && f64::from(p.arousal) >= rule.arousal_probability_min
+        && f64::from(p.confidence) >= rule.confidence_min
 }
 
 /// Per-rule state.
@@ -114,6 +152,9 @@ pub struct CueEngine {
     calm_armed: bool,
     /// The caller's speech so far, seconds.
     caller_speech_s: f64,
+    /// Fast opens of caller_upset: strong full-length windows, strong onset windows.
+    strong_streak: Streak,
+    onset_streak: Streak,
     open_cues: Vec<CueEvent>,
 }
 
@@ -128,6 +169,8 @@ impl CueEngine {
             states: RuleStates::default(),
             calm_armed: false,
             caller_speech_s: 0.0,
+            strong_streak: Streak::default(),
+            onset_streak: Streak::default(),
             open_cues: Vec::with_capacity(16),
         }
     }
@@ -455,6 +498,32 @@ impl CueEngine {
             }
             self.caller.arousal_cold.push(f64::from(cold.arousal));
             self.caller.valence_cold.push(f64::from(cold.valence));
+            if let Some(rule) = self.rules.caller_upset_strong {
+                let excess = self.habitual_excess(&self.caller.angry_habitual, rule.windows);
+                let passed = !self.states.upset.open && strong_window(cold, excess, &rule);
+                self.strong_streak.update(
+                    passed,
+                    t,
+                    f64::from(cold.probabilities[ANGRY]),
+                    f64::from(cold.arousal),
+                );
+            }
+        }
+        if let (Some(onset), Some(rule)) = (input.caller_onset, self.rules.caller_upset_onset) {
+            let rule = rule.strong();
+            let excess = self.habitual_excess(&self.caller.onset_angry_habitual, rule.windows);
+            if onset.emotion.is_some() && !self.states.upset.open {
+                self.caller
+                    .onset_angry_habitual
+                    .push(f64::from(onset.probabilities[ANGRY]));
+            }
+            let passed = !self.states.upset.open && strong_window(onset, excess, &rule);
+            self.onset_streak.update(
+                passed,
+                t,
+                f64::from(onset.probabilities[ANGRY]),
+                f64::from(onset.arousal),
+            );
         }
 
         // Upset, anxious, positive: mean of the last windows of one probability.
@@ -497,15 +566,41 @@ impl CueEngine {
                 _ => &mut self.states.positive,
             };
             let h = w.level();
-            let Some(step) = state.step(mean, t, t, &h) else {
-                continue;
+            let fast = if kind == CueKind::CallerUpset && !state.open {
+                fast_open(&self.rules, &mut self.strong_streak, &mut self.onset_streak)
+            } else {
+                None
             };
-            let values = vec![
+            let (step, fast_values, fast_rule) = match fast {
+                Some((streak, rule_text)) => {
+                    state.force_open();
+                    let n = streak.windows.max(1) as f64;
+                    (
+                        Step::Open {
+                            from_s: streak.since_s,
+                        },
+                        vec![
+                            value("strong_windows", streak.windows as f64),
+                            value("strong_angry_probability_mean", streak.angry_sum / n),
+                            value("strong_arousal_probability_mean", streak.arousal_sum / n),
+                        ],
+                        Some(rule_text),
+                    )
+                }
+                None => {
+                    let Some(step) = state.step(mean, t, t, &h) else {
+                        continue;
+                    };
+                    (step, Vec::new(), None)
+                }
+            };
+            let mut values = vec![
                 value(probability_name(class), recent.unwrap_or(f64::NAN)),
                 value("habitual_probability", habitual.unwrap_or(f64::NAN)),
                 value("probability_above_habitual", mean.unwrap_or(f64::NAN)),
                 value("latest_window_probability", latest.unwrap_or(f64::NAN)),
             ];
+            values.extend(fast_values);
             let what = format!(
                 "caller {} probability (cold and own-baseline judgements, baseline weight {}), mean of the last {} windows, minus the caller's habitual level beyond {}",
                 CLASS_NAMES[class],
@@ -513,7 +608,7 @@ impl CueEngine {
                 w.windows,
                 self.rules.caller_habitual_allowance
             );
-            let rule = level_rule_text(&what, &h, "s");
+            let rule = fast_rule.unwrap_or_else(|| level_rule_text(&what, &h, "s"));
             match (kind, step) {
                 (CueKind::CallerUpset, Step::Open { .. }) => {
                     self.calm_armed = false;
@@ -590,6 +685,15 @@ impl CueEngine {
         }
     }
 
+    /// The caller's habitual level of a series beyond the allowance (0 until the caller has
+    /// `baseline_min_speech_s` of speech), excluding the newest `recent` windows.
+    fn habitual_excess(&self, habitual: &WindowSeries, recent: usize) -> f64 {
+        habitual
+            .mean_before_last(recent)
+            .filter(|_| self.caller_speech_s >= self.rules.baseline_min_speech_s)
+            .map_or(0.0, |h| (h - self.rules.caller_habitual_allowance).max(0.0))
+    }
+
     fn transition(
         &mut self,
         step: Step,
@@ -634,6 +738,38 @@ impl CueEngine {
             }
         }
     }
+}
+
+/// Whether a fast path opens caller_upset now (the streak that did, reset, and its rule text).
+fn fast_open(
+    rules: &CueRules,
+    strong: &mut Streak,
+    onset: &mut Streak,
+) -> Option<(Streak, String)> {
+    let text = |what: &str, r: &UpsetStrongRule| {
+        format!(
+            "{what}: the last {} caller windows each judged cold with angry probability (minus the habitual level beyond {}) >= {}, high-arousal probability >= {} and confidence >= {}",
+            r.windows,
+            rules.caller_habitual_allowance,
+            r.angry_probability_min,
+            r.arousal_probability_min,
+            r.confidence_min
+        )
+    };
+    if let Some(r) = rules.caller_upset_onset
+        && onset.windows >= r.windows
+    {
+        let streak = std::mem::take(onset);
+        let what = format!("onset windows of {} s of speech", r.window_speech_s);
+        return Some((streak, text(&what, &r.strong())));
+    }
+    if let Some(r) = rules.caller_upset_strong
+        && strong.windows >= r.windows
+    {
+        let streak = std::mem::take(strong);
+        return Some((streak, text("strong full-length windows", &r)));
+    }
+    None
 }
 
 fn value(name: &'static str, value: f64) -> EvidenceValue {
