@@ -150,8 +150,10 @@ pub struct CueEngine {
     states: RuleStates,
     /// A caller_upset cue has closed and no calmed-down cue followed yet.
     calm_armed: bool,
-    /// The caller's speech so far, seconds.
-    caller_speech_s: f64,
+    /// The caller's speech while the upset, anxious and positive cues were closed, seconds:
+    /// their habitual levels rest on it, and count once it reaches `baseline_min_speech_s`
+    /// (a caller upset from the first words has no habitual level to be judged against).
+    closed_speech_s: [f64; 3],
     /// Fast opens of caller_upset: strong full-length windows, strong onset windows.
     strong_streak: Streak,
     onset_streak: Streak,
@@ -168,7 +170,7 @@ impl CueEngine {
             caller: CallerSeries::default(),
             states: RuleStates::default(),
             calm_armed: false,
-            caller_speech_s: 0.0,
+            closed_speech_s: [0.0; 3],
             strong_streak: Streak::default(),
             onset_streak: Streak::default(),
             open_cues: Vec::with_capacity(16),
@@ -462,7 +464,16 @@ impl CueEngine {
     fn caller_emotion(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
         let t = input.t_s;
         if input.caller.speech {
-            self.caller_speech_s += crate::dsp::FRAME_PERIOD_S;
+            let states = [
+                self.states.upset.open,
+                self.states.anxious.open,
+                self.states.positive.open,
+            ];
+            for (closed_s, open) in self.closed_speech_s.iter_mut().zip(states) {
+                if !open {
+                    *closed_s += crate::dsp::FRAME_PERIOD_S;
+                }
+            }
         }
         let baseline = input.caller_emotion.filter(|p| p.emotion.is_some());
         let cold = input
@@ -554,9 +565,14 @@ impl CueEngine {
             let latest = series.mean(1, 0);
             // The caller's habitual level (its earlier windows), beyond an allowance, does not
             // count: a caller whose normal voice reads as angry is not upset.
+            let closed_speech_s = self.closed_speech_s[match class {
+                ANGRY => 0,
+                ANXIOUS => 1,
+                _ => 2,
+            }];
             let habitual = habitual_series
                 .mean_before_last(w.windows)
-                .filter(|_| self.caller_speech_s >= self.rules.baseline_min_speech_s);
+                .filter(|_| closed_speech_s >= self.rules.baseline_min_speech_s);
             let excess =
                 habitual.map_or(0.0, |h| (h - self.rules.caller_habitual_allowance).max(0.0));
             let mean = recent.map(|r| r - excess);
@@ -685,12 +701,13 @@ impl CueEngine {
         }
     }
 
-    /// The caller's habitual level of a series beyond the allowance (0 until the caller has
-    /// `baseline_min_speech_s` of speech), excluding the newest `recent` windows.
+    /// The caller's habitual angry level of a series beyond the allowance (0 until the caller
+    /// has `baseline_min_speech_s` of speech while caller_upset was closed), excluding the
+    /// newest `recent` windows.
     fn habitual_excess(&self, habitual: &WindowSeries, recent: usize) -> f64 {
         habitual
             .mean_before_last(recent)
-            .filter(|_| self.caller_speech_s >= self.rules.baseline_min_speech_s)
+            .filter(|_| self.closed_speech_s[0] >= self.rules.baseline_min_speech_s)
             .map_or(0.0, |h| (h - self.rules.caller_habitual_allowance).max(0.0))
     }
 

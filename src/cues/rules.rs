@@ -162,7 +162,7 @@ impl UpsetOnsetRule {
 }
 
 /// Staggered short windows of [`UpsetOnsetRule`].
-pub const ONSET_WINDOW_LANES: usize = 3;
+pub const ONSET_WINDOW_LANES: usize = 6;
 /// Shortest onset window the model judges (it abstains below 1 s of speech), seconds.
 pub const ONSET_WINDOW_MIN_SPEECH_S: f64 = crate::model::emotion::MIN_SPEECH_S;
 

@@ -96,6 +96,8 @@ fn upset_caller_opens_caller_upset() {
     // windows, rules/cues.toml [caller_upset_onset]) opens it at 6.1 s; the averaged 2.5 s
     // windows alone opened it at 12.1 s.
     assert!(first.t_s < 9.0, "caller_upset at {}", first.t_s);
+    // ... and keeps it open to the end: the caller's first angry words are not its habit.
+    assert_eq!(upset.len(), 1, "caller_upset reopened: {upset:#?}");
     // The agent's last search is a 10.0 s silence (81.87-91.88 s in the truth).
     let silence = opens(&cues, CueKind::ExtendedSilence);
     assert_eq!(silence.len(), 1, "{silence:#?}");
