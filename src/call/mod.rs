@@ -9,7 +9,8 @@
 //! party's window functionals (windows of [`WINDOW_SPEECH_S`] of speech, staggered so a new
 //! window closes every ~0.42 s of speech) → [`EmotionModel`] against the party's live
 //! baseline (caller emotion; agent calmness), each window also judged cold (no baseline) for
-//! the cue engine, which combines both → [`CueEngine`].
+//! the cue engine, which combines both → [`CueEngine`]. The caller also has short onset windows
+//! (`[caller_upset_onset]` in the cue rules), judged cold for the caller_upset fast path only.
 //!
 //! Pure and synchronous; per frame it allocates nothing (events allocate when emitted).
 

@@ -14,7 +14,8 @@
 //! - caller emotion per judged window (about every 0.8 s of caller speech): angry, anxious and
 //!   happy probabilities combining the cold judgement with the judgement against the caller's
 //!   own baseline (weighted geometric mean, [`CueRules::caller_baseline_weight`]); escalation from the cold judgements'
-//!   arousal and valence trend; calmed down after an upset.
+//!   arousal and valence trend; calmed down after an upset. caller_upset also opens at once on
+//!   strong short onset windows (or strong full-length ones), see [`CueRules::caller_upset_onset`].
 
 use super::rules::{EventRule, Hysteresis, SpanRule, UpsetStrongRule};
 use super::state::{EventState, LevelState, ProsodyTrack, Step, WindowSeries};
