@@ -31,18 +31,30 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("service");
     group.sample_size(10);
     group.throughput(Throughput::Elements(SECONDS as u64));
-    group.bench_function("call_analyzer_10s_stereo_8k", |b| {
-        let mut events = Vec::with_capacity(64);
-        b.iter(|| {
-            let mut call = CallAnalyzer::new(config.clone(), model.clone()).expect("call");
-            for (l, r) in left.chunks(CHUNK_FRAMES).zip(right.chunks(CHUNK_FRAMES)) {
-                call.push(0, l, &mut events);
-                call.push(1, r, &mut events);
-                events.clear();
-            }
-            black_box(call.analysed_s())
-        })
-    });
+    // The shipped rules, and the same without the caller_upset onset path (its short caller
+    // windows are its whole cost).
+    let mut without_onset = config.clone();
+    without_onset.rules.caller_upset_onset = None;
+    for (name, config) in [
+        ("call_analyzer_10s_stereo_8k", &config),
+        (
+            "call_analyzer_10s_stereo_8k_without_onset_windows",
+            &without_onset,
+        ),
+    ] {
+        group.bench_function(name, |b| {
+            let mut events = Vec::with_capacity(64);
+            b.iter(|| {
+                let mut call = CallAnalyzer::new(config.clone(), model.clone()).expect("call");
+                for (l, r) in left.chunks(CHUNK_FRAMES).zip(right.chunks(CHUNK_FRAMES)) {
+                    call.push(0, l, &mut events);
+                    call.push(1, r, &mut events);
+                    events.clear();
+                }
+                black_box(call.analysed_s())
+            })
+        });
+    }
     for encoding in [Encoding::Mulaw, Encoding::Pcm16le] {
         let chunks: Vec<Vec<u8>> = left
             .chunks(CHUNK_FRAMES)

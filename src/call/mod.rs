@@ -10,7 +10,8 @@
 //! party's window functionals (windows of [`WINDOW_SPEECH_S`] of speech, staggered so a new
 //! window closes every ~0.42 s of speech) → [`EmotionModel`] against the party's live
 //! baseline (caller emotion; agent calmness), each window also judged cold (no baseline) for
-//! the cue engine, which combines both → [`CueEngine`].
+//! the cue engine, which combines both → [`CueEngine`]. The caller also has short onset windows
+//! (`[caller_upset_onset]` in the cue rules), judged cold for the caller_upset fast path only.
 //!
 //! Pure and synchronous; per frame it allocates nothing (events allocate when emitted).
 
@@ -21,7 +22,7 @@ use serde::Serialize;
 
 use crate::audio::{AudioError, Resampler};
 use crate::compose::annotation::Speaker;
-use crate::cues::{CueEngine, CueEvent, CueInput, CueRules, PartyFrame};
+use crate::cues::{CueEngine, CueEvent, CueInput, CueRules, ONSET_WINDOW_LANES, PartyFrame};
 use crate::dialog::{
     DialogConfig, DialogConfigError, DialogEvent, DialogReport, DialogTracker, LiveDialog, PerParty,
 };
@@ -175,6 +176,54 @@ pub struct CallOutcome {
     pub cues: Vec<CueEvent>,
 }
 
+/// Short caller windows judged cold for the upset onset only
+/// ([`crate::cues::UpsetOnsetRule`]): staggered like the full-length ones.
+struct OnsetWindows {
+    lanes: [FunctionalsAccumulator; ONSET_WINDOW_LANES],
+    active_lanes: usize,
+    window_speech_s: f64,
+    stagger_frames: u64,
+    latest: Option<Prediction>,
+}
+
+impl OnsetWindows {
+    fn new(window_speech_s: f64) -> Self {
+        Self {
+            lanes: std::array::from_fn(|_| FunctionalsAccumulator::new()),
+            active_lanes: 1,
+            window_speech_s,
+            stagger_frames: (window_speech_s / ONSET_WINDOW_LANES as f64 / FRAME_PERIOD_S) as u64,
+            latest: None,
+        }
+    }
+
+    /// Adds a frame (`speech_frames`: the party's speech frames so far, this one included);
+    /// true when a window closed and was judged (`latest`).
+    fn push(&mut self, frame: &FrameFeatures, speech_frames: u64, model: &EmotionModel) -> bool {
+        if self.active_lanes < ONSET_WINDOW_LANES
+            && speech_frames >= self.stagger_frames * self.active_lanes as u64
+        {
+            self.active_lanes += 1;
+        }
+        let mut closed = None;
+        for (i, lane) in self.lanes[..self.active_lanes].iter_mut().enumerate() {
+            lane.push(frame);
+            if lane.speech_s() >= self.window_speech_s {
+                closed = Some(i);
+            }
+        }
+        let Some(i) = closed else {
+            return false;
+        };
+        let lane = &mut self.lanes[i];
+        let features = lane.features();
+        let (speech_s, voiced_s) = (lane.speech_s(), lane.voiced_s());
+        lane.reset();
+        self.latest = Some(model.predict(&features, speech_s, voiced_s, None));
+        true
+    }
+}
+
 /// Window functionals of one party: staggered accumulators and the live baseline.
 struct PartyWindows {
     lanes: [FunctionalsAccumulator; WINDOW_LANES],
@@ -186,6 +235,10 @@ struct PartyWindows {
     /// The latest window judged cold (population normalisation), when `latest` was judged
     /// against the baseline; the cue engine combines both.
     latest_cold: Option<Prediction>,
+    /// Short windows for the caller's upset onset, when the rules ask for them.
+    onset: Option<Box<OnsetWindows>>,
+    /// An onset window closed at the latest frame.
+    onset_judged: bool,
     loudness_sum_db: f64,
     loudness_frames: u32,
     pitch_sum_hz: f64,
@@ -193,7 +246,7 @@ struct PartyWindows {
 }
 
 impl PartyWindows {
-    fn new() -> Self {
+    fn new(onset_window_speech_s: Option<f64>) -> Self {
         Self {
             lanes: std::array::from_fn(|_| FunctionalsAccumulator::new()),
             active_lanes: 1,
@@ -201,6 +254,8 @@ impl PartyWindows {
             baseline: SpeakerBaseline::new(),
             latest: None,
             latest_cold: None,
+            onset: onset_window_speech_s.map(|s| Box::new(OnsetWindows::new(s))),
+            onset_judged: false,
             loudness_sum_db: 0.0,
             loudness_frames: 0,
             pitch_sum_hz: 0.0,
@@ -228,6 +283,10 @@ impl PartyWindows {
         {
             self.active_lanes += 1;
         }
+        self.onset_judged = match &mut self.onset {
+            Some(onset) => onset.push(frame, self.speech_frames, model),
+            None => false,
+        };
         let mut closed = None;
         for (i, lane) in self.lanes[..self.active_lanes].iter_mut().enumerate() {
             lane.push(frame);
@@ -249,6 +308,14 @@ impl PartyWindows {
         }
         self.latest = Some(prediction);
         self.latest.as_ref()
+    }
+
+    /// The onset window judged at the latest frame, if one closed.
+    fn onset_latest(&self) -> Option<&Prediction> {
+        self.onset
+            .as_ref()
+            .filter(|_| self.onset_judged)
+            .and_then(|o| o.latest.as_ref())
     }
 
     fn take_period(&mut self, talking: bool) -> PartyNow {
@@ -339,7 +406,10 @@ impl CallAnalyzer {
             ],
             pending: [VecDeque::with_capacity(256), VecDeque::with_capacity(256)],
             tracker,
-            parties: [PartyWindows::new(), PartyWindows::new()],
+            parties: [
+                PartyWindows::new(None),
+                PartyWindows::new(config.rules.caller_upset_onset.map(|o| o.window_speech_s)),
+            ],
             cues: CueEngine::new(config.rules.clone()),
             frames: 0,
             next_snapshot_s: config.snapshot_period_s,
@@ -531,6 +601,7 @@ impl CallAnalyzer {
             } else {
                 None
             },
+            caller_onset: self.parties[CALLER].onset_latest(),
         };
         self.cue_scratch.clear();
         self.cues.push(&input, &mut self.cue_scratch);

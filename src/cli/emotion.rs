@@ -12,7 +12,9 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 
 use attune::model::emotion::{EmotionModel, LabelledFunctionals, MIN_SPEECH_S};
-use attune::model::eval::{cross_corpus, format_report, leave_one_speaker_out_augmented};
+use attune::model::eval::{
+    cross_corpus, format_report, leave_one_speaker_out_augmented, leave_one_speaker_out_split,
+};
 use attune::model::labels::{CLASS_NAMES, Label};
 use attune::model::mlp::TrainConfig;
 use attune::prosody::baseline::{MIN_BASELINE_SPEECH_S, SpeakerBaseline};
@@ -148,11 +150,28 @@ pub struct EvalEmotionArgs {
     /// corpus and test on this EmoDB folder (with `wav/`; German, other speakers).
     #[arg(long)]
     test_emodb: Option<PathBuf>,
+    /// Judge only the first S seconds of speech of each test file (a short window, as the
+    /// caller_upset onset path judges); the model is still trained on whole files unless
+    /// --train-windows says otherwise.
+    #[arg(long, value_name = "S")]
+    window_speech_s: Option<f64>,
+    /// With --window-speech-s: train on whole files (the shipped model), on the short windows,
+    /// or on both.
+    #[arg(long, value_enum, default_value_t = TrainWindows::Whole, requires = "window_speech_s")]
+    train_windows: TrainWindows,
     /// Print JSON instead of text tables.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// What `eval emotion --window-speech-s` trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TrainWindows {
+    Whole,
+    Short,
+    Both,
 }
 
 /// One corpus entry.
@@ -324,12 +343,19 @@ const MIN_CACHED_FILES: usize = 100;
 /// Bump when the signal core or the functionals change in a way the feature names do not show.
 const CACHE_VERSION: u32 = 1;
 
-fn cache_path(entries: &[Entry], condition: ChannelCondition) -> PathBuf {
+fn cache_path(
+    entries: &[Entry],
+    condition: ChannelCondition,
+    window_speech_s: Option<f64>,
+) -> PathBuf {
     let mut key = format!(
         "{CACHE_VERSION}|{}|{}",
         condition_name(condition),
         FEATURE_NAMES.join(",")
     );
+    if let Some(w) = window_speech_s {
+        key.push_str(&format!("|first {w} s of speech"));
+    }
     for e in entries {
         key.push('|');
         key.push_str(&e.path.to_string_lossy());
@@ -346,8 +372,33 @@ fn extract_all(
     entries: &[Entry],
     condition: ChannelCondition,
 ) -> anyhow::Result<Vec<LabelledFunctionals>> {
+    extract_all_windowed(entries, condition, None)
+}
+
+/// Functionals of the first window of `e`'s speech (`window_speech_s` of it; the whole file
+/// when it holds less).
+fn extract_first_window(
+    e: &Entry,
+    condition: ChannelCondition,
+    window_speech_s: f64,
+) -> anyhow::Result<FileFunctionals> {
+    let samples = load_channel(&e.path, 0, condition)
+        .with_context(|| format!("cannot analyse {}", e.path.display()))?;
+    windowed_functionals(&samples, window_speech_s)
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: no window", e.path.display()))
+}
+
+/// [`extract_all`], each file cut to its first `window_speech_s` of speech when given.
+fn extract_all_windowed(
+    entries: &[Entry],
+    condition: ChannelCondition,
+    window_speech_s: Option<f64>,
+) -> anyhow::Result<Vec<LabelledFunctionals>> {
     // Small corpora (tests, quick retraining) are not worth a cache file.
-    let cache = (entries.len() >= MIN_CACHED_FILES).then(|| cache_path(entries, condition));
+    let cache = (entries.len() >= MIN_CACHED_FILES)
+        .then(|| cache_path(entries, condition, window_speech_s));
     let cached: Option<Vec<(Vec<f32>, f64, f64)>> = cache
         .as_ref()
         .and_then(|c| std::fs::read_to_string(c).ok())
@@ -376,9 +427,11 @@ fn extract_all(
                 .map(|part| {
                     scope.spawn(move || {
                         part.iter()
-                            .map(|e| {
-                                extract_file(&e.path, 0, condition)
-                                    .with_context(|| format!("cannot analyse {}", e.path.display()))
+                            .map(|e| match window_speech_s {
+                                Some(w) => extract_first_window(e, condition, w),
+                                None => extract_file(&e.path, 0, condition).with_context(|| {
+                                    format!("cannot analyse {}", e.path.display())
+                                }),
                             })
                             .collect::<anyhow::Result<Vec<_>>>()
                     })
@@ -733,6 +786,41 @@ pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
             &format!(
                 "{name}; trained on all of it, tested on {}",
                 emodb.display()
+            ),
+            args.baseline,
+        )
+    } else if let Some(w) = args.window_speech_s {
+        if !(w.is_finite() && w > 0.0) {
+            bail!("--window-speech-s {w}: need a number of seconds > 0");
+        }
+        let short = extract_all_windowed(&entries, condition, Some(w))?;
+        let short_extra = if extra.is_empty() {
+            Vec::new()
+        } else {
+            extract_all_windowed(&entries, ChannelCondition::AsRecorded, Some(w))?
+                .into_iter()
+                .map(|mut s| {
+                    s.speaker.push_str("/recorded");
+                    s
+                })
+                .collect()
+        };
+        let pools: Vec<&[LabelledFunctionals]> = match args.train_windows {
+            TrainWindows::Whole => vec![&samples, &extra],
+            TrainWindows::Short => vec![&short, &short_extra],
+            TrainWindows::Both => vec![&samples, &extra, &short, &short_extra],
+        };
+        let train_name = match args.train_windows {
+            TrainWindows::Whole => "whole files",
+            TrainWindows::Short => "the same short windows",
+            TrainWindows::Both => "whole files and the short windows",
+        };
+        leave_one_speaker_out_split(
+            &short,
+            &pools,
+            &args.model.config(),
+            &format!(
+                "{name}; tested on the first {w} s of speech of each file, trained on {train_name}"
             ),
             args.baseline,
         )

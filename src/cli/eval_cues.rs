@@ -30,7 +30,7 @@ pub struct EvalCuesArgs {
     /// Compose N calls (even-numbered: an upset caller; odd-numbered: a calm caller).
     #[arg(long, default_value_t = 20)]
     generate: usize,
-    /// Seed of the generated calls (the README's figures use seed 2; rules were tuned on 1).
+    /// Seed of the generated calls (README figures: seed 2; rules tuned on seeds 1 and 5).
     #[arg(long, default_value_t = 2)]
     seed: u64,
     /// Length of each call, minutes.

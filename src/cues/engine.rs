@@ -14,9 +14,10 @@
 //! - caller emotion per judged window (about every 0.8 s of caller speech): angry, anxious and
 //!   happy probabilities combining the cold judgement with the judgement against the caller's
 //!   own baseline (weighted geometric mean, [`CueRules::caller_baseline_weight`]); escalation from the cold judgements'
-//!   arousal and valence trend; calmed down after an upset.
+//!   arousal and valence trend; calmed down after an upset. caller_upset also opens at once on
+//!   strong short onset windows (or strong full-length ones), see [`CueRules::caller_upset_onset`].
 
-use super::rules::{EventRule, Hysteresis, SpanRule};
+use super::rules::{EventRule, Hysteresis, SpanRule, UpsetStrongRule};
 use super::state::{EventState, LevelState, ProsodyTrack, Step, WindowSeries};
 use super::{
     CueEvent, CueKind, CueParty, CueRules, CueTransition, Evidence, EvidenceValue, Severity,
@@ -59,6 +60,9 @@ pub struct CueInput<'a> {
     pub caller_emotion_cold: Option<&'a Prediction>,
     /// The same agent window judged cold.
     pub agent_emotion_cold: Option<&'a Prediction>,
+    /// A short caller onset window judged cold at this frame
+    /// ([`CueRules::caller_upset_onset`]); None without that rule.
+    pub caller_onset: Option<&'a Prediction>,
 }
 
 const ANGRY: usize = 0;
@@ -79,6 +83,41 @@ struct CallerSeries {
     /// Cold judgements only.
     arousal_cold: WindowSeries,
     valence_cold: WindowSeries,
+    /// Angry probability of the short onset windows judged while caller_upset was closed.
+    onset_angry_habitual: WindowSeries,
+}
+
+/// Consecutive caller windows that passed a fast-open rule of caller_upset, and the call time
+/// the first of them was judged.
+#[derive(Debug, Clone, Copy, Default)]
+struct Streak {
+    windows: usize,
+    since_s: f64,
+    angry_sum: f64,
+    arousal_sum: f64,
+}
+
+impl Streak {
+    fn update(&mut self, passed: bool, t_s: f64, angry: f64, arousal: f64) {
+        if !passed {
+            *self = Self::default();
+            return;
+        }
+        if self.windows == 0 {
+            self.since_s = t_s;
+        }
+        self.windows += 1;
+        self.angry_sum += angry;
+        self.arousal_sum += arousal;
+    }
+}
+
+/// Whether one cold window passes a fast-open rule of caller_upset.
+fn strong_window(p: &Prediction, angry_excess: f64, rule: &UpsetStrongRule) -> bool {
+    p.emotion.is_some()
+        && f64::from(p.probabilities[ANGRY]) - angry_excess >= rule.angry_probability_min
+        && f64::from(p.arousal) >= rule.arousal_probability_min
+        && f64::from(p.confidence) >= rule.confidence_min
 }
 
 /// Per-rule state.
@@ -112,8 +151,13 @@ pub struct CueEngine {
     states: RuleStates,
     /// A caller_upset cue has closed and no calmed-down cue followed yet.
     calm_armed: bool,
-    /// The caller's speech so far, seconds.
-    caller_speech_s: f64,
+    /// The caller's speech while the upset, anxious and positive cues were closed, seconds:
+    /// their habitual levels rest on it, and count once it reaches `baseline_min_speech_s`
+    /// (a caller upset from the first words has no habitual level to be judged against).
+    closed_speech_s: [f64; 3],
+    /// Fast opens of caller_upset: strong full-length windows, strong onset windows.
+    strong_streak: Streak,
+    onset_streak: Streak,
     open_cues: Vec<CueEvent>,
 }
 
@@ -127,7 +171,9 @@ impl CueEngine {
             caller: CallerSeries::default(),
             states: RuleStates::default(),
             calm_armed: false,
-            caller_speech_s: 0.0,
+            closed_speech_s: [0.0; 3],
+            strong_streak: Streak::default(),
+            onset_streak: Streak::default(),
             open_cues: Vec::with_capacity(16),
         }
     }
@@ -419,7 +465,16 @@ impl CueEngine {
     fn caller_emotion(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
         let t = input.t_s;
         if input.caller.speech {
-            self.caller_speech_s += crate::dsp::FRAME_PERIOD_S;
+            let states = [
+                self.states.upset.open,
+                self.states.anxious.open,
+                self.states.positive.open,
+            ];
+            for (closed_s, open) in self.closed_speech_s.iter_mut().zip(states) {
+                if !open {
+                    *closed_s += crate::dsp::FRAME_PERIOD_S;
+                }
+            }
         }
         let baseline = input.caller_emotion.filter(|p| p.emotion.is_some());
         let cold = input
@@ -455,6 +510,32 @@ impl CueEngine {
             }
             self.caller.arousal_cold.push(f64::from(cold.arousal));
             self.caller.valence_cold.push(f64::from(cold.valence));
+            if let Some(rule) = self.rules.caller_upset_strong {
+                let excess = self.habitual_excess(&self.caller.angry_habitual, rule.windows);
+                let passed = !self.states.upset.open && strong_window(cold, excess, &rule);
+                self.strong_streak.update(
+                    passed,
+                    t,
+                    f64::from(cold.probabilities[ANGRY]),
+                    f64::from(cold.arousal),
+                );
+            }
+        }
+        if let (Some(onset), Some(rule)) = (input.caller_onset, self.rules.caller_upset_onset) {
+            let rule = rule.strong();
+            let excess = self.habitual_excess(&self.caller.onset_angry_habitual, rule.windows);
+            if onset.emotion.is_some() && !self.states.upset.open {
+                self.caller
+                    .onset_angry_habitual
+                    .push(f64::from(onset.probabilities[ANGRY]));
+            }
+            let passed = !self.states.upset.open && strong_window(onset, excess, &rule);
+            self.onset_streak.update(
+                passed,
+                t,
+                f64::from(onset.probabilities[ANGRY]),
+                f64::from(onset.arousal),
+            );
         }
 
         // Upset, anxious, positive: mean of the last windows of one probability.
@@ -485,9 +566,14 @@ impl CueEngine {
             let latest = series.mean(1, 0);
             // The caller's habitual level (its earlier windows), beyond an allowance, does not
             // count: a caller whose normal voice reads as angry is not upset.
+            let closed_speech_s = self.closed_speech_s[match class {
+                ANGRY => 0,
+                ANXIOUS => 1,
+                _ => 2,
+            }];
             let habitual = habitual_series
                 .mean_before_last(w.windows)
-                .filter(|_| self.caller_speech_s >= self.rules.baseline_min_speech_s);
+                .filter(|_| closed_speech_s >= self.rules.baseline_min_speech_s);
             let excess =
                 habitual.map_or(0.0, |h| (h - self.rules.caller_habitual_allowance).max(0.0));
             let mean = recent.map(|r| r - excess);
@@ -497,15 +583,41 @@ impl CueEngine {
                 _ => &mut self.states.positive,
             };
             let h = w.level();
-            let Some(step) = state.step(mean, t, t, &h) else {
-                continue;
+            let fast = if kind == CueKind::CallerUpset && !state.open {
+                fast_open(&self.rules, &mut self.strong_streak, &mut self.onset_streak)
+            } else {
+                None
             };
-            let values = vec![
+            let (step, fast_values, fast_rule) = match fast {
+                Some((streak, rule_text)) => {
+                    state.force_open();
+                    let n = streak.windows.max(1) as f64;
+                    (
+                        Step::Open {
+                            from_s: streak.since_s,
+                        },
+                        vec![
+                            value("strong_windows", streak.windows as f64),
+                            value("strong_angry_probability_mean", streak.angry_sum / n),
+                            value("strong_arousal_probability_mean", streak.arousal_sum / n),
+                        ],
+                        Some(rule_text),
+                    )
+                }
+                None => {
+                    let Some(step) = state.step(mean, t, t, &h) else {
+                        continue;
+                    };
+                    (step, Vec::new(), None)
+                }
+            };
+            let mut values = vec![
                 value(probability_name(class), recent.unwrap_or(f64::NAN)),
                 value("habitual_probability", habitual.unwrap_or(f64::NAN)),
                 value("probability_above_habitual", mean.unwrap_or(f64::NAN)),
                 value("latest_window_probability", latest.unwrap_or(f64::NAN)),
             ];
+            values.extend(fast_values);
             let what = format!(
                 "caller {} probability (cold and own-baseline judgements, baseline weight {}), mean of the last {} windows, minus the caller's habitual level beyond {}",
                 CLASS_NAMES[class],
@@ -513,7 +625,7 @@ impl CueEngine {
                 w.windows,
                 self.rules.caller_habitual_allowance
             );
-            let rule = level_rule_text(&what, &h, "s");
+            let rule = fast_rule.unwrap_or_else(|| level_rule_text(&what, &h, "s"));
             match (kind, step) {
                 (CueKind::CallerUpset, Step::Open { .. }) => {
                     self.calm_armed = false;
@@ -590,6 +702,16 @@ impl CueEngine {
         }
     }
 
+    /// The caller's habitual angry level of a series beyond the allowance (0 until the caller
+    /// has `baseline_min_speech_s` of speech while caller_upset was closed), excluding the
+    /// newest `recent` windows.
+    fn habitual_excess(&self, habitual: &WindowSeries, recent: usize) -> f64 {
+        habitual
+            .mean_before_last(recent)
+            .filter(|_| self.closed_speech_s[0] >= self.rules.baseline_min_speech_s)
+            .map_or(0.0, |h| (h - self.rules.caller_habitual_allowance).max(0.0))
+    }
+
     fn transition(
         &mut self,
         step: Step,
@@ -634,6 +756,38 @@ impl CueEngine {
             }
         }
     }
+}
+
+/// Whether a fast path opens caller_upset now (the streak that did, reset, and its rule text).
+fn fast_open(
+    rules: &CueRules,
+    strong: &mut Streak,
+    onset: &mut Streak,
+) -> Option<(Streak, String)> {
+    let text = |what: &str, r: &UpsetStrongRule| {
+        format!(
+            "{what}: the last {} caller windows each judged cold with angry probability (minus the habitual level beyond {}) >= {}, high-arousal probability >= {} and confidence >= {}",
+            r.windows,
+            rules.caller_habitual_allowance,
+            r.angry_probability_min,
+            r.arousal_probability_min,
+            r.confidence_min
+        )
+    };
+    if let Some(r) = rules.caller_upset_onset
+        && onset.windows >= r.windows
+    {
+        let streak = std::mem::take(onset);
+        let what = format!("onset windows of {} s of speech", r.window_speech_s);
+        return Some((streak, text(&what, &r.strong())));
+    }
+    if let Some(r) = rules.caller_upset_strong
+        && strong.windows >= r.windows
+    {
+        let streak = std::mem::take(strong);
+        return Some((streak, text("strong full-length windows", &r)));
+    }
+    None
 }
 
 fn value(name: &'static str, value: f64) -> EvidenceValue {

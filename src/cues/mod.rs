@@ -18,8 +18,8 @@ mod tests;
 
 pub use engine::{CueEngine, CueInput, PartyFrame, guidance, party, severity};
 pub use rules::{
-    CueRules, DEFAULT_RULES_TOML, EventRule, Hysteresis, RulesError, SlowResponseRule, SpanRule,
-    TrendHysteresis, WindowHysteresis,
+    CueRules, DEFAULT_RULES_TOML, EventRule, Hysteresis, ONSET_WINDOW_LANES, RulesError,
+    SlowResponseRule, SpanRule, TrendHysteresis, UpsetOnsetRule, UpsetStrongRule, WindowHysteresis,
 };
 
 use serde::Serialize;

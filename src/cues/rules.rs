@@ -122,6 +122,50 @@ pub struct EventRule {
     pub close_after_s: f64,
 }
 
+/// A fast path that opens `caller_upset` on strong evidence before the averaged rule would:
+/// the last `windows` caller windows each judged (cold) angry with at least
+/// `angry_probability_min` (minus the caller's habitual level beyond the allowance), high
+/// arousal with at least `arousal_probability_min` and a confidence of at least
+/// `confidence_min`. Closing stays with `[caller_upset_probability]`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsetStrongRule {
+    pub windows: usize,
+    pub angry_probability_min: f64,
+    pub arousal_probability_min: f64,
+    pub confidence_min: f64,
+}
+
+/// The same fast path over short caller windows of `window_speech_s` of speech, judged cold
+/// for the upset onset only (staggered: one closes every `window_speech_s /`
+/// [`ONSET_WINDOW_LANES`] of caller speech). The displayed emotion, the baseline and every
+/// other rule keep the full-length windows.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpsetOnsetRule {
+    pub window_speech_s: f64,
+    pub windows: usize,
+    pub angry_probability_min: f64,
+    pub arousal_probability_min: f64,
+    pub confidence_min: f64,
+}
+
+impl UpsetOnsetRule {
+    pub fn strong(&self) -> UpsetStrongRule {
+        UpsetStrongRule {
+            windows: self.windows,
+            angry_probability_min: self.angry_probability_min,
+            arousal_probability_min: self.arousal_probability_min,
+            confidence_min: self.confidence_min,
+        }
+    }
+}
+
+/// Staggered short windows of [`UpsetOnsetRule`].
+pub const ONSET_WINDOW_LANES: usize = 6;
+/// Shortest onset window the model judges (it abstains below 1 s of speech), seconds.
+pub const ONSET_WINDOW_MIN_SPEECH_S: f64 = crate::model::emotion::MIN_SPEECH_S;
+
 /// The agent answered after a long gap: an [`EventRule`] over responses of at least
 /// `latency_s`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -172,6 +216,12 @@ pub struct CueRules {
     pub extended_silence_s: SpanRule,
     pub extended_overlap_s: SpanRule,
     pub caller_upset_probability: WindowHysteresis,
+    /// Optional fast open of caller_upset on a few strong full-length windows.
+    #[serde(default)]
+    pub caller_upset_strong: Option<UpsetStrongRule>,
+    /// Optional fast open of caller_upset on short onset windows.
+    #[serde(default)]
+    pub caller_upset_onset: Option<UpsetOnsetRule>,
     pub caller_anxious_probability: WindowHysteresis,
     pub caller_escalating_rise: TrendHysteresis,
     pub caller_calmed_down_probability: WindowHysteresis,
@@ -360,6 +410,45 @@ impl CueRules {
             windows(table, "windows", w.windows)?;
             level(table, &w.level(), direction)?;
         }
+        let unit = |table: &str, key: &str, value: f64| {
+            if (0.0..=1.0).contains(&value) {
+                Ok(())
+            } else {
+                Err(invalid(table, key, value, "must be within 0..=1".into()))
+            }
+        };
+        let strong_rules = [
+            ("caller_upset_strong", self.caller_upset_strong),
+            (
+                "caller_upset_onset",
+                self.caller_upset_onset.map(|o| o.strong()),
+            ),
+        ];
+        for (table, rule) in strong_rules {
+            let Some(rule) = rule else { continue };
+            windows(table, "windows", rule.windows)?;
+            unit(table, "angry_probability_min", rule.angry_probability_min)?;
+            unit(
+                table,
+                "arousal_probability_min",
+                rule.arousal_probability_min,
+            )?;
+            unit(table, "confidence_min", rule.confidence_min)?;
+        }
+        if let Some(onset) = self.caller_upset_onset
+            && !(ONSET_WINDOW_MIN_SPEECH_S..=crate::prosody::extract::WINDOW_SPEECH_S)
+                .contains(&onset.window_speech_s)
+        {
+            return Err(invalid(
+                "caller_upset_onset",
+                "window_speech_s",
+                onset.window_speech_s,
+                format!(
+                    "must be within {ONSET_WINDOW_MIN_SPEECH_S}..={} (the model abstains below {ONSET_WINDOW_MIN_SPEECH_S} s of speech)",
+                    crate::prosody::extract::WINDOW_SPEECH_S
+                ),
+            ));
+        }
         let trend = self.caller_escalating_rise;
         windows("caller_escalating_rise", "windows", trend.windows)?;
         if trend.windows + trend.reference_windows > 2 * MAX_RULE_WINDOWS {
@@ -534,6 +623,50 @@ mod tests {
         let e = CueRules::from_toml(&bad, "x.toml").unwrap_err().to_string();
         assert!(
             e.contains("line") && e.contains("baseline_min_speech_s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn onset_rule_is_optional_and_checked() {
+        let shipped = CueRules::default();
+        let onset = shipped
+            .caller_upset_onset
+            .expect("the shipped rules have an onset path");
+        assert!(onset.window_speech_s < crate::prosody::extract::WINDOW_SPEECH_S);
+        assert!(shipped.caller_upset_strong.is_none());
+        let without: String = DEFAULT_RULES_TOML
+            .split("[caller_upset_onset]")
+            .next()
+            .unwrap()
+            .to_owned()
+            + "[caller_anxious_probability]"
+            + DEFAULT_RULES_TOML
+                .split("[caller_anxious_probability]")
+                .nth(1)
+                .unwrap();
+        let rules = CueRules::from_toml(&without, "x.toml").unwrap();
+        assert!(rules.caller_upset_onset.is_none());
+        let short = DEFAULT_RULES_TOML.replace(
+            &format!("window_speech_s = {}", onset.window_speech_s),
+            "window_speech_s = 0.5",
+        );
+        let e = CueRules::from_toml(&short, "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("caller_upset_onset.window_speech_s"), "{e}");
+        let unsure = DEFAULT_RULES_TOML.replace(
+            &format!(
+                "arousal_probability_min = {}",
+                onset.arousal_probability_min
+            ),
+            "arousal_probability_min = 1.5",
+        );
+        let e = CueRules::from_toml(&unsure, "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("caller_upset_onset.arousal_probability_min"),
             "{e}"
         );
     }

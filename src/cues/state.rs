@@ -68,6 +68,12 @@ impl LevelState {
         })
     }
 
+    /// Marks the rule open (another path opened its cue), forgetting a crossing in progress.
+    pub fn force_open(&mut self) {
+        self.crossing_since = None;
+        self.open = true;
+    }
+
     /// Forgets a crossing in progress and marks the rule closed (its cue was closed by another
     /// rule).
     pub fn reset(&mut self) {

@@ -25,6 +25,7 @@ struct Frame<'a> {
     caller_emotion: Option<&'a Prediction>,
     caller_cold: Option<&'a Prediction>,
     agent_cold: Option<&'a Prediction>,
+    caller_onset: Option<&'a Prediction>,
 }
 
 /// The shipped rules with the emotion rules fixed to the values these tests were written for
@@ -84,6 +85,7 @@ impl Sim {
             agent_emotion: None,
             caller_emotion_cold: f.caller_cold,
             agent_emotion_cold: f.agent_cold,
+            caller_onset: f.caller_onset,
         };
         self.engine.push(&input, &mut self.events);
     }
@@ -601,5 +603,167 @@ fn caller_upset_is_judged_against_the_callers_habitual_level() {
         sim.closes(CueKind::CallerUpset).is_empty(),
         "{:?}",
         sim.events
+    );
+}
+
+/// The test rules with the onset fast path of the shipped defaults' shape.
+fn onset_rules() -> CueRules {
+    CueRules {
+        caller_upset_onset: Some(UpsetOnsetRule {
+            window_speech_s: 1.5,
+            windows: 1,
+            angry_probability_min: 0.6,
+            arousal_probability_min: 0.95,
+            confidence_min: 0.3,
+        }),
+        caller_upset_strong: None,
+        ..test_rules()
+    }
+}
+
+/// Caller frames with a full-length window every 0.8 s (`long`) and a short onset window every
+/// 0.5 s, `onset(window index)`.
+fn caller_onset_windows(
+    long: &'static Prediction,
+    mut onset: impl FnMut(u64) -> &'static Prediction,
+) -> impl FnMut(u64) -> Frame<'static> {
+    move |k| {
+        let judged = k % 80 == 79;
+        Frame {
+            caller: speech(-25.0, k.is_multiple_of(25)),
+            caller_emotion: judged.then_some(long),
+            caller_cold: judged.then_some(long),
+            caller_onset: (k % 50 == 49).then(|| onset(k / 50)),
+            ..Frame::default()
+        }
+    }
+}
+
+/// An onset window: angry probability, high-arousal probability, confidence.
+fn onset_window(angry_p: f32, arousal: f32, confidence: f32) -> &'static Prediction {
+    let rest = (1.0 - angry_p) / 4.0;
+    leak(Prediction {
+        confidence,
+        normalisation: Normalisation::Global,
+        speech_s: 1.5,
+        ..prediction([angry_p, rest, rest, rest, rest], arousal, -0.5, 20.0)
+    })
+}
+
+#[test]
+fn caller_upset_opens_fast_on_one_strong_onset_window_and_closes_by_the_long_rule() {
+    let mut engine_sim = Sim::new();
+    engine_sim.engine = CueEngine::new(onset_rules());
+    let mut sim = engine_sim;
+    let calm = angry(0.05);
+    sim.run(
+        20.0,
+        caller_onset_windows(calm, |_| onset_window(0.05, 0.1, 0.6)),
+    );
+    assert!(sim.events.is_empty(), "{:?}", sim.events);
+    // Angry but not aroused enough, or aroused but too unsure: nothing.
+    sim.run(
+        0.5,
+        caller_onset_windows(calm, |_| onset_window(0.9, 0.9, 0.6)),
+    );
+    sim.run(
+        0.5,
+        caller_onset_windows(calm, |_| onset_window(0.9, 0.99, 0.2)),
+    );
+    sim.run(
+        0.5,
+        caller_onset_windows(calm, |_| onset_window(0.5, 0.99, 0.6)),
+    );
+    assert!(sim.of(CueKind::CallerUpset).is_empty(), "{:?}", sim.events);
+    // One strong onset window opens the cue at once, though the full-length windows are calm.
+    let start = sim.t();
+    sim.run(
+        0.5,
+        caller_onset_windows(calm, |_| onset_window(0.9, 0.99, 0.6)),
+    );
+    let opens = sim.opens(CueKind::CallerUpset);
+    assert_eq!(opens.len(), 1, "{:?}", sim.events);
+    assert!(
+        (opens[0] - start - 0.5).abs() < 0.02,
+        "{}",
+        opens[0] - start
+    );
+    let open = sim.of(CueKind::CallerUpset)[0];
+    assert!(
+        open.evidence.rule.contains("onset windows of 1.5 s"),
+        "{}",
+        open.evidence.rule
+    );
+    assert!(
+        open.evidence
+            .values
+            .iter()
+            .any(|v| v.name == "strong_arousal_probability_mean" && v.value > 0.98)
+    );
+    // Closing stays with the long rule's hysteresis: 6 s of calm full-length windows.
+    sim.run(
+        5.0,
+        caller_onset_windows(calm, |_| onset_window(0.05, 0.1, 0.6)),
+    );
+    assert!(sim.closes(CueKind::CallerUpset).is_empty());
+    sim.run(
+        3.0,
+        caller_onset_windows(calm, |_| onset_window(0.05, 0.1, 0.6)),
+    );
+    assert_eq!(
+        sim.closes(CueKind::CallerUpset).len(),
+        1,
+        "{:?}",
+        sim.events
+    );
+}
+
+#[test]
+fn caller_upset_onset_is_judged_against_the_callers_habitual_onset_level() {
+    // Short windows that habitually read angry at high arousal (0.5, below the 0.6 minimum):
+    // a window at 0.9 is only 0.45 above that habit (beyond the 0.05 allowance).
+    let mut sim = Sim::new();
+    sim.engine = CueEngine::new(onset_rules());
+    let calm = angry(0.05);
+    sim.run(
+        30.0,
+        caller_onset_windows(calm, |_| onset_window(0.5, 0.97, 0.6)),
+    );
+    sim.run(
+        0.5,
+        caller_onset_windows(calm, |_| onset_window(0.9, 0.99, 0.6)),
+    );
+    assert!(sim.of(CueKind::CallerUpset).is_empty(), "{:?}", sim.events);
+}
+
+#[test]
+fn caller_upset_strong_full_length_windows_open_fast() {
+    let mut sim = Sim::new();
+    sim.engine = CueEngine::new(CueRules {
+        caller_upset_strong: Some(UpsetStrongRule {
+            windows: 1,
+            angry_probability_min: 0.6,
+            arousal_probability_min: 0.95,
+            confidence_min: 0.0,
+        }),
+        caller_upset_onset: None,
+        // The averaged rule alone would need two windows.
+        ..test_rules()
+    });
+    sim.run(20.0, caller_windows(|_| (angry(0.05), angry(0.05))));
+    let start = sim.t();
+    let strong = leak(prediction(
+        [0.9, 0.025, 0.025, 0.025, 0.025],
+        0.97,
+        -0.7,
+        10.0,
+    ));
+    sim.run(0.8, caller_windows(|_| (strong, strong)));
+    let opens = sim.opens(CueKind::CallerUpset);
+    assert_eq!(opens.len(), 1, "{:?}", sim.events);
+    assert!(
+        (opens[0] - start - 0.8).abs() < 0.02,
+        "{}",
+        opens[0] - start
     );
 }

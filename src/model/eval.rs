@@ -267,17 +267,38 @@ pub fn leave_one_speaker_out_augmented(
     condition: &str,
     with_baseline: bool,
 ) -> LosoReport {
-    let speakers: BTreeSet<&str> = samples.iter().map(|s| s.speaker.as_str()).collect();
+    leave_one_speaker_out_split(
+        samples,
+        &[samples, extra_train],
+        config,
+        condition,
+        with_baseline,
+    )
+}
+
+/// Leave-one-speaker-out with the test material apart from the training material (e.g. short
+/// windows judged by a model trained on whole files): each speaker of `test_samples` is judged
+/// by a model trained on every sample of `train_pools` from the other speakers.
+pub fn leave_one_speaker_out_split(
+    test_samples: &[LabelledFunctionals],
+    train_pools: &[&[LabelledFunctionals]],
+    config: &TrainConfig,
+    condition: &str,
+    with_baseline: bool,
+) -> LosoReport {
+    let speakers: BTreeSet<&str> = test_samples.iter().map(|s| s.speaker.as_str()).collect();
     let mut judged = Judged::default();
     for (k, &speaker) in speakers.iter().enumerate() {
-        let train: Vec<LabelledFunctionals> = samples
+        let train: Vec<LabelledFunctionals> = train_pools
             .iter()
-            .chain(extra_train)
+            .flat_map(|pool| pool.iter())
             .filter(|s| base_speaker(&s.speaker) != speaker)
             .cloned()
             .collect();
-        let test: Vec<&LabelledFunctionals> =
-            samples.iter().filter(|s| s.speaker == speaker).collect();
+        let test: Vec<&LabelledFunctionals> = test_samples
+            .iter()
+            .filter(|s| s.speaker == speaker)
+            .collect();
         let model = EmotionModel::train(&train, config, condition);
         judged.speaker(&model, &test, with_baseline, LIVE_ORDER_SEED + k as u64);
     }

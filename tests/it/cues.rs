@@ -76,17 +76,28 @@ fn upset_caller_opens_caller_upset() {
     assert!(!upset.is_empty(), "no caller_upset in {cues:#?}");
     let first = upset[0];
     assert!(first.guidance.is_some_and(|g| g.contains("Acknowledge")));
-    assert!(
+    // Opened by the averaged full-length windows or by the onset path's strong short window.
+    let value = |name: &str| {
         first
             .evidence
             .values
             .iter()
-            .any(|v| v.name == "angry_probability_mean" && v.value >= 0.5)
+            .find(|v| v.name == name)
+            .map(|v| v.value)
+    };
+    assert!(
+        value("angry_probability_mean").is_some_and(|p| p >= 0.5)
+            || value("strong_angry_probability_mean").is_some_and(|p| p >= 0.6),
+        "{:?}",
+        first.evidence
     );
     // The caller is angry from the first word: the cue comes early in the call (a regression
-    // guard; the accuracy target is measured by `attune eval cues`). Model format 2 opens it at
-    // 12.1 s (format 1: 7.0 s), after the caller's first 2.5 s windows of speech.
-    assert!(first.t_s < 15.0, "caller_upset at {}", first.t_s);
+    // guard; the accuracy target is measured by `attune eval cues`). The onset path (short
+    // windows, rules/cues.toml [caller_upset_onset]) opens it at 6.1 s; the averaged 2.5 s
+    // windows alone opened it at 12.1 s.
+    assert!(first.t_s < 9.0, "caller_upset at {}", first.t_s);
+    // ... and keeps it open to the end: the caller's first angry words are not its habit.
+    assert_eq!(upset.len(), 1, "caller_upset reopened: {upset:#?}");
     // The agent's last search is a 10.0 s silence (81.87-91.88 s in the truth).
     let silence = opens(&cues, CueKind::ExtendedSilence);
     assert_eq!(silence.len(), 1, "{silence:#?}");
