@@ -16,10 +16,10 @@ use proptest::prelude::*;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A fresh file path in a per-process temp dir.
+/// A fresh file path in this binary's folder under cargo's `target/tmp` (overwritten by the next run).
 fn temp_path(name: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("attune-audio-it-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-audio");
     std::fs::create_dir_all(&dir).unwrap();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dir.join(format!("{n}-{name}"))

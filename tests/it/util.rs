@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// A fresh, empty folder under the system temp dir, unique to this test.
+/// A fresh, empty folder under cargo's `target/tmp`, unique to this test (emptied when the test
+/// runs again, so runs do not pile up folders in the system temp dir).
 pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("attune-it-{}-{name}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("it-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
