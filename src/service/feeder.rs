@@ -384,6 +384,9 @@ pub struct DemoSettings {
     pub teams: Vec<String>,
     /// Where ended calls are scored and stored (none: not stored).
     pub recorder: Option<Arc<CallRecorder>>,
+    /// Part of every call id of this run, so a new demo run does not overwrite the stored
+    /// calls of an earlier one (default: the start time, seconds since 1970, in hex).
+    pub run_tag: String,
 }
 
 impl Default for DemoSettings {
@@ -394,6 +397,12 @@ impl Default for DemoSettings {
             pace: FeedPace::REAL_TIME,
             teams: vec!["north".into(), "south".into()],
             recorder: None,
+            run_tag: format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            ),
         }
     }
 }
@@ -406,7 +415,7 @@ pub fn demo_call_info(settings: &DemoSettings, slot: usize, round: u64) -> CallI
         .cloned()
         .unwrap_or_else(|| "demo".into());
     CallInfo {
-        call_id: format!("demo-{round}-{:02}", slot + 1),
+        call_id: format!("demo-{}-{round}-{:02}", settings.run_tag, slot + 1),
         agent_id: format!("agent-{:02}", slot + 1),
         team,
         started_at_unix_ms: 0,
