@@ -565,9 +565,11 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
-    let path = Path::new("examples/calls/upset_caller.wav");
+/// The cues (kind, event, t_s) and outcome of upset_caller.wav analysed as a file: the
+/// reference a live stream of it must reproduce.
+fn upset_call_analysed_as_a_file(
+    path: &Path,
+) -> (Vec<(String, String, f64)>, attune::call::CallOutcome) {
     let config = CallConfig {
         agent_channel: 1,
         ..CallConfig::default()
@@ -585,6 +587,13 @@ async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
     })
     .unwrap();
     assert!(!file_cues.is_empty(), "the upset call raises cues");
+    (file_cues, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
+    let path = Path::new("examples/calls/upset_caller.wav");
+    let (file_cues, outcome) = upset_call_analysed_as_a_file(path);
 
     let server = start(fast_config()).await;
     let buffer = attune::audio::read_audio_file(path).unwrap();
@@ -626,23 +635,7 @@ async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_streamed_as_two_mono_streams_gives_the_same_cues_as_the_stereo_file() {
     let path = Path::new("examples/calls/upset_caller.wav");
-    let config = CallConfig {
-        agent_channel: 1,
-        ..CallConfig::default()
-    };
-    let mut reader = AudioReader::open(path).unwrap();
-    let mut file_cues = Vec::new();
-    let outcome = analyze_recording(&mut reader, "upset_caller", config, model(), |e| {
-        if let CallEvent::Cue(c) = e {
-            file_cues.push((
-                c.kind.as_str().to_owned(),
-                c.event.as_str().to_owned(),
-                c.t_s,
-            ));
-        }
-    })
-    .unwrap();
-    assert!(!file_cues.is_empty(), "the upset call raises cues");
+    let (file_cues, outcome) = upset_call_analysed_as_a_file(path);
 
     // Each party's channel as its own mono stream of 100 ms mu-law chunks; the agent's
     // (channel 1) runs two chunks ahead of the caller's, as two independent sources would.
