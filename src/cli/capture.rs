@@ -214,28 +214,13 @@ fn print_server_event(
     match (format, &event.kind) {
         (_, Some(Kind::Snapshot(_))) | (_, None) => return Ok(()),
         (CaptureFormat::Jsonl, _) => writeln!(out, "{}", event_json(event))?,
-        (CaptureFormat::Text, Some(Kind::Cue(cue))) => {
-            let values: Vec<String> = cue
-                .evidence
-                .iter()
-                .map(|v| format!("{} {:.2}", v.name, v.value))
-                .collect();
-            writeln!(
-                out,
-                "{:>8.2} s  {} {} ({}, {}): {}{}",
-                cue.t_s,
-                cue.event.to_uppercase(),
-                cue.kind,
-                cue.party,
-                cue.severity,
-                values.join(", "),
-                if cue.guidance.is_empty() {
-                    String::new()
-                } else {
-                    format!(" — {}", cue.guidance)
-                }
-            )?;
-        }
+        (CaptureFormat::Text, Some(Kind::Cue(cue))) => write_cue_line(
+            out,
+            cue.t_s,
+            [&cue.event, &cue.kind, &cue.party, &cue.severity],
+            cue.evidence.iter().map(|v| (v.name.as_str(), v.value)),
+            (!cue.guidance.is_empty()).then_some(cue.guidance.as_str()),
+        )?,
         (CaptureFormat::Text, Some(Kind::Emotion(p))) if p.party == "caller" => writeln!(
             out,
             "{:>8.2} s  caller {} (arousal {:.2}, valence {:+.2}, confidence {:.2})",
@@ -431,25 +416,18 @@ fn print_events(
                 }
             }
             CaptureFormat::Text => match &event {
-                CallEvent::Cue(cue) => {
-                    let values: Vec<String> = cue
-                        .evidence
-                        .values
-                        .iter()
-                        .map(|v| format!("{} {:.2}", v.name, v.value))
-                        .collect();
-                    writeln!(
-                        out,
-                        "{:>8.2} s  {} {} ({}, {}): {}{}",
-                        cue.t_s,
-                        cue.event.as_str().to_uppercase(),
+                CallEvent::Cue(cue) => write_cue_line(
+                    out,
+                    cue.t_s,
+                    [
+                        cue.event.as_str(),
                         cue.kind.as_str(),
                         cue.party.as_str(),
                         cue.severity.as_str(),
-                        values.join(", "),
-                        cue.guidance.map(|g| format!(" — {g}")).unwrap_or_default()
-                    )?;
-                }
+                    ],
+                    cue.evidence.values.iter().map(|v| (v.name, v.value)),
+                    cue.guidance,
+                )?,
                 CallEvent::Emotion(p) if p.party == attune::dialog::Speaker::Caller => {
                     writeln!(
                         out,
@@ -467,4 +445,24 @@ fn print_events(
     }
     out.flush()?;
     Ok(())
+}
+
+/// One cue as a terminal line: `t_s  OPEN kind (party, severity): evidence — guidance`.
+fn write_cue_line<'a>(
+    out: &mut impl Write,
+    t_s: f64,
+    [event, kind, party, severity]: [&str; 4],
+    values: impl Iterator<Item = (&'a str, f64)>,
+    guidance: Option<&str>,
+) -> std::io::Result<()> {
+    let values: Vec<String> = values
+        .map(|(name, value)| format!("{name} {value:.2}"))
+        .collect();
+    writeln!(
+        out,
+        "{t_s:>8.2} s  {} {kind} ({party}, {severity}): {}{}",
+        event.to_uppercase(),
+        values.join(", "),
+        guidance.map(|g| format!(" — {g}")).unwrap_or_default()
+    )
 }
