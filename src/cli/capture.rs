@@ -466,3 +466,35 @@ fn write_cue_line<'a>(
         guidance.map(|g| format!(" — {g}")).unwrap_or_default()
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::write_cue_line;
+
+    #[test]
+    fn a_cue_line_names_event_kind_party_severity_evidence_and_guidance() {
+        let mut out = Vec::new();
+        write_cue_line(
+            &mut out,
+            12.25,
+            ["open", "caller_upset", "caller", "warning"],
+            [("arousal", 0.914), ("p_angry", 0.7)].into_iter(),
+            Some("Acknowledge the feeling first."),
+        )
+        .unwrap();
+        write_cue_line(
+            &mut out,
+            3.0,
+            ["close", "extended_silence", "both", "info"],
+            [("silence_s", 6.0)].into_iter(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "   12.25 s  OPEN caller_upset (caller, warning): arousal 0.91, p_angry 0.70 — \
+             Acknowledge the feeling first.\n    3.00 s  CLOSE extended_silence (both, info): \
+             silence_s 6.00\n"
+        );
+    }
+}
