@@ -34,7 +34,7 @@ use crate::features::{
 use crate::model::emotion::{EmotionModel, Prediction};
 use crate::prosody::baseline::{Normalisation, SpeakerBaseline};
 use crate::prosody::extract::WINDOW_SPEECH_S;
-use crate::prosody::functionals::FunctionalsAccumulator;
+use crate::prosody::functionals::{FEATURE_COUNT, FunctionalsAccumulator};
 
 /// Staggered windows per party: a window closes every `WINDOW_SPEECH_S / WINDOW_LANES` of speech.
 pub const WINDOW_LANES: usize = 6;
@@ -176,31 +176,37 @@ pub struct CallOutcome {
     pub cues: Vec<CueEvent>,
 }
 
-/// Short caller windows judged cold for the upset onset only
-/// ([`crate::cues::UpsetOnsetRule`]): staggered like the full-length ones.
-struct OnsetWindows {
-    lanes: [FunctionalsAccumulator; ONSET_WINDOW_LANES],
+/// Windows of a fixed length of speech, `LANES` of them started one after the other so a
+/// window closes every `window_speech_s / LANES` of speech.
+struct StaggeredWindows<const LANES: usize> {
+    lanes: [FunctionalsAccumulator; LANES],
     active_lanes: usize,
     window_speech_s: f64,
     stagger_frames: u64,
-    latest: Option<Prediction>,
 }
 
-impl OnsetWindows {
+/// A window that closed: its functionals, its lane and how much speech it held.
+struct ClosedWindow {
+    lane: usize,
+    features: [f32; FEATURE_COUNT],
+    speech_s: f64,
+    voiced_s: f64,
+}
+
+impl<const LANES: usize> StaggeredWindows<LANES> {
     fn new(window_speech_s: f64) -> Self {
         Self {
             lanes: std::array::from_fn(|_| FunctionalsAccumulator::new()),
             active_lanes: 1,
             window_speech_s,
-            stagger_frames: (window_speech_s / ONSET_WINDOW_LANES as f64 / FRAME_PERIOD_S) as u64,
-            latest: None,
+            stagger_frames: (window_speech_s / LANES as f64 / FRAME_PERIOD_S) as u64,
         }
     }
 
     /// Adds a frame (`speech_frames`: the party's speech frames so far, this one included);
-    /// true when a window closed and was judged (`latest`).
-    fn push(&mut self, frame: &FrameFeatures, speech_frames: u64, model: &EmotionModel) -> bool {
-        if self.active_lanes < ONSET_WINDOW_LANES
+    /// returns the window that closed with it, if one did (its lane starts afresh).
+    fn push(&mut self, frame: &FrameFeatures, speech_frames: u64) -> Option<ClosedWindow> {
+        if self.active_lanes < LANES
             && speech_frames >= self.stagger_frames * self.active_lanes as u64
         {
             self.active_lanes += 1;
@@ -212,23 +218,47 @@ impl OnsetWindows {
                 closed = Some(i);
             }
         }
-        let Some(i) = closed else {
+        let i = closed?;
+        let lane = &mut self.lanes[i];
+        let window = ClosedWindow {
+            lane: i,
+            features: lane.features(),
+            speech_s: lane.speech_s(),
+            voiced_s: lane.voiced_s(),
+        };
+        lane.reset();
+        Some(window)
+    }
+}
+
+/// Short caller windows judged cold for the upset onset only
+/// ([`crate::cues::UpsetOnsetRule`]).
+struct OnsetWindows {
+    windows: StaggeredWindows<ONSET_WINDOW_LANES>,
+    latest: Option<Prediction>,
+}
+
+impl OnsetWindows {
+    fn new(window_speech_s: f64) -> Self {
+        Self {
+            windows: StaggeredWindows::new(window_speech_s),
+            latest: None,
+        }
+    }
+
+    /// Adds a frame; true when a window closed and was judged (`latest`).
+    fn push(&mut self, frame: &FrameFeatures, speech_frames: u64, model: &EmotionModel) -> bool {
+        let Some(w) = self.windows.push(frame, speech_frames) else {
             return false;
         };
-        let lane = &mut self.lanes[i];
-        let features = lane.features();
-        let (speech_s, voiced_s) = (lane.speech_s(), lane.voiced_s());
-        lane.reset();
-        self.latest = Some(model.predict(&features, speech_s, voiced_s, None));
+        self.latest = Some(model.predict(&w.features, w.speech_s, w.voiced_s, None));
         true
     }
 }
 
 /// Window functionals of one party: staggered accumulators and the live baseline.
 struct PartyWindows {
-    lanes: [FunctionalsAccumulator; WINDOW_LANES],
-    /// Lanes start one after the other, a third of a window of speech apart.
-    active_lanes: usize,
+    windows: StaggeredWindows<WINDOW_LANES>,
     speech_frames: u64,
     baseline: SpeakerBaseline,
     latest: Option<Prediction>,
@@ -248,8 +278,7 @@ struct PartyWindows {
 impl PartyWindows {
     fn new(onset_window_speech_s: Option<f64>) -> Self {
         Self {
-            lanes: std::array::from_fn(|_| FunctionalsAccumulator::new()),
-            active_lanes: 1,
+            windows: StaggeredWindows::new(WINDOW_SPEECH_S),
             speech_frames: 0,
             baseline: SpeakerBaseline::new(),
             latest: None,
@@ -277,34 +306,17 @@ impl PartyWindows {
                 self.pitch_frames += 1;
             }
         }
-        let stagger_frames = (WINDOW_SPEECH_S / WINDOW_LANES as f64 / FRAME_PERIOD_S) as u64;
-        if self.active_lanes < WINDOW_LANES
-            && self.speech_frames >= stagger_frames * self.active_lanes as u64
-        {
-            self.active_lanes += 1;
-        }
         self.onset_judged = match &mut self.onset {
             Some(onset) => onset.push(frame, self.speech_frames, model),
             None => false,
         };
-        let mut closed = None;
-        for (i, lane) in self.lanes[..self.active_lanes].iter_mut().enumerate() {
-            lane.push(frame);
-            if lane.speech_s() >= WINDOW_SPEECH_S {
-                closed = Some(i);
-            }
-        }
-        let i = closed?;
-        let lane = &mut self.lanes[i];
-        let features = lane.features();
-        let (speech_s, voiced_s) = (lane.speech_s(), lane.voiced_s());
-        lane.reset();
-        let prediction = model.predict(&features, speech_s, voiced_s, Some(&self.baseline));
+        let w = self.windows.push(frame, self.speech_frames)?;
+        let prediction = model.predict(&w.features, w.speech_s, w.voiced_s, Some(&self.baseline));
         self.latest_cold = (prediction.normalisation == Normalisation::Speaker)
-            .then(|| model.predict(&features, speech_s, voiced_s, None));
+            .then(|| model.predict(&w.features, w.speech_s, w.voiced_s, None));
         // Only one lane feeds the baseline, so each stretch of speech counts once.
-        if i == 0 {
-            self.baseline.add(&features, speech_s);
+        if w.lane == 0 {
+            self.baseline.add(&w.features, w.speech_s);
         }
         self.latest = Some(prediction);
         self.latest.as_ref()
