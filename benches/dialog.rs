@@ -7,9 +7,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use attune::dialog::{DialogConfig, DialogTracker};
-use attune::dsp::ANALYSIS_RATE_HZ;
-use attune::features::{AnalyzerConfig, ChannelAnalyzer, FrameFeatures};
+use attune_core::dialog::{DialogConfig, DialogTracker};
+use attune_core::dsp::ANALYSIS_RATE_HZ;
+use attune_core::features::{AnalyzerConfig, ChannelAnalyzer, FrameFeatures};
 
 const SECONDS: f64 = 10.0;
 

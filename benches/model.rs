@@ -23,16 +23,16 @@ use std::path::Path;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use attune::compose::rng::SplitMix64;
-use attune::dsp::ANALYSIS_RATE_HZ;
-use attune::features::{AnalyzerConfig, ChannelAnalyzer, FrameFeatures};
-use attune::model::emotion::{EmotionModel, LabelledFunctionals};
-use attune::model::labels::Label;
-use attune::model::mlp::TrainConfig;
-use attune::prosody::baseline::SpeakerBaseline;
-use attune::prosody::extract::ChannelCondition;
-use attune::prosody::extract::load_channel;
-use attune::prosody::functionals::{FEATURE_COUNT, FunctionalsAccumulator};
+use attune_core::dsp::ANALYSIS_RATE_HZ;
+use attune_core::features::{AnalyzerConfig, ChannelAnalyzer, FrameFeatures};
+use attune_core::model::emotion::{EmotionModel, LabelledFunctionals};
+use attune_core::model::labels::Label;
+use attune_core::model::mlp::TrainConfig;
+use attune_core::prosody::baseline::SpeakerBaseline;
+use attune_core::prosody::functionals::{FEATURE_COUNT, FunctionalsAccumulator};
+use attune_core::rng::SplitMix64;
+use attune_lab::extract::ChannelCondition;
+use attune_lab::extract::load_channel;
 
 /// 1 s of synthetic voice: harmonics of a gliding F0 with a syllable envelope.
 fn synthetic_second() -> Vec<f32> {
@@ -96,7 +96,7 @@ fn toy_model() -> EmotionModel {
 
 fn bench(c: &mut Criterion) {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion.json");
-    let (model, which) = match EmotionModel::load(&shipped) {
+    let (model, which) = match attune_qa::files::load_model(&shipped) {
         Ok(m) => (m, "models/emotion.json"),
         Err(_) => (toy_model(), "toy model"),
     };

@@ -4,8 +4,8 @@
 use std::hint::black_box;
 use std::path::Path;
 
-use attune::dsp::pitch::{PitchConfig, PitchTracker};
-use attune::dsp::{ANALYSIS_RATE_HZ, HOP_SAMPLES};
+use attune_core::dsp::pitch::{PitchConfig, PitchTracker};
+use attune_core::dsp::{ANALYSIS_RATE_HZ, HOP_SAMPLES};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn speech_8k() -> Vec<f32> {

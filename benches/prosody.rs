@@ -9,9 +9,9 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use realfft::RealFftPlanner;
 
-use attune::dsp::spectrum::{SPECTRUM_WINDOW_SAMPLES, SpectrumAnalyzer};
-use attune::dsp::{ANALYSIS_RATE_HZ, HOP_SAMPLES};
-use attune::features::{AnalyzerConfig, ChannelAnalyzer};
+use attune_core::dsp::spectrum::{SPECTRUM_WINDOW_SAMPLES, SpectrumAnalyzer};
+use attune_core::dsp::{ANALYSIS_RATE_HZ, HOP_SAMPLES};
+use attune_core::features::{AnalyzerConfig, ChannelAnalyzer};
 
 const SECONDS: f64 = 10.0;
 
@@ -57,7 +57,8 @@ fn whole_track(c: &mut Criterion) {
         b.iter(|| {
             let mut analyzer = ChannelAnalyzer::new(0, &config);
             let mut voiced = 0u32;
-            let mut count = |f: &attune::features::FrameFeatures| voiced += u32::from(f.voiced);
+            let mut count =
+                |f: &attune_core::features::FrameFeatures| voiced += u32::from(f.voiced);
             analyzer.push(black_box(&signal), &mut count);
             analyzer.finish(&mut count);
             black_box(voiced)

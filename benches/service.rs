@@ -10,19 +10,18 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use attune::audio::read_audio_file;
-use attune::call::{CallAnalyzer, CallConfig};
-use attune::model::emotion::EmotionModel;
-use attune::service::session::{Encoding, decode_chunk, encode_chunk};
+use attune_core::call::{CallAnalyzer, CallConfig};
+use attune_service::session::{Encoding, decode_chunk, encode_chunk};
 
 const SECONDS: usize = 10;
 const CHUNK_FRAMES: usize = 800;
 
 fn bench(c: &mut Criterion) {
-    let audio = read_audio_file(Path::new("examples/calls/calm.wav")).expect("calm.wav");
+    let audio = attune_qa::files::read_wav(Path::new("examples/calls/calm.wav")).expect("calm.wav");
     let n = audio.sample_rate_hz as usize * SECONDS;
     let (left, right) = (&audio.channels[0][..n], &audio.channels[1][..n]);
-    let model = Arc::new(EmotionModel::load(Path::new("models/emotion.json")).expect("model"));
+    let model =
+        Arc::new(attune_qa::files::load_model(Path::new("models/emotion.json")).expect("model"));
     let config = CallConfig {
         sample_rate_hz: audio.sample_rate_hz,
         ..CallConfig::default()

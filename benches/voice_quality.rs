@@ -2,7 +2,7 @@
 //! voiced telephone-like input (glottal pulses with a little jitter, a formant and noise at ~20 dB).
 use std::hint::black_box;
 
-use attune::dsp::voice_quality::VoiceQualityAnalyzer;
+use attune_core::dsp::voice_quality::VoiceQualityAnalyzer;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const FS: f32 = 8000.0;

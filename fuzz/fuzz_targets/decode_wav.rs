@@ -2,7 +2,7 @@
 //! and through the raw-stream decoders. Any panic, hang or out-of-range sample is a bug.
 #![no_main]
 
-use attune::audio::{AudioReader, RawFormat, SampleEncoding};
+use attune_core::audio::{AudioReader, RawFormat, SampleEncoding};
 use libfuzzer_sys::fuzz_target;
 
 const ENCODINGS: [SampleEncoding; 8] = [

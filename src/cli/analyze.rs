@@ -13,13 +13,11 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 
-use attune::qa::batch::{self, ResultNames};
-use attune::qa::html::{self, IndexEntry};
-use attune::qa::stream::{Layout, LongArrays};
-use attune::qa::{self, CallReport, InputIdentity, ScoringSetup};
-use attune::store::{Store, StoredCall};
-
-const DEFAULT_MODEL: &str = "models/emotion.json";
+use attune_qa::batch::{self, ResultNames};
+use attune_qa::html::{self, IndexEntry};
+use attune_qa::store::{Store, StoredCall};
+use attune_qa::stream::{Layout, LongArrays};
+use attune_qa::{self as qa, CallReport, InputIdentity, ScoringSetup};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AnalyzeFormat {
@@ -47,9 +45,10 @@ pub struct AnalyzeArgs {
     /// Cue rules (TOML); the shipped rules/cues.toml when absent.
     #[arg(long)]
     rules: Option<PathBuf>,
-    /// Emotion model.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    model: PathBuf,
+    /// Emotion model file (JSON from `attune train`); the shipped model, embedded in the
+    /// binary, when absent.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Write one result per recording into this folder (NAME.json, and NAME.html or NAME.csv),
     /// with index.html, scoring recordings in parallel.
     #[arg(long)]
@@ -74,13 +73,6 @@ pub struct AnalyzeArgs {
     /// Seconds to wait for a locked database before giving up.
     #[arg(long, default_value_t = 5.0)]
     busy_timeout_s: f64,
-}
-
-fn model_path(args: &AnalyzeArgs) -> PathBuf {
-    if args.model.exists() || args.model != Path::new(DEFAULT_MODEL) {
-        return args.model.clone();
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL)
 }
 
 fn open_store(location: &str, busy_timeout_s: f64) -> anyhow::Result<Store> {
@@ -123,7 +115,7 @@ fn stored_call(
 
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
     let setup = ScoringSetup::load(
-        &model_path(args),
+        args.model.as_deref(),
         args.rules.as_deref(),
         args.rubric.as_deref(),
         args.agent_channel,
@@ -302,7 +294,7 @@ struct Row {
 }
 
 /// Scores, writes the result files, returns the result's summary and what to store. The
-/// document is never one JSON tree in memory (see [`attune::qa::stream`]).
+/// document is never one JSON tree in memory (see [`attune_qa::stream`]).
 fn score_and_write(
     job: &Job,
     setup: &ScoringSetup,

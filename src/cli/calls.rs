@@ -5,7 +5,7 @@ use std::io::Write;
 
 use clap::ValueEnum;
 
-use attune::store::{CallQuery, Store, TrendPeriod};
+use attune_qa::store::{CallQuery, Store, TrendPeriod};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CallsFormat {
@@ -29,10 +29,10 @@ pub struct CallsArgs {
     #[arg(long)]
     team: Option<String>,
     /// Calls on or after this date (YYYY-MM-DD) or time (RFC 3339, UTC).
-    #[arg(long, value_parser = attune::store::parse_date)]
+    #[arg(long, value_parser = attune_qa::store::parse_date)]
     from: Option<String>,
     /// Calls on or before this date (YYYY-MM-DD), or before this time.
-    #[arg(long, value_parser = attune::store::parse_date)]
+    #[arg(long, value_parser = attune_qa::store::parse_date)]
     to: Option<String>,
     /// Lowest QA score, percent.
     #[arg(long)]

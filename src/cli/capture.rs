@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use attune::audio::capture::{Capture, CaptureConfig, list_input_devices};
-use attune::call::{CallAnalyzer, CallConfig, CallEvent};
-use attune::cues::CueRules;
-use attune::model::emotion::EmotionModel;
-use attune::service::client::{connect, ingest_call};
-use attune::service::convert::event_json;
-use attune::service::pb::{self, event::Kind, ingest_response};
-use attune::service::session::{Encoding, encode_chunk};
+use attune_core::audio::capture::{Capture, CaptureConfig, list_input_devices};
+use attune_core::call::{CallAnalyzer, CallConfig, CallEvent};
+use attune_core::cues::CueRules;
+use attune_core::model::emotion::EmotionModel;
+use attune_service::client::{connect, ingest_call};
+use attune_service::convert::event_json;
+use attune_service::pb::{self, event::Kind, ingest_response};
+use attune_service::session::{Encoding, encode_chunk};
 
 /// How long without audio before capture gives up, seconds.
 const NO_AUDIO_TIMEOUT_S: u64 = 5;
@@ -56,9 +56,10 @@ pub struct CaptureArgs {
     /// Cue rules TOML (the shipped rules otherwise); with --server, the server's rules apply.
     #[arg(long, conflicts_with = "server")]
     rules: Option<PathBuf>,
-    /// Emotion model file.
-    #[arg(long, default_value = "models/emotion.json")]
-    model: PathBuf,
+    /// Emotion model file (JSON from `attune train`); the shipped model, embedded in the
+    /// binary, when absent.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Output: human-readable alerts, or one JSON event per line.
     #[arg(long, value_enum, default_value_t = CaptureFormat::Text)]
     format: CaptureFormat,
@@ -262,9 +263,9 @@ pub fn run(args: &CaptureArgs) -> anyhow::Result<()> {
     let mut sink = match &args.server {
         Some(url) => Sink::Server(ServerStream::start(args, url)?),
         None => {
-            let model = Arc::new(EmotionModel::load(&args.model)?);
+            let model = Arc::new(attune_qa::files::model_or_embedded(args.model.as_deref())?);
             let rules = match &args.rules {
-                Some(path) => CueRules::load(path)?,
+                Some(path) => attune_qa::files::load_cue_rules(path)?,
                 None => CueRules::default(),
             };
             let config = CallConfig {
@@ -428,7 +429,7 @@ fn print_events(
                     cue.evidence.values.iter().map(|v| (v.name, v.value)),
                     cue.guidance,
                 )?,
-                CallEvent::Emotion(p) if p.party == attune::dialog::Speaker::Caller => {
+                CallEvent::Emotion(p) if p.party == attune_core::dialog::Speaker::Caller => {
                     writeln!(
                         out,
                         "{:>8.2} s  caller {} (arousal {:.2}, valence {:+.2}, confidence {:.2})",

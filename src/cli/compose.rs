@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 
-use attune::compose::random::{Catalog, RandomCallConfig, random_spec};
-use attune::compose::{self, CallSpec, ComposedCall, OutputEncoding, SourceCache};
+use attune_lab::compose::random::{Catalog, RandomCallConfig, random_spec};
+use attune_lab::compose::{self, CallSpec, ComposedCall, OutputEncoding, SourceCache};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EncodingArg {

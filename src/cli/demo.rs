@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use attune::qa::ScoringSetup;
-use attune::service::console;
-use attune::service::feeder::{self, DemoSettings, FeedPace, Recording};
-use attune::service::hub::Hub;
-use attune::service::metrics::ServiceMetrics;
-use attune::service::recorder::CallRecorder;
+use attune_qa::ScoringSetup;
+use attune_service::console;
+use attune_service::feeder::{self, DemoSettings, FeedPace, Recording};
+use attune_service::hub::Hub;
+use attune_service::metrics::ServiceMetrics;
+use attune_service::recorder::CallRecorder;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -28,9 +28,10 @@ pub struct DemoArgs {
     /// Folder of stereo example calls: NAME.wav with NAME.truth.json (its `agent_channel`).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/calls"))]
     calls_dir: PathBuf,
-    /// Emotion model file.
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/models/emotion.json"))]
-    model: PathBuf,
+    /// Emotion model file (JSON from `attune train`); the shipped model, embedded in the
+    /// binary, when absent.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// Play the calls this many times faster than real time.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
@@ -49,8 +50,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("--speed must be a number > 0, got {}", args.speed);
     }
     let setup = Arc::new(
-        ScoringSetup::load(&args.model, None, None, 0)
-            .with_context(|| format!("cannot load the emotion model {}", args.model.display()))?,
+        ScoringSetup::load(args.model.as_deref(), None, None, 0)
+            .context("cannot load the emotion model")?,
     );
     let model = setup.model.clone();
     let recorder = if args.no_db {
@@ -59,7 +60,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         let metrics = Arc::new(ServiceMetrics::default());
         match &args.db {
             Some(location) => {
-                let store = attune::store::Store::open(location)
+                let store = attune_qa::store::Store::open(location)
                     .with_context(|| format!("cannot open the database {location}"))?;
                 Some(Arc::new(CallRecorder::start(
                     store,
@@ -70,7 +71,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             // The default store must never stop the demo: without it, calls are not stored.
             None => {
                 let location = std::env::temp_dir().join("attune-demo.db");
-                match attune::store::Store::open(&location.display().to_string()) {
+                match attune_qa::store::Store::open(&location.display().to_string()) {
                     Ok(store) => Some(Arc::new(CallRecorder::start(
                         store,
                         setup.clone(),

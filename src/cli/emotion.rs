@@ -11,18 +11,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 
-use attune::model::emotion::{EmotionModel, LabelledFunctionals, MIN_SPEECH_S};
-use attune::model::eval::{
+use attune_core::model::emotion::{EmotionModel, LabelledFunctionals, MIN_SPEECH_S};
+use attune_core::model::labels::{CLASS_NAMES, Label};
+use attune_core::model::mlp::TrainConfig;
+use attune_core::prosody::baseline::{MIN_BASELINE_SPEECH_S, SpeakerBaseline};
+use attune_core::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
+use attune_core::prosody::windows::{FileFunctionals, WINDOW_SPEECH_S, windowed_functionals};
+use attune_lab::eval::emotion::{
     cross_corpus, format_report, leave_one_speaker_out_augmented, leave_one_speaker_out_split,
 };
-use attune::model::labels::{CLASS_NAMES, Label};
-use attune::model::mlp::TrainConfig;
-use attune::prosody::baseline::{MIN_BASELINE_SPEECH_S, SpeakerBaseline};
-use attune::prosody::extract::{
-    ChannelCondition, FileFunctionals, WINDOW_SPEECH_S, extract_file, load_channel,
-    windowed_functionals,
-};
-use attune::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
+use attune_lab::extract::{ChannelCondition, extract_file, load_channel};
 
 /// Default model path.
 const DEFAULT_MODEL: &str = "models/emotion.json";
@@ -114,9 +112,10 @@ pub struct ClassifyArgs {
     /// Channel to analyse: 0 for mono files; for a stereo call, the caller's channel.
     #[arg(long, default_value_t = 0)]
     channel: usize,
-    /// Model file.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    model: PathBuf,
+    /// Emotion model file (JSON from `attune train`); the shipped model, embedded in the
+    /// binary, when absent.
+    #[arg(long)]
+    model: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = ClassifyFormat::Jsonl)]
     format: ClassifyFormat,
 }
@@ -528,7 +527,7 @@ pub fn run_train(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    model.save(&args.out)?;
+    attune_qa::files::save_model(&model, &args.out)?;
     eprintln!(
         "wrote {} ({} examples, {} speakers, {})",
         args.out.display(),
@@ -659,7 +658,7 @@ fn finite_or_null(v: f32) -> serde_json::Value {
 }
 
 pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
-    let model = EmotionModel::load(&args.model)?;
+    let model = attune_qa::files::model_or_embedded(args.model.as_deref())?;
     let mut results: Vec<(PathBuf, anyhow::Result<Vec<FileFunctionals>>)> = Vec::new();
     for file in &args.files {
         let r = load_channel(file, args.channel, ChannelCondition::AsRecorded)

@@ -2,7 +2,7 @@
 //! with a scripted caller mood (even-numbered calls upset, odd-numbered calm), runs each through
 //! `analyze_recording` exactly as a recorded call, and prints the caller_upset delay on upset
 //! calls and the false cues per 10 minutes on calm calls (definitions in
-//! [`attune::cues::eval`]).
+//! [`attune_lab::eval::cues`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,14 +10,13 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 
-use attune::audio::AudioReader;
-use attune::call::{CallConfig, analyze_recording};
-use attune::compose::random::{CallerArc, Catalog, RandomCallConfig, random_spec};
-use attune::compose::rng::SplitMix64;
-use attune::compose::{self, SourceCache};
-use attune::cues::eval::{self as eval, CueEvalReport, TARGET_DELAY_S};
-use attune::cues::{CueEvent, CueRules};
-use attune::model::emotion::EmotionModel;
+use attune_core::call::{CallConfig, analyze_recording};
+use attune_core::cues::{CueEvent, CueRules};
+use attune_core::model::emotion::EmotionModel;
+use attune_core::rng::SplitMix64;
+use attune_lab::compose::random::{CallerArc, Catalog, RandomCallConfig, random_spec};
+use attune_lab::compose::{self, SourceCache};
+use attune_lab::eval::cues::{self as eval, CueEvalReport, TARGET_DELAY_S};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -39,9 +38,10 @@ pub struct EvalCuesArgs {
     /// Cue rules (TOML); the shipped rules/cues.toml otherwise.
     #[arg(long)]
     rules: Option<PathBuf>,
-    /// The emotion model.
-    #[arg(long, default_value = "models/emotion.json")]
-    model: PathBuf,
+    /// Emotion model file (JSON from `attune train`); the shipped model, embedded in the
+    /// binary, when absent.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// The corpora folder.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -63,12 +63,12 @@ pub fn run(args: &EvalCuesArgs) -> anyhow::Result<()> {
         bail!("--minutes {}: need 1 <= M <= 60", args.minutes);
     }
     let rules = match &args.rules {
-        Some(path) => CueRules::load(path)?,
+        Some(path) => attune_qa::files::load_cue_rules(path)?,
         None => CueRules::default(),
     };
     let model = Arc::new(
-        EmotionModel::load(&args.model)
-            .with_context(|| format!("cannot load the emotion model {}", args.model.display()))?,
+        attune_qa::files::model_or_embedded(args.model.as_deref())
+            .context("cannot load the emotion model")?,
     );
     let data_dir = args
         .data_dir
@@ -149,8 +149,8 @@ fn evaluate(
                 .with_context(|| format!("cannot write {}", spec_path.display()))?;
         }
         let truth = call.annotation;
-        let mut reader =
-            AudioReader::open(&wav).with_context(|| format!("cannot read {}", wav.display()))?;
+        let mut reader = attune_qa::files::open_wav(&wav)
+            .with_context(|| format!("cannot read {}", wav.display()))?;
         let config = CallConfig {
             agent_channel: usize::from(truth.agent_channel),
             rules: rules.clone(),
@@ -159,7 +159,7 @@ fn evaluate(
         let path = wav.display().to_string();
         let mut cues: Vec<CueEvent> = Vec::new();
         analyze_recording(&mut reader, &path, config, Arc::clone(model), |e| {
-            if let attune::call::CallEvent::Cue(c) = e {
+            if let attune_core::call::CallEvent::Cue(c) = e {
                 cues.push(c.clone());
             }
         })

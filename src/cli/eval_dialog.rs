@@ -1,16 +1,16 @@
 //! `attune eval dialog [DIR...] [--generate N --seed S]`: interruption precision/recall/F1 with
 //! attribution, overlap onset error, talk- and silence-time error over composed calls (see
-//! [`attune::eval::dialog`] for the definitions).
+//! [`attune_lab::eval::dialog`] for the definitions).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 
-use attune::compose::random::{Catalog, RandomCallConfig, random_spec};
-use attune::compose::{self, SourceCache};
-use attune::dialog::DialogConfig;
-use attune::eval::dialog::{self as eval, DialogEvalReport};
+use attune_core::dialog::DialogConfig;
+use attune_lab::compose::random::{Catalog, RandomCallConfig, random_spec};
+use attune_lab::compose::{self, SourceCache};
+use attune_lab::eval::dialog::{self as eval, DialogEvalReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {

@@ -9,8 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use attune::audio::{AudioReader, RawFormat, SampleEncoding};
-use attune::features::{self, AnalyzerConfig};
+use attune_core::audio::{AudioReader, RawFormat, SampleEncoding};
+use attune_core::features::{self, AnalyzerConfig};
 
 mod analyze;
 mod calls;
@@ -181,7 +181,7 @@ pub fn main() -> ExitCode {
 
 fn open_audio(path: &Path, args: &FeaturesArgs) -> anyhow::Result<AudioReader> {
     let reader = match args.raw {
-        None => AudioReader::open(path),
+        None => attune_qa::files::open_wav(path),
         Some(raw) => {
             let encoding = match raw {
                 RawEncoding::Mulaw => SampleEncoding::MuLaw,
@@ -189,7 +189,7 @@ fn open_audio(path: &Path, args: &FeaturesArgs) -> anyhow::Result<AudioReader> {
                 RawEncoding::Pcm16le => SampleEncoding::Pcm16,
                 RawEncoding::F32le => SampleEncoding::Float32,
             };
-            AudioReader::open_raw(
+            attune_qa::files::open_raw(
                 path,
                 RawFormat {
                     encoding,
@@ -367,7 +367,7 @@ fn run_eval_pitch(args: &EvalPitchArgs) -> anyhow::Result<()> {
         if !dir.is_dir() {
             bail!("{} is not a folder", dir.display());
         }
-        let report = attune::eval::pitch::evaluate(dir)?;
+        let report = attune_lab::eval::pitch::evaluate(dir)?;
         reports.push(serde_json::json!({"set": dir.display().to_string(), "report": report}));
     }
     print_report(&reports, args.format, |reports| {
@@ -395,12 +395,12 @@ fn run_eval_rate(args: &EvalRateArgs) -> anyhow::Result<()> {
     if !args.dir.is_dir() {
         bail!("{} is not a folder", args.dir.display());
     }
-    let options = attune::eval::rate::RateEvalOptions {
+    let options = attune_lab::eval::rate::RateEvalOptions {
         telephone: args.telephone,
         speakers: args.speakers.clone(),
     };
     let report =
-        attune::eval::rate::evaluate_with_audio(&args.dir, &args.dir.join("wav"), &options)?;
+        attune_lab::eval::rate::evaluate_with_audio(&args.dir, &args.dir.join("wav"), &options)?;
     print_report(&report, args.format, |r| {
         format!(
             "files {}  pearson_r {:.3}  mae {:.3} syl/s\n",

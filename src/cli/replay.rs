@@ -13,14 +13,13 @@ use clap::ValueEnum;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use attune::audio::{AudioBuffer, AudioReader, SampleEncoding, read_all};
-use attune::call::{CallAnalyzer, CallConfig, CallEvent};
-use attune::features::LagHistogram;
-use attune::model::emotion::EmotionModel;
-use attune::service::client::{ChunkedAudio, PacingReport, connect, ingest_call, send_paced};
-use attune::service::convert::{cue_json, event_json};
-use attune::service::pb::{self, event::Kind, ingest_response};
-use attune::service::session::Encoding;
+use attune_core::audio::{AudioBuffer, SampleEncoding, read_all};
+use attune_core::call::{CallAnalyzer, CallConfig, CallEvent};
+use attune_core::features::LagHistogram;
+use attune_service::client::{ChunkedAudio, PacingReport, connect, ingest_call, send_paced};
+use attune_service::convert::{cue_json, event_json};
+use attune_service::pb::{self, event::Kind, ingest_response};
+use attune_service::session::Encoding;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReplayFormat {
@@ -87,9 +86,10 @@ pub struct ReplayArgs {
     /// each analysis stage held frames back.
     #[arg(long)]
     local: bool,
-    /// The caller-emotion model (with --local).
-    #[arg(long, default_value = "models/emotion.json")]
-    model: PathBuf,
+    /// Emotion model file (JSON from `attune train`); the shipped model, embedded in the
+    /// binary, when absent (with --local).
+    #[arg(long)]
+    model: Option<PathBuf>,
 }
 
 /// What one simulated call saw.
@@ -133,7 +133,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     if !(10..=1000).contains(&args.chunk_ms) {
         bail!("--chunk-ms must be 10..=1000, got {}", args.chunk_ms);
     }
-    let reader = AudioReader::open(&args.file)
+    let reader = attune_qa::files::open_wav(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let file_encoding = reader.spec().encoding;
     let audio = read_all(reader).with_context(|| format!("cannot read {}", args.file.display()))?;
@@ -386,8 +386,8 @@ fn local_breakdown(
     agent_channel: u32,
 ) -> anyhow::Result<Value> {
     let model = Arc::new(
-        EmotionModel::load(&args.model)
-            .with_context(|| format!("cannot load the emotion model {}", args.model.display()))?,
+        attune_qa::files::model_or_embedded(args.model.as_deref())
+            .context("cannot load the emotion model")?,
     );
     let config = CallConfig {
         sample_rate_hz: audio.sample_rate_hz,

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use attune::qa::ScoringSetup;
-use attune::service::grpc::SessionConfig;
-use attune::service::http::router;
-use attune::service::metrics::ServiceMetrics;
-use attune::service::recorder::CallRecorder;
-use attune::service::server::{ServerConfig, Service};
+use attune_qa::ScoringSetup;
+use attune_service::grpc::SessionConfig;
+use attune_service::http::router;
+use attune_service::metrics::ServiceMetrics;
+use attune_service::recorder::CallRecorder;
+use attune_service::server::{ServerConfig, Service};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -27,9 +27,10 @@ pub struct ServeArgs {
     /// Most live calls at once; more are refused with RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = 2000)]
     max_calls: usize,
-    /// The caller-emotion model.
-    #[arg(long, default_value = "models/emotion.json")]
-    model: PathBuf,
+    /// Emotion model file (JSON from `attune train`); the shipped model, embedded in the
+    /// binary, when absent.
+    #[arg(long)]
+    model: Option<PathBuf>,
     /// A call whose stream is silent this long ends ("timeout"), seconds.
     #[arg(long, default_value_t = 30.0)]
     idle_timeout_s: f64,
@@ -56,18 +57,14 @@ fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     // The model and cue rules live calls are analysed with are the ones they are scored with.
     let setup = Arc::new(
-        ScoringSetup::load(&args.model, args.rules.as_deref(), None, 0).with_context(|| {
-            format!(
-                "cannot load the model {} or the cue rules",
-                args.model.display()
-            )
-        })?,
+        ScoringSetup::load(args.model.as_deref(), args.rules.as_deref(), None, 0)
+            .context("cannot load the emotion model or the cue rules")?,
     );
     let metrics = Arc::new(ServiceMetrics::default());
     let recorder = match &args.db {
         None => None,
         Some(location) => {
-            let store = attune::store::Store::open(location)?;
+            let store = attune_qa::store::Store::open(location)?;
             Some(Arc::new(CallRecorder::start(
                 store,
                 setup.clone(),
@@ -113,9 +110,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         )?;
         // /healthz and /metrics, plus the supervisor console, the agent view and the
         // recorded calls.
-        let console = attune::service::console::routes(
+        let console = attune_service::console::routes(
             service.app_state().hub,
-            attune::service::console::StopSignal::from_receiver(service.stop_signal()),
+            attune_service::console::StopSignal::from_receiver(service.stop_signal()),
             recorder,
         );
         let app = router(service.app_state()).merge(console);

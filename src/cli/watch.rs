@@ -5,9 +5,9 @@ use std::io::Write;
 use anyhow::Context;
 use clap::ValueEnum;
 
-use attune::service::client::connect;
-use attune::service::convert::event_json;
-use attune::service::pb::{self, event::Kind, monitor_response};
+use attune_service::client::connect;
+use attune_service::convert::event_json;
+use attune_service::pb::{self, event::Kind, monitor_response};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WatchFormat {

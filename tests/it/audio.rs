@@ -7,9 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use attune::audio::{
+use attune_core::audio::{
     AudioError, AudioReader, MAX_CHANNELS, RawFormat, Resampler, SampleEncoding, g711, read_all,
-    read_audio_file,
 };
 use proptest::prelude::*;
 
@@ -174,7 +173,7 @@ fn err_text(result: Result<AudioReader, AudioError>) -> (AudioError, String) {
 fn pcm16_stereo_round_trips_exactly() {
     let samples: Vec<i16> = vec![0, 1, -1, i16::MAX, i16::MIN, 1234, -4321, 16_384];
     let path = Wav::pcm16(2, 16_000, &samples).write("pcm16.wav");
-    let mut reader = AudioReader::open(&path).unwrap();
+    let mut reader = attune_qa::files::open_wav(&path).unwrap();
     let spec = reader.spec().clone();
     assert_eq!(spec.sample_rate_hz, 16_000);
     assert_eq!(spec.channels, 2);
@@ -221,7 +220,7 @@ fn hound_written_files_decode_like_hound_reads_them() {
             }
             w.finalize().unwrap();
         }
-        let buffer = read_audio_file(&path).unwrap();
+        let buffer = attune_qa::files::read_wav(&path).unwrap();
         assert_eq!(buffer.sample_rate_hz, 22_050);
         assert_eq!(buffer.channels.len(), usize::from(channels));
         let mut reader = hound::WavReader::open(&path).unwrap();
@@ -302,8 +301,11 @@ fn g711_wav_files_decode_with_the_tables() {
             let mut wav = Wav::new(tag, 1, 8_000, 8, codes.clone());
             wav.extensible = extensible;
             let path = wav.write("g711.wav");
-            let buffer = read_audio_file(&path).unwrap();
-            assert_eq!(AudioReader::open(&path).unwrap().spec().encoding, encoding);
+            let buffer = attune_qa::files::read_wav(&path).unwrap();
+            assert_eq!(
+                attune_qa::files::open_wav(&path).unwrap().spec().encoding,
+                encoding
+            );
             let expected: Vec<f32> = codes
                 .iter()
                 .map(|&c| f32::from(decode(c)) / 32_768.0)
@@ -348,7 +350,7 @@ fn twenty_channels_work_and_deinterleave() {
         .map(|n| (n % 20) as i16 * 100 + (n / 20) as i16)
         .collect();
     let path = Wav::pcm16(channels, 8_000, &samples).write("twenty.wav");
-    let buffer = read_audio_file(&path).unwrap();
+    let buffer = attune_qa::files::read_wav(&path).unwrap();
     assert_eq!(buffer.channels.len(), 20);
     for (c, ch) in buffer.channels.iter().enumerate() {
         assert_eq!(ch.len(), frames);
@@ -366,7 +368,7 @@ fn data_chunk_larger_than_file_reads_what_is_there() {
     let mut wav = Wav::pcm16(1, 8_000, &[1, 2, 3, 4, 5]);
     wav.data_size = Some(1_000_000);
     let path = wav.write("lying-size.wav");
-    let mut reader = AudioReader::open(&path).unwrap();
+    let mut reader = attune_qa::files::open_wav(&path).unwrap();
     assert_eq!(
         reader.spec().total_frames,
         Some(5),
@@ -402,7 +404,7 @@ fn unfinalised_zero_data_size_reads_to_eof_and_empty_data_is_empty() {
     let mut wav = Wav::pcm16(1, 8_000, &[1, 2, 3]);
     wav.data_size = Some(0);
     let path = wav.write("unfinalised.wav");
-    let mut reader = AudioReader::open(&path).unwrap();
+    let mut reader = attune_qa::files::open_wav(&path).unwrap();
     assert_eq!(reader.spec().total_frames, Some(3));
     assert_eq!(read_streamed(&mut reader).unwrap()[0].len(), 3);
 
@@ -444,10 +446,10 @@ fn empty_and_short_files_are_not_wav() {
         b"hello world, not a wav at all",
     ] {
         let path = write_temp("short.wav", bytes);
-        let (e, text) = err_text(AudioReader::open(&path));
+        let (e, text) = err_text(attune_qa::files::open_wav(&path));
         assert!(matches!(e, AudioError::NotWav(_)), "{text}");
     }
-    let (_, text) = err_text(AudioReader::open(&write_temp("empty.wav", b"")));
+    let (_, text) = err_text(attune_qa::files::open_wav(&write_temp("empty.wav", b"")));
     assert!(text.contains("0 bytes"), "{text}");
     let (e, text) = err_text(open_bytes(b"RIFF\x04\0\0\0WAVE"));
     assert!(
@@ -459,7 +461,7 @@ fn empty_and_short_files_are_not_wav() {
 #[test]
 fn missing_file_is_an_io_error_naming_the_path() {
     let path = temp_path("does-not-exist.wav");
-    let (e, text) = err_text(AudioReader::open(&path));
+    let (e, text) = err_text(attune_qa::files::open_wav(&path));
     assert!(matches!(e, AudioError::Io { .. }));
     assert!(text.contains("does-not-exist.wav"), "{text}");
 }
@@ -678,12 +680,12 @@ fn raw_streams_of_each_encoding_decode() {
         channels,
     };
     let path = write_temp("raw.ul", &codes);
-    let got =
-        read_all(AudioReader::open_raw(&path, fmt(SampleEncoding::MuLaw, 1)).unwrap()).unwrap();
+    let got = read_all(attune_qa::files::open_raw(&path, fmt(SampleEncoding::MuLaw, 1)).unwrap())
+        .unwrap();
     assert_eq!(got.channels[0][0], -32_124.0 / 32_768.0);
     assert_eq!(got.channels[0][255], 0.0);
     let got =
-        read_all(AudioReader::open_raw(&path, fmt(SampleEncoding::ALaw, 2)).unwrap()).unwrap();
+        read_all(attune_qa::files::open_raw(&path, fmt(SampleEncoding::ALaw, 2)).unwrap()).unwrap();
     assert_eq!(
         got.channels[1][0x6A],
         f32::from(g711::decode_alaw(0xD5)) / 32_768.0
@@ -696,7 +698,7 @@ fn raw_streams_of_each_encoding_decode() {
         .collect::<Vec<u8>>();
     pcm.push(0x12);
     let path = write_temp("raw.s16", &pcm);
-    let mut reader = AudioReader::open_raw(&path, fmt(SampleEncoding::Pcm16, 1)).unwrap();
+    let mut reader = attune_qa::files::open_raw(&path, fmt(SampleEncoding::Pcm16, 1)).unwrap();
     assert_eq!(reader.spec().total_frames, Some(3));
     assert_eq!(
         read_streamed(&mut reader).unwrap()[0],
@@ -727,7 +729,7 @@ fn raw_format_is_validated() {
             channels,
         };
         assert!(
-            AudioReader::open_raw(&path, format).is_err(),
+            attune_qa::files::open_raw(&path, format).is_err(),
             "{rate} Hz {channels} ch"
         );
     }
@@ -737,7 +739,7 @@ fn raw_format_is_validated() {
         sample_rate_hz: 8_000,
         channels: 1,
     };
-    let mut reader = AudioReader::open_raw(&empty, format).unwrap();
+    let mut reader = attune_qa::files::open_raw(&empty, format).unwrap();
     assert_eq!(read_streamed(&mut reader).unwrap()[0].len(), 0);
 }
 
@@ -855,7 +857,7 @@ fn decoded_44k_file_resamples_to_8k_with_exact_length() {
         })
         .collect();
     let path = Wav::pcm16(1, rate, &samples).write("sine44k.wav");
-    let mut reader = AudioReader::open(&path).unwrap();
+    let mut reader = attune_qa::files::open_wav(&path).unwrap();
     let mut resampler = Resampler::try_new(rate, 8_000).unwrap();
     let mut out = vec![Vec::new()];
     let mut resampled = Vec::new();
@@ -881,7 +883,7 @@ fn real_mulaw_telephone_file_matches_sox() {
     if !path.exists() {
         return;
     }
-    let reader = AudioReader::open(&path).unwrap();
+    let reader = attune_qa::files::open_wav(&path).unwrap();
     assert_eq!(reader.spec().encoding, SampleEncoding::MuLaw);
     assert_eq!(reader.spec().sample_rate_hz, 8_000);
     let buffer = read_all(reader).unwrap();
@@ -911,7 +913,7 @@ fn real_pcm_files_match_hound() {
         }
     }
     for path in files.iter().filter(|p| p.exists()) {
-        let buffer = read_audio_file(path).unwrap();
+        let buffer = attune_qa::files::read_wav(path).unwrap();
         let mut hound_reader = hound::WavReader::open(path).unwrap();
         let spec = hound_reader.spec();
         assert_eq!(

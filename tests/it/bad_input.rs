@@ -167,7 +167,7 @@ fn raw_mulaw_stream_is_read_with_its_declared_format() {
     let voice = synthetic_voice(8_000, 1.0, 150.0, 0.2, true);
     let bytes: Vec<u8> = voice
         .iter()
-        .map(|&s| attune::audio::g711::encode_mulaw((s * 32767.0) as i16))
+        .map(|&s| attune_core::audio::g711::encode_mulaw((s * 32767.0) as i16))
         .collect();
     std::fs::write(&path, bytes).unwrap();
     let json = run_ok(&[

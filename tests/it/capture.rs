@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use attune::audio::AudioReader;
-use attune::call::{CallConfig, analyze_recording};
-use attune::model::emotion::EmotionModel;
+use attune_core::audio::AudioReader;
+use attune_core::call::{CallConfig, analyze_recording};
+use attune_core::model::emotion::EmotionModel;
 
 use crate::util::{attune, temp_dir};
 
@@ -16,7 +16,7 @@ const CALL: &str = "examples/calls/upset_caller.wav";
 const AGENT_CHANNEL: usize = 1;
 
 fn read_stereo(path: &Path) -> (Vec<f32>, Vec<f32>) {
-    let mut reader = AudioReader::open(path).unwrap();
+    let mut reader = attune_qa::files::open_wav(path).unwrap();
     let mut channels = [Vec::new(), Vec::new()];
     let mut chunk = vec![Vec::new(), Vec::new()];
     while reader.read_frames(8_000, &mut chunk).unwrap() > 0 {
@@ -60,8 +60,8 @@ fn alsa_file_device(dir: &Path) -> (String, usize) {
 /// `(kind, event, t_s)` of every cue of `CALL` analysed as a file.
 fn file_cues() -> Vec<(String, String, f64)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let model = Arc::new(EmotionModel::load(&root.join("models/emotion.json")).unwrap());
-    let mut reader = AudioReader::open(&root.join(CALL)).unwrap();
+    let model = Arc::new(attune_qa::files::load_model(&root.join("models/emotion.json")).unwrap());
+    let mut reader = attune_qa::files::open_wav(&root.join(CALL)).unwrap();
     let config = CallConfig {
         agent_channel: AGENT_CHANNEL,
         ..CallConfig::default()
@@ -145,9 +145,9 @@ fn capture_from_an_alsa_file_device_is_bit_exact_and_gives_the_files_cues() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_streams_to_a_server_and_gets_the_files_cues_back() {
-    use attune::cues::CueRules;
-    use attune::service::http::router;
-    use attune::service::server::{ServerConfig, Service};
+    use attune_core::cues::CueRules;
+    use attune_service::http::router;
+    use attune_service::server::{ServerConfig, Service};
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = temp_dir("capture_to_server");
@@ -155,7 +155,7 @@ async fn capture_streams_to_a_server_and_gets_the_files_cues_back() {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", grpc.local_addr().unwrap());
-    let model = Arc::new(EmotionModel::load(&root.join("models/emotion.json")).unwrap());
+    let model = Arc::new(attune_qa::files::load_model(&root.join("models/emotion.json")).unwrap());
     let service = Service::new(ServerConfig::default(), CueRules::default(), model).unwrap();
     let hub = service.hub.clone();
     let app = router(service.app_state());
@@ -235,7 +235,7 @@ async fn capture_streams_to_a_server_and_gets_the_files_cues_back() {
     assert_eq!(live_cues, file_cues());
     assert!(events.iter().any(|e| e["type"] == "call_ended"));
     // The server knew the call by the given ids.
-    let ended = hub.ended_calls(&attune::service::hub::CallFilter::default());
+    let ended = hub.ended_calls(&attune_service::hub::CallFilter::default());
     assert!(
         ended.iter().any(|v| v.call.call_id == "desk-7"
             && v.call.agent_id == "ana"

@@ -4,10 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use attune::audio::read_audio_file;
-use attune::compose::annotation::{CallAnnotation, Speaker, UtteranceKind};
-use attune::compose::channel::{TelephoneFilter, amplitude_db};
-use attune::compose::{CallSpec, compose};
+use attune_lab::compose::annotation::{CallAnnotation, Speaker, UtteranceKind};
+use attune_lab::compose::channel::{TelephoneFilter, amplitude_db};
+use attune_lab::compose::{CallSpec, compose};
 
 use crate::util::{run_err, run_ok, shared_data, synthetic_voice, temp_dir, write_wav_i16};
 
@@ -37,7 +36,7 @@ fn check_truth(a: &CallAnnotation) {
             "bad span {s}-{e} in {d}"
         );
     }
-    let sum = |v: &[attune::compose::annotation::Span]| {
+    let sum = |v: &[attune_lab::compose::annotation::Span]| {
         v.iter().map(|s| s.end_s - s.start_s).sum::<f64>()
     };
     assert!((sum(&a.overlaps) - t.overlap_s).abs() < 1e-6);
@@ -78,7 +77,7 @@ fn read_truth(path: &Path) -> CallAnnotation {
 }
 
 fn check_audio_matches(wav: &Path, a: &CallAnnotation) {
-    let audio = read_audio_file(wav).unwrap();
+    let audio = attune_qa::files::read_wav(wav).unwrap();
     assert_eq!(audio.sample_rate_hz, a.sample_rate_hz);
     assert_eq!(audio.channels.len(), 2);
     let frames = audio.channels[0].len() as f64;

@@ -4,10 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use attune::audio::AudioReader;
-use attune::call::{CallConfig, CallEvent, analyze_recording};
-use attune::cues::{CueEvent, CueKind, CueRules, CueTransition};
-use attune::model::emotion::EmotionModel;
+use attune_core::call::{CallConfig, CallEvent, analyze_recording};
+use attune_core::cues::{CueEvent, CueKind, CueTransition};
+use attune_core::model::emotion::EmotionModel;
 
 use crate::util::{run_err, run_ok, shared_data, temp_dir};
 
@@ -23,14 +22,14 @@ fn model() -> Option<Arc<EmotionModel>> {
         return None;
     }
     Some(Arc::new(
-        EmotionModel::load(&path).expect("load the shipped model"),
+        attune_qa::files::load_model(&path).expect("load the shipped model"),
     ))
 }
 
 /// Every cue event of an example call.
 fn cues_of(name: &str, agent_channel: usize, model: &Arc<EmotionModel>) -> Vec<CueEvent> {
     let path: PathBuf = root().join("examples/calls").join(name);
-    let mut reader = AudioReader::open(&path).expect("open example call");
+    let mut reader = attune_qa::files::open_wav(&path).expect("open example call");
     let config = CallConfig {
         agent_channel,
         ..CallConfig::default()
@@ -138,12 +137,12 @@ fn agent_interrupts_opens_agent_interrupting() {
 fn rules_files_load_and_bad_ones_are_named() {
     let dir = temp_dir("cue-rules");
     let good = dir.join("good.toml");
-    let text = attune::cues::DEFAULT_RULES_TOML.replace(
+    let text = attune_core::cues::DEFAULT_RULES_TOML.replace(
         "[extended_silence_s]\nopen = 10.0",
         "[extended_silence_s]\nopen = 6.0",
     );
     std::fs::write(&good, &text).unwrap();
-    let rules = CueRules::load(&good).unwrap();
+    let rules = attune_qa::files::load_cue_rules(&good).unwrap();
     assert_eq!(rules.extended_silence_s.open, 6.0);
     let bad = dir.join("bad.toml");
     std::fs::write(
@@ -154,9 +153,11 @@ fn rules_files_load_and_bad_ones_are_named() {
         ),
     )
     .unwrap();
-    let e = CueRules::load(&bad).unwrap_err().to_string();
+    let e = attune_qa::files::load_cue_rules(&bad)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("bad.toml") && e.contains("open_cout"), "{e}");
-    let missing = CueRules::load(&dir.join("nope.toml"))
+    let missing = attune_qa::files::load_cue_rules(&dir.join("nope.toml"))
         .unwrap_err()
         .to_string();
     assert!(missing.contains("nope.toml"), "{missing}");

@@ -1,9 +1,9 @@
 //! `attune analyze` on stereo calls: a composed call against its ground truth, and bad input
 //! (mono, a few milliseconds, swapped channels).
 
-use attune::compose::random::{Catalog, RandomCallConfig, random_spec};
-use attune::compose::{self, SourceCache};
-use attune::eval::dialog::{read_truth, score_call};
+use attune_lab::compose::random::{Catalog, RandomCallConfig, random_spec};
+use attune_lab::compose::{self, SourceCache};
+use attune_lab::eval::dialog::{read_truth, score_call};
 
 use crate::util::{run_ok, shared_data, synthetic_voice, temp_dir, write_wav_i16};
 
@@ -53,14 +53,14 @@ fn composed_call_matches_its_truth() {
     assert!(analysis["warnings"].as_array().unwrap().is_empty());
 
     // The same figures through the evaluation's scoring.
-    let mut reader = attune::audio::AudioReader::open(&wav).unwrap();
-    let dialog_config = attune::dialog::DialogConfig {
+    let mut reader = attune_qa::files::open_wav(&wav).unwrap();
+    let dialog_config = attune_core::dialog::DialogConfig {
         agent_channel: truth.agent_channel,
         ..Default::default()
     };
-    let analysis = attune::dialog::analyze_call(
+    let analysis = attune_core::call::analyze_call(
         &mut reader,
-        &attune::features::AnalyzerConfig::default(),
+        &attune_core::features::AnalyzerConfig::default(),
         &dialog_config,
         |_| {},
     )

@@ -1,14 +1,15 @@
 //! The live analysis's latency plumbing: frames leave the prosody track without waiting for
 //! their syllable decisions, and nothing is lost or changed but where a late mark lands.
 
-use attune::audio::{Resampler, read_audio_file};
-use attune::dsp::ANALYSIS_RATE_HZ;
-use attune::features::{AnalyzerConfig, ChannelAnalyzer, FrameFeatures, SyllableMarks};
+use attune_core::audio::Resampler;
+use attune_core::dsp::ANALYSIS_RATE_HZ;
+use attune_core::features::{AnalyzerConfig, ChannelAnalyzer, FrameFeatures, SyllableMarks};
 
 /// Runs one channel of a bundled call through the track in 100 ms pieces, as a live call
 /// arrives; returns the frames and the track.
 fn run(marks: SyllableMarks) -> (Vec<FrameFeatures>, ChannelAnalyzer) {
-    let audio = read_audio_file(std::path::Path::new("examples/calls/upset_caller.wav")).unwrap();
+    let audio = attune_qa::files::read_wav(std::path::Path::new("examples/calls/upset_caller.wav"))
+        .unwrap();
     let mut resampler = Resampler::try_new(audio.sample_rate_hz, ANALYSIS_RATE_HZ).unwrap();
     let mut track = ChannelAnalyzer::new(
         0,

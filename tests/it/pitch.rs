@@ -24,7 +24,7 @@ fn telephone_pitch_stays_accurate() {
         let Some(dir) = data_dir(set) else {
             continue;
         };
-        let report = attune::eval::pitch::evaluate(&dir).expect("evaluation runs");
+        let report = attune_lab::eval::pitch::evaluate(&dir).expect("evaluation runs");
         eprintln!(
             "{set}: {} files, GPE {:.2} %, FPE {:.1} cents, VDE {:.2} %",
             report.files, report.gpe_pct, report.fpe_cents, report.vde_pct

@@ -305,7 +305,7 @@ fn locked_database_is_a_clear_error() {
     let dir = temp_dir("qa-locked");
     let db = dir.join("attune.db");
     // Create it, then hold its write lock from this process.
-    drop(attune::store::Store::open(db.to_str().unwrap()).unwrap());
+    drop(attune_qa::store::Store::open(db.to_str().unwrap()).unwrap());
     let conn = rusqlite_lock(&db);
     let output = attune()
         .args(["analyze", example("calm.wav").to_str().unwrap()])
@@ -323,23 +323,23 @@ fn locked_database_is_a_clear_error() {
 }
 
 /// A second connection holding the database's write lock until dropped.
-fn rusqlite_lock(db: &Path) -> attune::store::Store {
-    let mut store = attune::store::Store::open(db.to_str().unwrap()).unwrap();
+fn rusqlite_lock(db: &Path) -> attune_qa::store::Store {
+    let mut store = attune_qa::store::Store::open(db.to_str().unwrap()).unwrap();
     store.hold_write_lock_for_tests().unwrap();
     store
 }
 
-fn scoring_setup() -> attune::qa::ScoringSetup {
+fn scoring_setup() -> attune_qa::ScoringSetup {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion.json");
-    attune::qa::ScoringSetup::load(&model, None, None, 0).unwrap()
+    attune_qa::ScoringSetup::load(Some(&model), None, None, 0).unwrap()
 }
 
 #[test]
 fn streamed_document_is_byte_identical_to_the_whole_tree() {
-    use attune::qa::stream::{Layout, write_report};
+    use attune_qa::stream::{Layout, write_report};
     let setup = scoring_setup();
     let mut report =
-        attune::qa::score_recording(&example("upset_caller.wav"), &setup, |_| {}).unwrap();
+        attune_qa::score_recording(&example("upset_caller.wav"), &setup, |_| {}).unwrap();
     assert!(!report.caller_emotion.is_empty() && !report.cues.is_empty());
     let whole = serde_json::to_value(&report).unwrap();
     let mut pretty = Vec::new();
@@ -360,7 +360,7 @@ fn streamed_document_is_byte_identical_to_the_whole_tree() {
 
 #[test]
 fn finish_moves_the_call_lists_out_instead_of_copying_them() {
-    use attune::call::{CallAnalyzer, CallConfig};
+    use attune_core::call::{CallAnalyzer, CallConfig};
     let model = scoring_setup().model;
     let mut call = CallAnalyzer::new(CallConfig::default(), model).unwrap();
     let agent = crate::util::synthetic_voice(8_000, 20.0, 120.0, 0.2, true);

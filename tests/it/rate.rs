@@ -2,7 +2,7 @@
 //! with the detrended loudness nuclei (clean r 0.660 / MAE 0.633, telephone r 0.582 / MAE 0.674
 //! syl/s over the 114 usable files); bounds are r - 0.05 and MAE + 0.05. Skipped when ../shared/data is absent.
 
-use attune::eval::rate::{RateEvalOptions, evaluate_with_audio};
+use attune_lab::eval::rate::{RateEvalOptions, evaluate_with_audio};
 
 use crate::util::shared_data;
 

@@ -10,17 +10,17 @@ use std::time::Duration;
 use fantoccini::Locator;
 use tokio::sync::{mpsc, oneshot};
 
-use attune::qa::ScoringSetup;
-use attune::service::client::{ChunkedAudio, connect, ingest_call, send_paced};
-use attune::service::grpc::SessionConfig;
-use attune::service::http::router;
-use attune::service::hub::Hub;
-use attune::service::metrics::ServiceMetrics;
-use attune::service::pb;
-use attune::service::recorder::CallRecorder;
-use attune::service::server::{ServerConfig, Service};
-use attune::service::session::Encoding;
-use attune::store::{CallQuery, Store};
+use attune_qa::ScoringSetup;
+use attune_qa::store::{CallQuery, Store};
+use attune_service::client::{ChunkedAudio, connect, ingest_call, send_paced};
+use attune_service::grpc::SessionConfig;
+use attune_service::http::router;
+use attune_service::hub::Hub;
+use attune_service::metrics::ServiceMetrics;
+use attune_service::pb;
+use attune_service::recorder::CallRecorder;
+use attune_service::server::{ServerConfig, Service};
+use attune_service::session::Encoding;
 
 use crate::console::{Browser, ConsoleServer, examples_dir, http_bytes, wait_for};
 use crate::util::{run_ok, temp_dir};
@@ -31,7 +31,7 @@ fn upset_wav() -> PathBuf {
 
 fn setup() -> Arc<ScoringSetup> {
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion.json");
-    Arc::new(ScoringSetup::load(&model, None, None, 0).expect("scoring setup"))
+    Arc::new(ScoringSetup::load(Some(&model), None, None, 0).expect("scoring setup"))
 }
 
 fn recorder_at(db: &Path, busy_timeout: Duration) -> (Arc<CallRecorder>, Arc<ServiceMetrics>) {
@@ -95,9 +95,9 @@ impl LiveServer {
             Some((recorder.clone(), metrics)),
         )
         .unwrap();
-        let console = attune::service::console::routes(
+        let console = attune_service::console::routes(
             service.app_state().hub,
-            attune::service::console::StopSignal::from_receiver(service.stop_signal()),
+            attune_service::console::StopSignal::from_receiver(service.stop_signal()),
             Some(recorder),
         );
         let app = router(service.app_state()).merge(console);
@@ -140,7 +140,7 @@ impl LiveServer {
 /// `upset_caller.wav` as mu-law chunks of 100 ms, and the header of a call of it (agent on
 /// channel 1).
 fn upset_call(call_id: &str, agent: &str, team: &str) -> (ChunkedAudio, pb::CallHeader) {
-    let buffer = attune::audio::read_audio_file(&upset_wav()).unwrap();
+    let buffer = attune_qa::files::read_wav(&upset_wav()).unwrap();
     let audio = ChunkedAudio::interleaved(
         [&buffer.channels[0], &buffer.channels[1]],
         buffer.sample_rate_hz,
@@ -198,7 +198,7 @@ async fn disconnect_midway(url: &str, call_id: &str) {
     while let Ok(Some(_)) = inbound.message().await {}
 }
 
-async fn wait_stored(db: &Path, call_id: &str) -> attune::store::CallRow {
+async fn wait_stored(db: &Path, call_id: &str) -> attune_qa::store::CallRow {
     let db = db.display().to_string();
     let id = call_id.to_owned();
     wait_for(
@@ -429,6 +429,11 @@ async fn uploads_are_scored_like_analyze_and_bad_ones_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recorded_calls_page_uploads_filters_and_opens_reports_in_chromium() {
+    if !crate::console::browser_available(
+        "recorded_calls_page_uploads_filters_and_opens_reports_in_chromium",
+    ) {
+        return;
+    }
     let started = std::time::Instant::now();
     let dir = temp_dir("recorded-browser");
     let (recorder, _) = recorder_at(&dir.join("page.db"), Duration::from_secs(5));
@@ -568,7 +573,7 @@ async fn postgres_stores_live_calls_and_uploads() {
     }
     // PostgreSQL's blocking client is used off the async threads, as `attune serve` does.
     let store = tokio::task::spawn_blocking(move || {
-        let db_url = attune::store::fresh_postgres_database_for_tests(
+        let db_url = attune_qa::store::fresh_postgres_database_for_tests(
             &url,
             &format!("attune_rec_{}", std::process::id()),
         )?;

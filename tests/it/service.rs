@@ -11,20 +11,19 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use attune::audio::AudioReader;
-use attune::call::{CallConfig, CallEvent, analyze_recording};
-use attune::cues::CueRules;
-use attune::model::emotion::EmotionModel;
-use attune::service::client::{ChunkedAudio, connect, ingest_call, send_paced};
-use attune::service::grpc::SessionConfig;
-use attune::service::http::router;
-use attune::service::hub::{CallFilter, Hub};
-use attune::service::metrics::ServiceMetrics;
-use attune::service::pb::{
+use attune_core::call::{CallConfig, CallEvent, analyze_recording};
+use attune_core::cues::CueRules;
+use attune_core::model::emotion::EmotionModel;
+use attune_service::client::{ChunkedAudio, connect, ingest_call, send_paced};
+use attune_service::grpc::SessionConfig;
+use attune_service::http::router;
+use attune_service::hub::{CallFilter, Hub};
+use attune_service::metrics::ServiceMetrics;
+use attune_service::pb::{
     self, event::Kind, ingest_request::Msg, ingest_response, monitor_response,
 };
-use attune::service::server::{ServerConfig, Service};
-use attune::service::session::Encoding;
+use attune_service::server::{ServerConfig, Service};
+use attune_service::session::Encoding;
 
 use crate::util::synthetic_voice;
 
@@ -69,7 +68,7 @@ impl TestServer {
 }
 
 fn model() -> Arc<EmotionModel> {
-    Arc::new(EmotionModel::load(Path::new("models/emotion.json")).expect("emotion model"))
+    Arc::new(attune_qa::files::load_model(Path::new("models/emotion.json")).expect("emotion model"))
 }
 
 async fn start(config: ServerConfig) -> TestServer {
@@ -569,12 +568,12 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
 /// reference a live stream of it must reproduce.
 fn upset_call_analysed_as_a_file(
     path: &Path,
-) -> (Vec<(String, String, f64)>, attune::call::CallOutcome) {
+) -> (Vec<(String, String, f64)>, attune_core::call::CallOutcome) {
     let config = CallConfig {
         agent_channel: 1,
         ..CallConfig::default()
     };
-    let mut reader = AudioReader::open(path).unwrap();
+    let mut reader = attune_qa::files::open_wav(path).unwrap();
     let mut file_cues = Vec::new();
     let outcome = analyze_recording(&mut reader, "upset_caller", config, model(), |e| {
         if let CallEvent::Cue(c) = e {
@@ -596,7 +595,7 @@ async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
     let (file_cues, outcome) = upset_call_analysed_as_a_file(path);
 
     let server = start(fast_config()).await;
-    let buffer = attune::audio::read_audio_file(path).unwrap();
+    let buffer = attune_qa::files::read_wav(path).unwrap();
     let audio = ChunkedAudio::interleaved(
         [&buffer.channels[0], &buffer.channels[1]],
         buffer.sample_rate_hz,
@@ -639,13 +638,13 @@ async fn a_call_streamed_as_two_mono_streams_gives_the_same_cues_as_the_stereo_f
 
     // Each party's channel as its own mono stream of 100 ms mu-law chunks; the agent's
     // (channel 1) runs two chunks ahead of the caller's, as two independent sources would.
-    let buffer = attune::audio::read_audio_file(path).unwrap();
+    let buffer = attune_qa::files::read_wav(path).unwrap();
     let mono_chunks = |channel: &[f32]| -> Vec<Bytes> {
         channel
             .chunks(800)
             .map(|samples| {
                 let mut bytes = Vec::with_capacity(samples.len());
-                attune::service::session::encode_chunk(Encoding::Mulaw, &[samples], &mut bytes);
+                attune_service::session::encode_chunk(Encoding::Mulaw, &[samples], &mut bytes);
                 Bytes::from(bytes)
             })
             .collect()

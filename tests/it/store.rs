@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use attune::store::{CallQuery, Store, StoreError, StoredCall, TrendPeriod};
+use attune_qa::store::{CallQuery, Store, StoreError, StoredCall, TrendPeriod};
 
 use crate::util::temp_dir;
 
@@ -64,7 +64,7 @@ fn call(id: &str, agent: &str, team: &str, at: &str, doc: &Value) -> StoredCall 
     .unwrap()
 }
 
-fn ids(rows: &[attune::store::CallRow]) -> Vec<&str> {
+fn ids(rows: &[attune_qa::store::CallRow]) -> Vec<&str> {
     rows.iter().map(|r| r.call_id.as_str()).collect()
 }
 
@@ -259,7 +259,7 @@ fn postgres_store_saves_and_queries() {
         assert!(e.contains("feature"), "{e}");
         return;
     }
-    let db_url = attune::store::fresh_postgres_database_for_tests(
+    let db_url = attune_qa::store::fresh_postgres_database_for_tests(
         &url,
         &format!("attune_it_{}", std::process::id()),
     )
@@ -323,7 +323,7 @@ fn postgres_locked_database_waits_then_says_so() {
     if !cfg!(feature = "postgres") {
         return;
     }
-    let db_url = attune::store::fresh_postgres_database_for_tests(
+    let db_url = attune_qa::store::fresh_postgres_database_for_tests(
         &url,
         &format!("attune_lock_{}", std::process::id()),
     )

@@ -1,0 +1,37 @@
+//! The service edge: live calls in, events out.
+//!
+//! - [`hub`] keeps every live call and fans its events out to subscribers (gRPC monitor
+//!   streams, the browser console).
+//! - [`console`] serves the supervisor console and the agent view over HTTP; [`feeder`] plays
+//!   recordings in as live calls (the demo and the tests).
+//! - [`session`] is one call's server-side state without I/O: header validation, chunk
+//!   sequencing, decoding and the call's analyzer.
+//! - [`analysis`] runs the analysis (CPU work) on a small pool of OS threads, off tokio's workers.
+//! - [`grpc`] drives ingest sessions and monitor streams (`attune.v1.LiveCalls`), mapping every
+//!   fault to a precise status; [`http`] serves `/healthz` and `/metrics` ([`metrics`]).
+//! - [`recorder`] scores ended calls and uploaded recordings and saves them to the store (off
+//!   tokio's workers), and answers the console's "Recorded calls" queries.
+//! - [`server`] runs both on bound listeners until a shutdown signal.
+//! - [`client`] streams a call's audio from any chunk source to a server (replay, capture).
+//! - [`convert`] maps analysis types to the wire types ([`pb`]) and wire events to JSON.
+//!
+//! Everything here is I/O around the pure core ([`attune_core::call::CallAnalyzer`]).
+
+pub mod analysis;
+pub mod client;
+pub mod console;
+pub mod convert;
+pub mod feeder;
+pub mod grpc;
+pub mod http;
+pub mod hub;
+pub mod metrics;
+pub mod recorder;
+pub mod server;
+pub mod session;
+
+/// The generated gRPC types and stubs of `proto/attune/v1/attune.proto`.
+#[allow(clippy::all, missing_docs)] // generated code
+pub mod pb {
+    tonic::include_proto!("attune.v1");
+}

@@ -1,0 +1,178 @@
+//! Runs the service: the gRPC server (`LiveCalls`) and the HTTP server on already-bound
+//! listeners, until a shutdown signal; then every live call ends (reason "shutdown", with its
+//! summary) and both servers drain.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use attune_core::cues::CueRules;
+use attune_core::model::emotion::EmotionModel;
+
+use super::analysis::AnalysisPool;
+use super::grpc::{LiveCallsService, SessionConfig, Shared};
+use super::http::AppState;
+use super::hub::{Hub, SUBSCRIBER_BUFFER_EVENTS};
+use super::metrics::ServiceMetrics;
+use super::pb::live_calls_server::LiveCallsServer;
+use super::recorder::CallRecorder;
+
+/// Largest gRPC message accepted, bytes (a chunk of 1 s of 48 kHz stereo F32 is 384 kB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Settings of the whole service.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub max_calls: usize,
+    pub session: SessionConfig,
+    /// Analysis threads (the CPU work); default: one per core.
+    pub analysis_threads: usize,
+    pub max_message_bytes: usize,
+    /// Events a monitor may fall behind the hub before it lags.
+    pub subscriber_buffer_events: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_calls: 2000,
+            session: SessionConfig::default(),
+            analysis_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            subscriber_buffer_events: SUBSCRIBER_BUFFER_EVENTS,
+        }
+    }
+}
+
+/// Why the service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    #[error("HTTP server: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// A configured service: its hub and counters are reachable while it runs.
+pub struct Service {
+    pub hub: Arc<Hub>,
+    pub metrics: Arc<ServiceMetrics>,
+    config: ServerConfig,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+}
+
+impl Service {
+    pub fn new(
+        config: ServerConfig,
+        rules: CueRules,
+        model: Arc<EmotionModel>,
+    ) -> std::io::Result<Self> {
+        Self::with_recorder(config, rules, model, None)
+    }
+
+    /// As [`Self::new`], saving every ended call through `recorder` (scored with its rubric).
+    /// The recorder's metrics should be this service's ([`Self::metrics`] is then taken from
+    /// it, so `/metrics` counts store errors).
+    pub fn with_recorder(
+        config: ServerConfig,
+        rules: CueRules,
+        model: Arc<EmotionModel>,
+        recorder: Option<(Arc<CallRecorder>, Arc<ServiceMetrics>)>,
+    ) -> std::io::Result<Self> {
+        let hub = Arc::new(Hub::with_subscriber_buffer(
+            config.max_calls,
+            config.subscriber_buffer_events,
+        ));
+        let (recorder, metrics) = match recorder {
+            Some((recorder, metrics)) => (Some(recorder), metrics),
+            None => (None, Arc::new(ServiceMetrics::default())),
+        };
+        let pool = Arc::new(AnalysisPool::new(config.analysis_threads, metrics.clone())?);
+        let (stop, shutdown) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+            pool,
+            config: config.session.clone(),
+            rules,
+            model,
+            shutdown,
+            recorder,
+        });
+        Ok(Self {
+            hub,
+            metrics,
+            config,
+            shared,
+            stop,
+        })
+    }
+
+    /// Fires when the service begins to shut down (for routes with long-lived responses, e.g.
+    /// the console's event streams).
+    pub fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// The HTTP state (for merging more routes into [`router`]).
+    pub fn app_state(&self) -> AppState {
+        AppState {
+            hub: self.hub.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    /// Serves gRPC on `grpc` and `http_router` on `http` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        grpc: TcpListener,
+        http: TcpListener,
+        http_router: axum::Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let service = LiveCallsServer::new(LiveCallsService::new(self.shared.clone()))
+            .max_decoding_message_size(self.config.max_message_bytes)
+            .max_encoding_message_size(64 << 20);
+        let mut stopped = self.stop.subscribe();
+        let grpc_stopped = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let mut stopped = self.stop.subscribe();
+        let http_stopped = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let grpc_server = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+            .max_concurrent_streams(Some(u32::MAX))
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                // Small messages (acks, cues) must not wait for Nagle's algorithm: with many
+                // calls on one connection it held them for the peer's delayed ACK (~20 ms at
+                // p50 under load). tonic sets this only on listeners it binds itself.
+                TcpListenerStream::new(grpc).map(|accepted| {
+                    accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream))
+                }),
+                grpc_stopped,
+            );
+        let http_server = axum::serve(http, http_router).with_graceful_shutdown(http_stopped);
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
+        self.shared.pool.shutdown();
+        if let Some(recorder) = &self.shared.recorder {
+            // Ended calls still queued are saved before the service returns.
+            recorder.close();
+        }
+        grpc_result?;
+        http_result?;
+        Ok(())
+    }
+}
