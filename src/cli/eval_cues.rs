@@ -158,11 +158,17 @@ fn evaluate(
         };
         let path = wav.display().to_string();
         let mut cues: Vec<CueEvent> = Vec::new();
-        analyze_recording(&mut reader, &path, config, Arc::clone(model), |e| {
-            if let attune_core::call::CallEvent::Cue(c) = e {
-                cues.push(c.clone());
-            }
-        })
+        analyze_recording(
+            &mut reader,
+            config,
+            Arc::clone(model),
+            |e| {
+                if let attune_core::call::CallEvent::Cue(c) = e {
+                    cues.push(c.clone());
+                }
+            },
+            |_| {},
+        )
         .with_context(|| format!("cannot analyse {path}"))?;
         if args.out.is_none() {
             let _ = std::fs::remove_file(&wav);

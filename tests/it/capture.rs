@@ -66,7 +66,10 @@ fn file_cues() -> Vec<(String, String, f64)> {
         agent_channel: AGENT_CHANNEL,
         ..CallConfig::default()
     };
-    let outcome = analyze_recording(&mut reader, CALL, config, model, |_| {}).unwrap();
+    let outcome = analyze_recording(&mut reader, config, model, |_| {}, |_| {})
+        .unwrap()
+        .outcome
+        .unwrap();
     let cues: Vec<(String, String, f64)> = outcome
         .cues
         .iter()

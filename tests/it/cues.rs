@@ -37,7 +37,6 @@ fn cues_of(name: &str, agent_channel: usize, model: &Arc<EmotionModel>) -> Vec<C
     let mut cues = Vec::new();
     let outcome = analyze_recording(
         &mut reader,
-        &path.display().to_string(),
         config,
         Arc::clone(model),
         |e| {
@@ -45,8 +44,11 @@ fn cues_of(name: &str, agent_channel: usize, model: &Arc<EmotionModel>) -> Vec<C
                 cues.push(c.clone());
             }
         },
+        |_| {},
     )
-    .expect("analyse example call");
+    .expect("analyse example call")
+    .outcome
+    .expect("a stereo call has an outcome");
     assert_eq!(outcome.cues, cues, "the outcome lists the streamed cues");
     // Every open has its close, with the same id, and spans are ordered.
     for open in cues.iter().filter(|c| c.event == CueTransition::Open) {

@@ -58,13 +58,15 @@ fn composed_call_matches_its_truth() {
         agent_channel: truth.agent_channel,
         ..Default::default()
     };
-    let analysis = attune_core::call::analyze_call(
-        &mut reader,
-        &attune_core::features::AnalyzerConfig::default(),
-        &dialog_config,
-        |_| {},
-    )
-    .unwrap();
+    let config = attune_core::call::CallConfig {
+        agent_channel: usize::from(truth.agent_channel),
+        dialog: dialog_config,
+        ..Default::default()
+    };
+    let model = std::sync::Arc::new(attune_core::model::emotion::EmotionModel::embedded());
+    let analysis = attune_core::call::analyze_recording(&mut reader, config, model, |_| {}, |_| {})
+        .unwrap()
+        .dialog;
     let score = score_call("call", &analysis, &truth);
     // Crosstalk at -25 dB creates no overlap outside the true overlaps (edges aside).
     assert!(score.false_overlap_s < 0.3, "{score:?}");

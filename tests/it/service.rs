@@ -575,16 +575,23 @@ fn upset_call_analysed_as_a_file(
     };
     let mut reader = attune_qa::files::open_wav(path).unwrap();
     let mut file_cues = Vec::new();
-    let outcome = analyze_recording(&mut reader, "upset_caller", config, model(), |e| {
-        if let CallEvent::Cue(c) = e {
-            file_cues.push((
-                c.kind.as_str().to_owned(),
-                c.event.as_str().to_owned(),
-                c.t_s,
-            ));
-        }
-    })
+    let recording = analyze_recording(
+        &mut reader,
+        config,
+        model(),
+        |e| {
+            if let CallEvent::Cue(c) = e {
+                file_cues.push((
+                    c.kind.as_str().to_owned(),
+                    c.event.as_str().to_owned(),
+                    c.t_s,
+                ));
+            }
+        },
+        |_| {},
+    )
     .unwrap();
+    let outcome = recording.outcome.expect("a stereo call has an outcome");
     assert!(!file_cues.is_empty(), "the upset call raises cues");
     (file_cues, outcome)
 }

@@ -17,7 +17,6 @@ use attune_core::call::{CallAnalysis, CallError};
 use attune_core::call::{CallConfig, CallOutcome, RecordingError, analyze_recording};
 use attune_core::cues::{CueEvent, CueRules, RulesError};
 use attune_core::dialog::DialogConfig;
-use attune_core::features::AnalyzerConfig;
 use attune_core::model::emotion::{EMBEDDED_MODEL_JSON, EmotionModel, MODEL_VERSION, ModelError};
 
 /// One point of the caller's emotion track.
@@ -339,20 +338,21 @@ fn score_reader(
     mut warn: impl FnMut(&str),
 ) -> Result<CallReport, ScoreError> {
     let spec = reader.spec().clone();
-    if spec.channels < 2 {
-        let config = DialogConfig {
+    let config = CallConfig {
+        agent_channel: usize::from(setup.agent_channel),
+        rules: setup.rules.clone(),
+        dialog: DialogConfig {
             agent_channel: setup.agent_channel,
             ..DialogConfig::default()
-        };
-        let mut analysis = attune_core::call::analyze_call(
-            reader,
-            &AnalyzerConfig::default(),
-            &config,
-            &mut warn,
-        )?;
-        for w in reader_warnings(reader) {
-            warn(&w);
-            analysis.warnings.push(w);
+        },
+        ..CallConfig::default()
+    };
+    let recording = analyze_recording(reader, config, setup.model.clone(), |_| {}, |_| {})?;
+    let Some(outcome) = recording.outcome else {
+        let mut analysis = recording.dialog;
+        analysis.warnings.extend(reader_warnings(reader));
+        for w in &analysis.warnings {
+            warn(w);
         }
         let facts = CallFacts::not_applicable(
             "mono recording: QA items need one channel per party (agent and caller)",
@@ -371,17 +371,7 @@ fn score_reader(
             started_at,
             finished_at: rfc3339_utc(SystemTime::now()),
         });
-    }
-    let config = CallConfig {
-        agent_channel: usize::from(setup.agent_channel),
-        rules: setup.rules.clone(),
-        dialog: DialogConfig {
-            agent_channel: setup.agent_channel,
-            ..DialogConfig::default()
-        },
-        ..CallConfig::default()
     };
-    let outcome = analyze_recording(reader, &file, config, setup.model.clone(), |_| {})?;
     let mut report = CallReport::from_outcome(
         file,
         &outcome,

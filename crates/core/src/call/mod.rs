@@ -19,7 +19,7 @@ mod recording;
 
 pub use recording::{
     CallAnalysis, CallBackchannel, CallError, CallTalk, CallTurn, Party, PartyProsody,
-    analysis_from_outcome, analyze_call,
+    analysis_from_outcome,
 };
 
 use std::collections::VecDeque;
@@ -650,28 +650,47 @@ pub enum RecordingError {
     Audio(#[from] AudioError),
     #[error(transparent)]
     Setup(#[from] CallSetupError),
-    #[error("{path}: a call needs two channels (one per party); this recording has {channels}")]
-    NotTwoChannels { path: String, channels: u16 },
+    #[error(transparent)]
+    Dialog(#[from] CallError),
 }
 
-/// Runs a recorded stereo call through [`CallAnalyzer`] exactly as a live call would be
-/// (streaming, bounded memory); `on_event` sees every event. `config.sample_rate_hz` is taken
-/// from the file. Channels beyond the first two are ignored.
+/// What a recording gives: the dialog document (every recording), and for a two-party call the
+/// whole outcome of [`CallAnalyzer`] (caller emotion, agent calmness, cues).
+#[derive(Debug)]
+pub struct RecordingAnalysis {
+    /// Conversation dynamics and each party's prosody, with the warnings found.
+    pub dialog: CallAnalysis,
+    /// `None` for a mono recording: emotion and cues need one channel per party.
+    pub outcome: Option<CallOutcome>,
+}
+
+/// The one entry point for "analyse this recording". A stereo call runs through
+/// [`CallAnalyzer`] exactly as a live call would (streaming, bounded memory; `on_event` sees
+/// every event; channels beyond the first two are ignored, with a warning). A mono recording
+/// gets the dialog document only, with a warning saying why. `config.sample_rate_hz` is taken
+/// from the recording; `warn` receives each warning as it is found.
 pub fn analyze_recording(
     reader: &mut crate::audio::AudioReader,
-    path: &str,
     mut config: CallConfig,
     model: Arc<EmotionModel>,
     mut on_event: impl FnMut(&CallEvent),
-) -> Result<CallOutcome, RecordingError> {
+    mut warn: impl FnMut(&str),
+) -> Result<RecordingAnalysis, RecordingError> {
     let spec = reader.spec().clone();
     if spec.channels < 2 {
-        return Err(RecordingError::NotTwoChannels {
-            path: path.to_owned(),
-            channels: spec.channels,
+        let dialog = recording::analyze_dialog_only(
+            reader,
+            &crate::features::AnalyzerConfig::default(),
+            &config.dialog,
+            &mut warn,
+        )?;
+        return Ok(RecordingAnalysis {
+            dialog,
+            outcome: None,
         });
     }
     config.sample_rate_hz = spec.sample_rate_hz;
+    let agent_channel = config.dialog.agent_channel;
     let mut call = CallAnalyzer::new(config, model)?;
     let mut input: Vec<Vec<f32>> =
         vec![Vec::with_capacity(RECORDING_CHUNK_FRAMES); spec.channels as usize];
@@ -687,5 +706,17 @@ pub fn analyze_recording(
     }
     let outcome = call.finish(&mut events);
     events.drain(..).for_each(|e| on_event(&e));
-    Ok(outcome)
+    let dialog = recording::analysis_from_outcome(
+        &outcome,
+        spec.sample_rate_hz,
+        spec.channels,
+        agent_channel,
+    );
+    for w in &dialog.warnings {
+        warn(w);
+    }
+    Ok(RecordingAnalysis {
+        dialog,
+        outcome: Some(outcome),
+    })
 }

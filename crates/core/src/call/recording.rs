@@ -1,8 +1,9 @@
-//! A recorded call through the signal core and the dialog tracker: [`analyze_call`] streams the
-//! file (memory bounded for calls of many hours), feeds both channels' frames to a
-//! [`DialogTracker`] and gathers the dialog report with each party's prosody summary — the
-//! document `attune analyze` prints. A stereo call analysed once through
-//! [`crate::call::CallAnalyzer`] gives the same document with [`analysis_from_outcome`].
+//! The dialog document of a recording ([`CallAnalysis`]: conversation dynamics and each party's
+//! prosody summary — what `attune analyze` prints): from the outcome of one pass of
+//! [`crate::call::CallAnalyzer`] for a two-party call ([`analysis_from_outcome`]), or, for a
+//! mono recording, from the signal core and the dialog tracker alone ([`analyze_dialog_only`],
+//! streaming, memory bounded for calls of many hours). Both are reached through
+//! [`super::analyze_recording`].
 //!
 //! Bad input:
 //! - **mono** (one channel): two-party metrics need one channel per party. The channel is
@@ -121,7 +122,7 @@ pub struct CallAnalysis {
 
 /// Runs a call through the signal core and the dialog tracker, streaming it. `warn` receives
 /// each warning as it is found (also kept in [`CallAnalysis::warnings`]).
-pub fn analyze_call(
+pub(crate) fn analyze_dialog_only(
     reader: &mut AudioReader,
     analyzer: &AnalyzerConfig,
     config: &DialogConfig,
@@ -189,7 +190,7 @@ pub fn analyze_call(
 
 /// The dialog document of a two-party call from the outcome of [`crate::call::CallAnalyzer`]
 /// (one pass gives the dialog, the emotion and the cues). `channels` is the recording's channel
-/// count (more than two adds the same warning as [`analyze_call`]).
+/// count (more than two adds the same warning as [`super::analyze_recording`]).
 pub fn analysis_from_outcome(
     outcome: &crate::call::CallOutcome,
     sample_rate_hz: u32,

@@ -1,6 +1,6 @@
 //! Dialog-tracking evaluation against composed calls (`CALL.wav` with `CALL.truth.json`, see
 //! [`crate::compose::annotation`]). Each call runs through the real pipeline
-//! ([`attune_core::dialog::analyze_call`]: decoding, resampling, signal core, tracker), with the agent
+//! ([`attune_core::call::analyze_recording`]: decoding, resampling, signal core, tracker), with the agent
 //! channel taken from the annotation.
 //!
 //! Figures:
@@ -24,9 +24,11 @@ use serde::Serialize;
 
 use super::EvalError;
 use crate::compose::annotation::CallAnnotation;
-use attune_core::call::{CallAnalysis, CallError, analyze_call};
+use std::sync::Arc;
+
+use attune_core::call::{CallAnalysis, CallConfig, RecordingError, analyze_recording};
 use attune_core::dialog::DialogConfig;
-use attune_core::features::AnalyzerConfig;
+use attune_core::model::emotion::EmotionModel;
 
 /// Onsets closer than this match, seconds.
 pub const ONSET_TOLERANCE_S: f64 = 0.5;
@@ -336,16 +338,25 @@ pub fn evaluate_call(wav: &Path, config: &DialogConfig) -> Result<CallScore, Eva
         agent_channel: truth.agent_channel,
         ..config.clone()
     };
-    let analysis = analyze_call(&mut reader, &AnalyzerConfig::default(), &config, |_| {}).map_err(
-        |e| match e {
-            CallError::Audio(source) => audio_error(source),
+    let config = CallConfig {
+        agent_channel: usize::from(truth.agent_channel),
+        dialog: config,
+        ..CallConfig::default()
+    };
+    let model = Arc::new(EmotionModel::embedded());
+    let recording =
+        analyze_recording(&mut reader, config, model, |_| {}, |_| {}).map_err(|e| match e {
+            RecordingError::Audio(source) => audio_error(source),
             other => EvalError::BadReference {
                 path: wav.display().to_string(),
                 message: other.to_string(),
             },
-        },
-    )?;
-    Ok(score_call(&wav.display().to_string(), &analysis, &truth))
+        })?;
+    Ok(score_call(
+        &wav.display().to_string(),
+        &recording.dialog,
+        &truth,
+    ))
 }
 
 /// Evaluates every composed call of the folders.
