@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use attune_core::audio::capture::{Capture, CaptureConfig, list_input_devices};
+use crate::capture::{Capture, CaptureConfig, list_input_devices};
 use attune_core::call::{CallAnalyzer, CallConfig, CallEvent};
 use attune_core::cues::CueRules;
-use attune_core::model::emotion::EmotionModel;
 use attune_service::client::{connect, ingest_call};
 use attune_service::convert::event_json;
 use attune_service::pb::{self, event::Kind, ingest_response};
@@ -177,7 +176,7 @@ impl ServerStream {
         let chunk = pb::AudioChunk {
             seq: self.next_seq,
             channel: 0,
-            audio: prost::bytes::Bytes::copy_from_slice(&self.encoded),
+            audio: attune_service::pb::Bytes::copy_from_slice(&self.encoded),
         };
         self.next_seq += 1;
         match &self.chunks {

@@ -6,9 +6,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use attune_core::audio::AudioReader;
 use attune_core::call::{CallConfig, analyze_recording};
-use attune_core::model::emotion::EmotionModel;
 
 use crate::util::{attune, temp_dir};
 

@@ -79,7 +79,7 @@ pub enum SyllableMarks {
 }
 
 /// Pauses up to this long stay inside a talk span when counting speaking rate.
-pub const MAX_PAUSE_IN_TALK_SPAN_S: f64 = 1.0;
+pub(crate) const MAX_PAUSE_IN_TALK_SPAN_S: f64 = 1.0;
 
 /// Condensed figures of one channel. Bounded memory: distributions are kept as histograms.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -285,7 +285,7 @@ impl Default for LagHistogram {
 }
 
 impl LagHistogram {
-    pub const MAX_FRAMES: usize = 200;
+    pub(crate) const MAX_FRAMES: usize = 200;
 
     pub fn add(&mut self, lag_frames: u64) {
         self.counts[(lag_frames as usize).min(Self::MAX_FRAMES)] += 1;
@@ -455,7 +455,7 @@ impl ChannelAnalyzer {
     }
 
     /// Frames whose analysis windows are complete (the newest is `frames_analysed() - 1`).
-    pub fn frames_analysed(&self) -> u64 {
+    pub(crate) fn frames_analysed(&self) -> u64 {
         self.next_frame
     }
 

@@ -33,5 +33,7 @@ pub mod session;
 /// The generated gRPC types and stubs of `proto/attune/v1/attune.proto`.
 #[allow(clippy::all, missing_docs)] // generated code
 pub mod pb {
+    /// The byte buffer of audio chunks (`AudioChunk.audio`).
+    pub use prost::bytes::Bytes;
     tonic::include_proto!("attune.v1");
 }

@@ -23,9 +23,9 @@ pub mod wav;
 pub use resample::Resampler;
 
 /// Lowest sample rate accepted on input.
-pub const MIN_SAMPLE_RATE_HZ: u32 = 8_000;
+pub(crate) const MIN_SAMPLE_RATE_HZ: u32 = 8_000;
 /// Highest sample rate accepted on input.
-pub const MAX_SAMPLE_RATE_HZ: u32 = 192_000;
+pub(crate) const MAX_SAMPLE_RATE_HZ: u32 = 192_000;
 /// Most channels accepted in one file.
 pub const MAX_CHANNELS: u16 = 32;
 

@@ -165,30 +165,12 @@ impl Resampler {
         })
     }
 
-    /// Input rate in Hz.
-    pub fn input_rate_hz(&self) -> u32 {
-        self.input_rate_hz
-    }
-
-    /// Output rate in Hz.
-    pub fn output_rate_hz(&self) -> u32 {
-        self.output_rate_hz
-    }
-
     /// Output samples the whole stream will have once finished, for `input_len` input samples:
     /// `round(input_len * output_rate / input_rate)`, ties rounding up.
     pub fn expected_output_len(&self, input_len: u64) -> u64 {
         let num = u128::from(input_len) * u128::from(self.output_rate_hz);
         let den = u128::from(self.input_rate_hz);
         ((2 * num + den) / (2 * den)) as u64
-    }
-
-    /// Latency in input samples between feeding a sample and its resampled value coming out of
-    /// `process` (one FFT block plus the filter's group delay; 0 for pass-through).
-    pub fn latency_input_samples(&self) -> usize {
-        self.engine
-            .as_ref()
-            .map_or(0, |e| e.block_in + e.block_in / 2)
     }
 
     /// Resamples `input`, appending the output samples to `output`. Any chunk size works; the

@@ -44,7 +44,7 @@ use crate::prosody::functionals::{FEATURE_COUNT, FunctionalsAccumulator};
 use crate::prosody::windows::WINDOW_SPEECH_S;
 
 /// Staggered windows per party: a window closes every `WINDOW_SPEECH_S / WINDOW_LANES` of speech.
-pub const WINDOW_LANES: usize = 6;
+pub(crate) const WINDOW_LANES: usize = 6;
 
 /// Settings of one call's analysis.
 #[derive(Debug, Clone)]

@@ -90,14 +90,6 @@ impl CueKind {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
-
-    /// Shown to the agent on their own call (the rest are for supervisors only).
-    pub fn agent_facing(self) -> bool {
-        !matches!(
-            self,
-            CueKind::PositiveInteraction | CueKind::CallerCalmedDown
-        )
-    }
 }
 
 /// Who a cue is about: a party, or the call as a whole (silence, overlap).

@@ -9,9 +9,9 @@ use serde::Deserialize;
 pub const DEFAULT_RULES_TOML: &str = include_str!("../../../../rules/cues.toml");
 
 /// Most judged windows a window rule may average (the engine's rings hold this many).
-pub const MAX_RULE_WINDOWS: usize = 16;
+pub(crate) const MAX_RULE_WINDOWS: usize = 16;
 /// Most events an event rule may count.
-pub const MAX_EVENT_COUNT: usize = 8;
+pub(crate) const MAX_EVENT_COUNT: usize = 8;
 
 /// What can go wrong reading a rules file.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub struct Hysteresis {
 
 impl Hysteresis {
     /// The rule opens when its measure rises past `open`.
-    pub fn rising(&self) -> bool {
+    pub(crate) fn rising(&self) -> bool {
         self.open >= self.close
     }
 }
@@ -162,7 +162,7 @@ impl UpsetOnsetRule {
 /// Staggered short windows of [`UpsetOnsetRule`].
 pub const ONSET_WINDOW_LANES: usize = 6;
 /// Shortest onset window the model judges (it abstains below 1 s of speech), seconds.
-pub const ONSET_WINDOW_MIN_SPEECH_S: f64 = crate::model::emotion::MIN_SPEECH_S;
+pub(crate) const ONSET_WINDOW_MIN_SPEECH_S: f64 = crate::model::emotion::MIN_SPEECH_S;
 
 /// The agent answered after a long gap: an [`EventRule`] over responses of at least
 /// `latency_s`.

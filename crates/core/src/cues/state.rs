@@ -69,7 +69,7 @@ impl LevelState {
     }
 
     /// Marks the rule open (another path opened its cue), forgetting a crossing in progress.
-    pub fn force_open(&mut self) {
+    pub(crate) fn force_open(&mut self) {
         self.crossing_since = None;
         self.open = true;
     }
@@ -130,7 +130,7 @@ impl EventState {
     }
 
     /// The number of events within `window_s` before `t_s`.
-    pub fn count_since(&self, t_s: f64, window_s: f64) -> usize {
+    pub(crate) fn count_since(&self, t_s: f64, window_s: f64) -> usize {
         self.events[..self.len]
             .iter()
             .filter(|(s, _)| *s >= t_s - window_s)
@@ -139,7 +139,7 @@ impl EventState {
 }
 
 /// Size of a [`WindowSeries`] ring (judged windows kept).
-pub const SERIES_LEN: usize = 32;
+pub(crate) const SERIES_LEN: usize = 32;
 
 /// The latest judged windows' values of one series (e.g. the caller's angry probability), and
 /// the running total over the whole call.
@@ -185,7 +185,7 @@ impl WindowSeries {
     }
 
     /// Mean of every window before the newest `n`; None when there are none.
-    pub fn mean_before_last(&self, n: usize) -> Option<f64> {
+    pub(crate) fn mean_before_last(&self, n: usize) -> Option<f64> {
         let last = self.mean(n, 0)? * n as f64;
         let earlier = self.count.checked_sub(n as u64).filter(|&c| c > 0)?;
         Some((self.total - last) / earlier as f64)
@@ -287,35 +287,35 @@ impl ProsodyTrack {
 
     /// Loudness of the recent speech minus that of the earlier speech, dB; None until the
     /// recent span is full and the earlier speech lasts `baseline_min_s`.
-    pub fn loudness_vs_baseline_db(&self, baseline_min_s: f64) -> Option<f64> {
+    pub(crate) fn loudness_vs_baseline_db(&self, baseline_min_s: f64) -> Option<f64> {
         (self.loudness.full() && self.loudness.earlier_s() >= baseline_min_s)
             .then(|| self.recent_loudness_db() - self.baseline_loudness_db())
     }
 
     /// Recent syllable rate over the earlier speech's rate; None as above or when the earlier
     /// speech had no syllables.
-    pub fn rate_ratio(&self, baseline_min_s: f64) -> Option<f64> {
+    pub(crate) fn rate_ratio(&self, baseline_min_s: f64) -> Option<f64> {
         (self.nuclei.full()
             && self.nuclei.earlier_s() >= baseline_min_s
             && self.nuclei.earlier_sum > 0.0)
             .then(|| self.recent_rate_syl_per_s() / self.baseline_rate_syl_per_s())
     }
 
-    pub fn baseline_loudness_db(&self) -> f64 {
+    pub(crate) fn baseline_loudness_db(&self) -> f64 {
         self.loudness.earlier_mean()
     }
 
-    pub fn recent_loudness_db(&self) -> f64 {
+    pub(crate) fn recent_loudness_db(&self) -> f64 {
         self.loudness.recent_mean()
     }
 
     /// Syllable nuclei per second of the earlier speech.
-    pub fn baseline_rate_syl_per_s(&self) -> f64 {
+    pub(crate) fn baseline_rate_syl_per_s(&self) -> f64 {
         self.nuclei.earlier_mean() / FRAME_PERIOD_S
     }
 
     /// Syllable nuclei per second of the recent speech.
-    pub fn recent_rate_syl_per_s(&self) -> f64 {
+    pub(crate) fn recent_rate_syl_per_s(&self) -> f64 {
         self.nuclei.recent_mean() / FRAME_PERIOD_S
     }
 }

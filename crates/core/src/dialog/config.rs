@@ -109,7 +109,7 @@ pub struct DialogConfigError {
 
 impl DialogConfig {
     /// Checks every setting's range.
-    pub fn validate(&self) -> Result<(), DialogConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), DialogConfigError> {
         let check = |name, value: f64, ok: bool, rule| {
             if ok {
                 Ok(())

@@ -392,7 +392,7 @@ impl DialogTracker {
     }
 
     /// Routes the two channels of a frame by [`DialogConfig::agent_channel`].
-    pub fn push_channels(
+    pub(crate) fn push_channels(
         &mut self,
         channel0: &FrameFeatures,
         channel1: &FrameFeatures,
@@ -689,17 +689,4 @@ impl DialogTracker {
         self.interruptions.push(interruption);
         self.events.push(DialogEvent::Interruption(interruption));
     }
-}
-
-/// Runs a whole call through a tracker: `frames` yields (agent, caller) pairs in order.
-pub fn track_call<'a>(
-    config: DialogConfig,
-    frames: impl IntoIterator<Item = (&'a FrameFeatures, &'a FrameFeatures)>,
-) -> Result<DialogReport, DialogConfigError> {
-    let mut tracker = DialogTracker::new(config)?;
-    for (agent, caller) in frames {
-        tracker.push(agent, caller);
-    }
-    tracker.finish();
-    Ok(tracker.report())
 }

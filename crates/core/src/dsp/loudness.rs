@@ -10,7 +10,7 @@
 pub const SILENCE_DBFS: f32 = -120.0;
 
 /// Converts a mean square (full scale = 1.0) to dBFS, floored at [`SILENCE_DBFS`].
-pub fn mean_square_to_dbfs(mean_square: f32) -> f32 {
+pub(crate) fn mean_square_to_dbfs(mean_square: f32) -> f32 {
     10.0 * (mean_square.max(0.0) + 1e-12).log10()
 }
 

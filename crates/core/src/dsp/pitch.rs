@@ -47,7 +47,7 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use super::{ANALYSIS_RATE_HZ, HOP_SAMPLES};
 
 /// Voiced candidates kept per frame (the unvoiced candidate comes on top).
-pub const MAX_VOICED_CANDIDATES: usize = 5;
+pub(crate) const MAX_VOICED_CANDIDATES: usize = 5;
 /// States per frame in the dynamic programme: unvoiced + voiced candidates.
 const STATES: usize = MAX_VOICED_CANDIDATES + 1;
 /// Index of the unvoiced state.
@@ -490,7 +490,7 @@ impl PitchTracker {
     }
 
     /// How many frames a decision lags behind the newest pushed frame.
-    pub fn lookahead_frames(&self) -> usize {
+    pub(crate) fn lookahead_frames(&self) -> usize {
         self.config.lookahead_frames
     }
 

@@ -15,15 +15,15 @@ use super::ANALYSIS_RATE_HZ;
 /// Samples in the spectrum window (32 ms at 8 kHz).
 pub const SPECTRUM_WINDOW_SAMPLES: usize = 256;
 /// Power-spectrum bins (DC to Nyquist).
-pub const SPECTRUM_BINS: usize = SPECTRUM_WINDOW_SAMPLES / 2 + 1;
+pub(crate) const SPECTRUM_BINS: usize = SPECTRUM_WINDOW_SAMPLES / 2 + 1;
 /// Mel bands between [`MEL_LOW_HZ`] and [`MEL_HIGH_HZ`].
-pub const MEL_BANDS: usize = 24;
+pub(crate) const MEL_BANDS: usize = 24;
 /// Lower edge of the mel filterbank: the telephone band starts at 300 Hz.
-pub const MEL_LOW_HZ: f32 = 250.0;
+pub(crate) const MEL_LOW_HZ: f32 = 250.0;
 /// Upper edge of the mel filterbank: the telephone band ends at 3400 Hz.
-pub const MEL_HIGH_HZ: f32 = 3600.0;
+pub(crate) const MEL_HIGH_HZ: f32 = 3600.0;
 /// Cepstral coefficients reported (c1..c12; c0 is the band-energy mean and left out).
-pub const MFCC_COUNT: usize = 12;
+pub(crate) const MFCC_COUNT: usize = 12;
 
 /// Floor added to energies before taking logs (about -120 dBFS).
 const ENERGY_FLOOR: f32 = 1e-12;
@@ -182,11 +182,6 @@ impl SpectrumAnalyzer {
     /// Power spectrum of the last analysed frame (unnormalised, [`SPECTRUM_BINS`] bins).
     pub fn power(&self) -> &[f32] {
         &self.power
-    }
-
-    /// Frequency of one bin, Hz.
-    pub fn bin_hz(&self) -> f32 {
-        self.bin_hz
     }
 
     /// Spectral shape of the last analysed frame; updates the flux reference.

@@ -141,7 +141,7 @@ impl SyllableDetector {
         Self::with_config(SyllableConfig::default())
     }
 
-    pub fn with_config(config: SyllableConfig) -> Self {
+    pub(crate) fn with_config(config: SyllableConfig) -> Self {
         let smoothing = config.smoothing_frames.max(1) | 1;
         let trend = config.trend_frames.max(1) | 1;
         let window = smoothing.max(trend);
@@ -177,7 +177,7 @@ impl SyllableDetector {
     }
 
     /// The most frames a decision can lag behind the newest frame with both parts pushed.
-    pub fn max_lag_frames(&self) -> usize {
+    pub(crate) fn max_lag_frames(&self) -> usize {
         (self.max_pending_frames as usize) + self.half_window() + 2
     }
 
@@ -188,7 +188,7 @@ impl SyllableDetector {
     }
 
     /// Adds the levels of the next frame (frame order; may run ahead of [`Self::push_class`]).
-    pub fn push_levels(&mut self, loudness_db: f32, vowel_band_db: f32) {
+    pub(crate) fn push_levels(&mut self, loudness_db: f32, vowel_band_db: f32) {
         let level = match self.config.contour {
             SyllableContour::Loudness => loudness_db,
             SyllableContour::VowelBand => vowel_band_db,
@@ -199,7 +199,7 @@ impl SyllableDetector {
     }
 
     /// Adds the voicing and voice activity of the next frame (frame order).
-    pub fn push_class(&mut self, voiced: bool, activity: VoiceActivity) {
+    pub(crate) fn push_class(&mut self, voiced: bool, activity: VoiceActivity) {
         self.classes.push_back(FrameClass { voiced, activity });
         self.process_ready();
     }
@@ -216,7 +216,7 @@ impl SyllableDetector {
     }
 
     /// Takes the next decision (true = a nucleus at that frame), in frame order.
-    pub fn pop_decided(&mut self) -> Option<bool> {
+    pub(crate) fn pop_decided(&mut self) -> Option<bool> {
         self.decisions.pop_front()
     }
 

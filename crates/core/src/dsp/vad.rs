@@ -156,13 +156,8 @@ impl VoiceActivityDetector {
     }
 
     /// The most frames a decision can lag behind the newest pushed frame.
-    pub fn max_lag_frames(&self) -> usize {
+    pub(crate) fn max_lag_frames(&self) -> usize {
         self.max_pending_frames + self.bridge_frames + 1
-    }
-
-    /// Current noise-floor estimate, dBFS.
-    pub fn noise_floor_db(&self) -> Option<f32> {
-        self.noise_floor_db
     }
 
     /// Adds the next frame.
@@ -224,7 +219,7 @@ impl VoiceActivityDetector {
     }
 
     /// Takes the next decision, in frame order.
-    pub fn pop_decided(&mut self) -> Option<VoiceActivity> {
+    pub(crate) fn pop_decided(&mut self) -> Option<VoiceActivity> {
         self.decided.pop_front()
     }
 

@@ -36,12 +36,12 @@
 use crate::dsp::ANALYSIS_RATE_HZ;
 
 /// Window length in samples (72 ms at 8 kHz): at least 3 periods at 60 Hz wherever they fall.
-pub const VQ_WINDOW_SAMPLES: usize = 576;
+pub(crate) const VQ_WINDOW_SAMPLES: usize = 576;
 /// Fewest consecutive periods needed for a measurement.
-pub const MIN_PERIODS: usize = 3;
+pub(crate) const MIN_PERIODS: usize = 3;
 /// HNR clamp, dB.
-pub const HNR_MIN_DB: f32 = -10.0;
-pub const HNR_MAX_DB: f32 = 40.0;
+pub(crate) const HNR_MIN_DB: f32 = -10.0;
+pub(crate) const HNR_MAX_DB: f32 = 40.0;
 /// F0 range accepted, Hz.
 const F0_MIN_HZ: f32 = 50.0;
 const F0_MAX_HZ: f32 = 600.0;

@@ -23,7 +23,7 @@
 use crate::prosody::functionals::{FEATURE_COUNT, feature_index};
 
 /// Weight of the arousal term.
-pub const W_AROUSAL: f32 = 0.5;
+pub(crate) const W_AROUSAL: f32 = 0.5;
 
 /// How a cue enters the strain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub enum Direction {
 }
 
 /// The strain cues and their directions.
-pub const STRAIN_CUES: [(&str, Direction); 8] = [
+pub(crate) const STRAIN_CUES: [(&str, Direction); 8] = [
     ("loudness_mean_db", Direction::Up),
     ("loudness_std_db", Direction::Up),
     ("f0_mean_st", Direction::Up),
@@ -49,7 +49,7 @@ pub const STRAIN_CUES: [(&str, Direction); 8] = [
 ];
 
 /// Strain: the mean cue value (see the module docs); 0 for a window like the baseline.
-pub fn strain(z: &[f32; FEATURE_COUNT]) -> f32 {
+pub(crate) fn strain(z: &[f32; FEATURE_COUNT]) -> f32 {
     static CUES: std::sync::OnceLock<Vec<(usize, Direction)>> = std::sync::OnceLock::new();
     let cues = CUES.get_or_init(|| {
         STRAIN_CUES

@@ -27,20 +27,20 @@ use crate::prosody::windows::FileFunctionals;
 use crate::rng::SplitMix64;
 
 /// Name of the format in the model file.
-pub const MODEL_FORMAT: &str = "attune-emotion";
+pub(crate) const MODEL_FORMAT: &str = "attune-emotion";
 /// Version of the model file this build reads and writes.
 pub const MODEL_VERSION: u32 = 2;
 /// Below this much speech in a window the model abstains, seconds.
 pub const MIN_SPEECH_S: f64 = 1.0;
 /// Below this much voiced speech in a window the model abstains, seconds.
-pub const MIN_VOICED_S: f64 = 0.3;
+pub(crate) const MIN_VOICED_S: f64 = 0.3;
 /// Confidence is scaled down linearly below this much speech, seconds.
-pub const FULL_CONFIDENCE_SPEECH_S: f64 = 2.0;
+pub(crate) const FULL_CONFIDENCE_SPEECH_S: f64 = 2.0;
 
 /// The shipped model's JSON (`models/emotion.json`), embedded like the cue rules.
 pub const EMBEDDED_MODEL_JSON: &str = include_str!("../../../../models/emotion.json");
 /// How the embedded model is named in provenance and errors.
-pub const EMBEDDED_MODEL_NAME: &str = "models/emotion.json";
+pub(crate) const EMBEDDED_MODEL_NAME: &str = "models/emotion.json";
 
 /// Why a model file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -94,10 +94,6 @@ pub struct TrainingInfo {
     pub per_label: BTreeMap<String, usize>,
 }
 
-/// Default number of networks per head (see [`TrainConfig::ensemble`]): averaging a few seeds
-/// lowers the variance of a small network on a small corpus.
-pub const ENSEMBLE_SIZE: usize = 3;
-
 /// Inputs of the speaker network, two blocks of [`FEATURE_COUNT`]: the window's z-scores
 /// against the speaker's baseline; and where the baseline itself sits in the training
 /// population (z-scores of the baseline's mean, the gain-dependent ones zeroed,
@@ -105,7 +101,7 @@ pub const ENSEMBLE_SIZE: usize = 3;
 /// from an upset or a mixed one, so a window like its baseline reads calm when the baseline
 /// was calm and upset when it was upset — a live baseline is the call so far, whatever the
 /// caller's state.
-pub const SPEAKER_INPUTS: usize = 2 * FEATURE_COUNT;
+pub(crate) const SPEAKER_INPUTS: usize = 2 * FEATURE_COUNT;
 
 /// Mean and standard deviation of each input of a network.
 #[derive(Debug, Clone, PartialEq)]
@@ -237,7 +233,7 @@ pub struct Prediction {
 /// Features that measure the recording's gain as much as the voice (absolute level, dBFS).
 /// The cold (global) network does not see them: without a speaker baseline a loud line would
 /// read as an aroused caller. Against the speaker's own baseline they are relative and kept.
-pub const GAIN_DEPENDENT_FEATURES: [&str; 6] = [
+pub(crate) const GAIN_DEPENDENT_FEATURES: [&str; 6] = [
     "loudness_mean_db",
     "loudness_p20_db",
     "loudness_p50_db",
@@ -396,7 +392,10 @@ fn draw_baselines(
 }
 
 /// Baselines of every speaker from all their files (unlabelled statistics).
-pub fn speaker_baselines(samples: &[LabelledFunctionals]) -> BTreeMap<String, SpeakerBaseline> {
+#[cfg(test)]
+pub(crate) fn speaker_baselines(
+    samples: &[LabelledFunctionals],
+) -> BTreeMap<String, SpeakerBaseline> {
     let mut baselines: BTreeMap<String, SpeakerBaseline> = BTreeMap::new();
     for s in samples {
         baselines

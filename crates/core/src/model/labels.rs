@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 pub const CLASS_NAMES: [&str; 5] = ["angry", "anxious", "sad", "happy", "neutral"];
 
 /// Valence prototype of each class in -1..1 (valence = probability-weighted mean of these).
-pub const CLASS_VALENCE: [f32; 5] = [-0.8, -0.6, -0.7, 0.8, 0.1];
+pub(crate) const CLASS_VALENCE: [f32; 5] = [-0.8, -0.6, -0.7, 0.8, 0.1];
 
 /// A corpus label, normalised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -161,7 +161,7 @@ impl Mlp {
     /// Trains a new network on `examples`, letting `redraw(epoch, x)` overwrite the input
     /// matrix (one row per example, in order; it starts as the examples' inputs) before every
     /// epoch — data augmentation that draws a fresh view of each example per epoch.
-    pub fn train_with(
+    pub(crate) fn train_with(
         examples: &[Example],
         config: &TrainConfig,
         mut redraw: impl FnMut(usize, &mut Array2<f32>),

@@ -24,7 +24,7 @@ use super::functionals::{FEATURE_COUNT, Moments};
 /// Speech needed before the speaker baseline is used, seconds.
 pub const MIN_BASELINE_SPEECH_S: f64 = 10.0;
 /// Prior weight of the global standard deviation, in windows.
-pub const STD_PRIOR_WINDOWS: f64 = 8.0;
+pub(crate) const STD_PRIOR_WINDOWS: f64 = 8.0;
 /// Smallest standard deviation used to divide (guards constant features).
 const MIN_STD: f64 = 1e-6;
 
@@ -37,7 +37,7 @@ pub struct GlobalNorm {
 
 impl GlobalNorm {
     /// Mean and std of each column of `rows` (std floored at a tiny value).
-    pub fn fit(rows: &[[f32; FEATURE_COUNT]]) -> Self {
+    pub(crate) fn fit(rows: &[[f32; FEATURE_COUNT]]) -> Self {
         let mut moments = [Moments::default(); FEATURE_COUNT];
         for row in rows {
             for (m, &v) in moments.iter_mut().zip(row) {
@@ -128,7 +128,7 @@ impl SpeakerBaseline {
     }
 
     /// z-scores of `x`: against this baseline when it is sufficient, else against `global`.
-    pub fn normalise(
+    pub(crate) fn normalise(
         &self,
         x: &[f32; FEATURE_COUNT],
         global: &GlobalNorm,

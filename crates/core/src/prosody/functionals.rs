@@ -23,7 +23,7 @@ use crate::dsp::vad::VoiceActivity;
 use crate::features::FrameFeatures;
 
 /// Reference of the semitone scale: 27.5 Hz (A0), as in eGeMAPS.
-pub const SEMITONE_REFERENCE_HZ: f64 = 27.5;
+pub(crate) const SEMITONE_REFERENCE_HZ: f64 = 27.5;
 
 /// Names of the features, in vector order. Units are in the names.
 pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
@@ -93,15 +93,15 @@ pub const FEATURE_NAMES: [&str; FEATURE_COUNT] = [
 pub const FEATURE_COUNT: usize = 60;
 
 /// Index of a feature by name (for code that reads single features, e.g. calmness).
-pub fn feature_index(name: &str) -> Option<usize> {
+pub(crate) fn feature_index(name: &str) -> Option<usize> {
     FEATURE_NAMES.iter().position(|&n| n == name)
 }
 
 /// Pauses shorter than this are ignored in the pause rhythm (stop closures, not pauses).
-pub const MIN_PAUSE_S: f64 = 0.1;
+pub(crate) const MIN_PAUSE_S: f64 = 0.1;
 /// Gaps longer than this are turn gaps (the other party talking, hold), not pauses: they are
 /// left out of the pause rhythm and of the speaking span.
-pub const MAX_PAUSE_S: f64 = 2.0;
+pub(crate) const MAX_PAUSE_S: f64 = 2.0;
 /// F0 steps larger than this between consecutive voiced frames are octave jumps or new
 /// phrases, not slopes, and are left out of the slope means.
 const MAX_F0_STEP_ST: f64 = 2.0;
@@ -195,7 +195,7 @@ impl<const BINS: usize> FixedHistogram<BINS> {
 }
 
 /// Semitones of `hz` re [`SEMITONE_REFERENCE_HZ`].
-pub fn hz_to_semitones(hz: f64) -> f64 {
+pub(crate) fn hz_to_semitones(hz: f64) -> f64 {
     12.0 * (hz / SEMITONE_REFERENCE_HZ).log2()
 }
 
