@@ -18,7 +18,7 @@
 //!   strong short onset windows (or strong full-length ones), see [`CueRules::caller_upset_onset`].
 
 use super::rules::{EventRule, Hysteresis, SpanRule, UpsetStrongRule};
-use super::state::{EventState, LevelState, ProsodyTrack, Step, WindowSeries};
+use super::state::{EventState, LevelState, PartyFrame, ProsodyTrack, Step, WindowSeries};
 use super::{
     CueEvent, CueKind, CueParty, CueRules, CueTransition, Evidence, EvidenceValue, Severity,
 };
@@ -27,17 +27,6 @@ use crate::dialog::{DialogEvent, LiveDialog};
 use crate::model::emotion::Prediction;
 use crate::model::labels::CLASS_NAMES;
 use crate::prosody::baseline::Normalisation;
-
-/// One party's frame as the rules see it.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct PartyFrame {
-    /// The voice-activity detector marked the frame as speech.
-    pub speech: bool,
-    pub loudness_db: f32,
-    /// 0 when unvoiced.
-    pub f0_hz: f32,
-    pub syllable_nucleus: bool,
-}
 
 /// Everything the rules see at one frame of the call.
 #[derive(Debug, Clone, Copy)]

@@ -15,11 +15,12 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{CueEngine, CueInput, PartyFrame, guidance, party, severity};
+pub use engine::{CueEngine, CueInput, guidance, party, severity};
 pub use rules::{
     CueRules, DEFAULT_RULES_TOML, EventRule, Hysteresis, ONSET_WINDOW_LANES, RulesError,
     SlowResponseRule, SpanRule, TrendHysteresis, UpsetOnsetRule, UpsetStrongRule, WindowHysteresis,
 };
+pub use state::PartyFrame;
 
 use serde::Serialize;
 

@@ -2,8 +2,18 @@
 //! rings of judged windows and running means of a party's frames. All of fixed size, made
 //! once per call: nothing here allocates.
 
-use super::engine::PartyFrame;
 use super::rules::{EventRule, Hysteresis, MAX_EVENT_COUNT};
+
+/// One party's frame as the rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PartyFrame {
+    /// The voice-activity detector marked the frame as speech.
+    pub speech: bool,
+    pub loudness_db: f32,
+    /// 0 when unvoiced.
+    pub f0_hz: f32,
+    pub syllable_nucleus: bool,
+}
 use crate::dsp::FRAME_PERIOD_S;
 
 /// A rule's decision at one frame.
