@@ -81,7 +81,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn config(&self) -> TrainConfig {
+    pub(super) fn config(&self) -> TrainConfig {
         let d = TrainConfig::default();
         TrainConfig {
             hidden: self.hidden.unwrap_or(d.hidden).clamp(1, 256),
@@ -176,13 +176,13 @@ pub enum TrainWindows {
 
 /// One corpus entry.
 #[derive(Debug, Clone)]
-struct Entry {
-    path: PathBuf,
-    label: Label,
-    speaker: String,
+pub(super) struct Entry {
+    pub(super) path: PathBuf,
+    pub(super) label: Label,
+    pub(super) speaker: String,
 }
 
-fn ravdess_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+pub(super) fn ravdess_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let actors =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -239,7 +239,7 @@ fn wav_files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn emodb_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+pub(super) fn emodb_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
     let wav = dir.join("wav");
     let files = wav_files_in(&wav)?;
     let mut entries = Vec::new();
@@ -318,7 +318,7 @@ fn manifest_entries(path: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-fn condition_name(condition: ChannelCondition) -> String {
+pub(super) fn condition_name(condition: ChannelCondition) -> String {
     match condition {
         ChannelCondition::AsRecorded => "recorded".to_owned(),
         ChannelCondition::Telephone { noise_snr_db: None } => "telephone".to_owned(),
@@ -368,7 +368,7 @@ fn cache_path(
 }
 
 /// Functionals of every entry through `condition` (two threads; cached).
-fn extract_all(
+pub(super) fn extract_all(
     entries: &[Entry],
     condition: ChannelCondition,
 ) -> anyhow::Result<Vec<LabelledFunctionals>> {

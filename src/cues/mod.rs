@@ -11,6 +11,7 @@
 
 mod engine;
 pub mod eval;
+pub mod eval_caller;
 mod rules;
 mod state;
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! `attune eval ...`, so anyone can rerun them.
 
 pub mod dialog;
+pub mod folds;
 pub mod pitch;
 pub mod rate;
 pub mod telephone;
