@@ -159,6 +159,10 @@ pub struct EvalEmotionArgs {
     /// or on both.
     #[arg(long, value_enum, default_value_t = TrainWindows::Whole, requires = "window_speech_s")]
     train_windows: TrainWindows,
+    /// Every fold also trains on this EmoDB folder (its speakers are never tested), through
+    /// the test channel (and recorded with --train-both).
+    #[arg(long, conflicts_with = "test_emodb")]
+    train_emodb: Option<PathBuf>,
     /// Print JSON instead of text tables.
     #[arg(long)]
     json: bool,
@@ -745,6 +749,28 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Functionals of `entries` under `condition` (and as recorded with `also_recorded`), named
+/// `SPEAKER/CONDITION`: training data that no fold ever tests.
+fn training_only_copies(
+    entries: &[Entry],
+    condition: ChannelCondition,
+    also_recorded: bool,
+) -> anyhow::Result<Vec<LabelledFunctionals>> {
+    let mut conditions = vec![condition];
+    if also_recorded && condition != ChannelCondition::AsRecorded {
+        conditions.push(ChannelCondition::AsRecorded);
+    }
+    let mut out = Vec::new();
+    for c in conditions {
+        let name = condition_name(c);
+        out.extend(extract_all(entries, c)?.into_iter().map(|mut s| {
+            s.speaker = format!("{}/{name}", s.speaker);
+            s
+        }));
+    }
+    Ok(out)
+}
+
 pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
     let entries = corpus(args.ravdess.as_deref(), args.manifest.as_deref())?;
     let condition = if args.telephone {
@@ -760,7 +786,7 @@ pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
         *per_speaker.entry(s.speaker.as_str()).or_default() += 1;
     }
     let started = std::time::Instant::now();
-    let extra = if args.train_both && condition != ChannelCondition::AsRecorded {
+    let mut extra = if args.train_both && condition != ChannelCondition::AsRecorded {
         extract_all(&entries, ChannelCondition::AsRecorded)?
             .into_iter()
             .map(|mut s| {
@@ -771,11 +797,19 @@ pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let name = if extra.is_empty() {
+    let mut name = if extra.is_empty() {
         condition_name(condition)
     } else {
         format!("{} (trained on {0} + recorded)", condition_name(condition))
     };
+    if let Some(dir) = &args.train_emodb {
+        extra.extend(training_only_copies(
+            &emodb_entries(dir)?,
+            condition,
+            args.train_both,
+        )?);
+        name.push_str(&format!("; every fold also trained on {}", dir.display()));
+    }
     let report = if let Some(emodb) = &args.test_emodb {
         let test = extract_all(&emodb_entries(emodb)?, condition)?;
         cross_corpus(
