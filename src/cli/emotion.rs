@@ -79,7 +79,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn config(&self) -> TrainConfig {
+    pub(super) fn config(&self) -> TrainConfig {
         let d = TrainConfig::default();
         TrainConfig {
             hidden: self.hidden.unwrap_or(d.hidden).clamp(1, 256),
@@ -158,6 +158,10 @@ pub struct EvalEmotionArgs {
     /// or on both.
     #[arg(long, value_enum, default_value_t = TrainWindows::Whole, requires = "window_speech_s")]
     train_windows: TrainWindows,
+    /// Every fold also trains on this EmoDB folder (its speakers are never tested), through
+    /// the test channel (and recorded with --train-both).
+    #[arg(long, conflicts_with = "test_emodb")]
+    train_emodb: Option<PathBuf>,
     /// Print JSON instead of text tables.
     #[arg(long)]
     json: bool,
@@ -175,13 +179,13 @@ pub enum TrainWindows {
 
 /// One corpus entry.
 #[derive(Debug, Clone)]
-struct Entry {
-    path: PathBuf,
-    label: Label,
-    speaker: String,
+pub(super) struct Entry {
+    pub(super) path: PathBuf,
+    pub(super) label: Label,
+    pub(super) speaker: String,
 }
 
-fn ravdess_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+pub(super) fn ravdess_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let actors =
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -238,7 +242,7 @@ fn wav_files_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn emodb_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
+pub(super) fn emodb_entries(dir: &Path) -> anyhow::Result<Vec<Entry>> {
     let wav = dir.join("wav");
     let files = wav_files_in(&wav)?;
     let mut entries = Vec::new();
@@ -317,7 +321,7 @@ fn manifest_entries(path: &Path) -> anyhow::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-fn condition_name(condition: ChannelCondition) -> String {
+pub(super) fn condition_name(condition: ChannelCondition) -> String {
     match condition {
         ChannelCondition::AsRecorded => "recorded".to_owned(),
         ChannelCondition::Telephone { noise_snr_db: None } => "telephone".to_owned(),
@@ -367,7 +371,7 @@ fn cache_path(
 }
 
 /// Functionals of every entry through `condition` (two threads; cached).
-fn extract_all(
+pub(super) fn extract_all(
     entries: &[Entry],
     condition: ChannelCondition,
 ) -> anyhow::Result<Vec<LabelledFunctionals>> {
@@ -744,6 +748,28 @@ pub fn run_classify(args: &ClassifyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Functionals of `entries` under `condition` (and as recorded with `also_recorded`), named
+/// `SPEAKER/CONDITION`: training data that no fold ever tests.
+fn training_only_copies(
+    entries: &[Entry],
+    condition: ChannelCondition,
+    also_recorded: bool,
+) -> anyhow::Result<Vec<LabelledFunctionals>> {
+    let mut conditions = vec![condition];
+    if also_recorded && condition != ChannelCondition::AsRecorded {
+        conditions.push(ChannelCondition::AsRecorded);
+    }
+    let mut out = Vec::new();
+    for c in conditions {
+        let name = condition_name(c);
+        out.extend(extract_all(entries, c)?.into_iter().map(|mut s| {
+            s.speaker = format!("{}/{name}", s.speaker);
+            s
+        }));
+    }
+    Ok(out)
+}
+
 pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
     let entries = corpus(args.ravdess.as_deref(), args.manifest.as_deref())?;
     let condition = if args.telephone {
@@ -759,7 +785,7 @@ pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
         *per_speaker.entry(s.speaker.as_str()).or_default() += 1;
     }
     let started = std::time::Instant::now();
-    let extra = if args.train_both && condition != ChannelCondition::AsRecorded {
+    let mut extra = if args.train_both && condition != ChannelCondition::AsRecorded {
         extract_all(&entries, ChannelCondition::AsRecorded)?
             .into_iter()
             .map(|mut s| {
@@ -770,11 +796,19 @@ pub fn run_eval(args: &EvalEmotionArgs) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let name = if extra.is_empty() {
+    let mut name = if extra.is_empty() {
         condition_name(condition)
     } else {
         format!("{} (trained on {0} + recorded)", condition_name(condition))
     };
+    if let Some(dir) = &args.train_emodb {
+        extra.extend(training_only_copies(
+            &emodb_entries(dir)?,
+            condition,
+            args.train_both,
+        )?);
+        name.push_str(&format!("; every fold also trained on {}", dir.display()));
+    }
     let report = if let Some(emodb) = &args.test_emodb {
         let test = extract_all(&emodb_entries(emodb)?, condition)?;
         cross_corpus(

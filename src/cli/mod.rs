@@ -21,6 +21,7 @@ mod demo;
 mod emotion;
 mod eval_cues;
 mod eval_dialog;
+mod folds;
 mod replay;
 mod serve;
 mod watch;

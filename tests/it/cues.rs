@@ -181,11 +181,16 @@ fn eval_cues_runs_on_composed_calls() {
     if model().is_none() {
         return;
     }
+    // In-sample (the shipped model) keeps the test fast: speaker-disjoint runs train a model
+    // per fold, a command rather than a test.
     let out = run_ok(&[
         "eval",
         "cues",
+        "--in-sample",
+        "--only-folds",
+        "0",
         "--generate",
-        "2",
+        "3",
         "--seed",
         "5",
         "--minutes",
@@ -196,10 +201,32 @@ fn eval_cues_runs_on_composed_calls() {
         data.to_str().unwrap(),
     ]);
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["upset_calls"], 1);
-    assert_eq!(report["calm_calls"], 1);
-    assert!(report["calm_minutes"].as_f64().unwrap() > 1.0);
-    let calls = report["calls"].as_array().unwrap();
-    let stretch = calls[0]["upset_stretch_s"].as_array().unwrap();
+    assert!(
+        report["protocol"]
+            .as_str()
+            .unwrap()
+            .starts_with("in-sample")
+    );
+    let counts = &report["pooled_counts"];
+    assert_eq!(counts["upset_calls"], 1);
+    assert_eq!(counts["calm_calls"], 1);
+    assert_eq!(counts["anxious_calls"], 1);
+    assert!(counts["calm_call_minutes"].as_f64().unwrap() > 1.0);
+    let fold = &report["folds"][0];
+    assert_eq!(fold["held_out_actors"].as_array().unwrap().len(), 4);
+    let calls = fold["calls"].as_array().unwrap();
+    let stretch = calls[0]["cues"]["upset_stretch_s"].as_array().unwrap();
     assert!(stretch[0].as_f64().unwrap() >= 20.0);
+    let anxious = calls[2]["anxious"]["anxious_stretch_s"].as_array().unwrap();
+    assert!(anxious[0].as_f64().unwrap() >= 20.0);
+    // Every caller is one of the fold's held-out actors.
+    for call in calls {
+        assert!(
+            fold["held_out_actors"]
+                .as_array()
+                .unwrap()
+                .contains(&call["caller_actor"])
+        );
+    }
+    assert!(report["pooled"]["false_caller_upset_per_10_min_calm"]["pooled"].is_number());
 }

@@ -15,7 +15,7 @@
 //! For cue evaluation, [`RandomCallConfig::caller_arc`] scripts the caller's mood instead
 //! ([`CallerArc`]): calm throughout (neutral/calm utterances only), or calm, then a sustained
 //! upset stretch (angry/disgust utterances, louder, the caller talking in longer turns), then
-//! calm again. Without it the generator draws exactly what it always drew for a seed.
+//! calm again; or the same with an anxious (fearful) stretch. Without it the generator draws exactly what it always drew for a seed.
 
 use std::path::Path;
 
@@ -56,12 +56,20 @@ pub enum CallerArc {
         upset_s: f64,
         level_offset_db: f64,
     },
+    /// As [`CallerArc::Upset`], but the stretch is of fearful utterances (an anxious caller).
+    Anxious {
+        onset_s: f64,
+        anxious_s: f64,
+        level_offset_db: f64,
+    },
 }
 
 /// RAVDESS emotion codes of a calm caller.
 pub const CALM_EMOTION_CODES: [u8; 2] = [1, 2];
 /// RAVDESS emotion codes of an upset caller.
 pub const UPSET_EMOTION_CODES: [u8; 2] = [5, 7];
+/// RAVDESS emotion codes of an anxious caller.
+pub const ANXIOUS_EMOTION_CODES: [u8; 1] = [6];
 
 /// The RAVDESS emotion code of a source path (`.../03-01-05-...wav` → 5).
 pub fn ravdess_emotion_code(source: &str) -> Option<u8> {
@@ -341,9 +349,13 @@ pub fn random_spec(
         r if r < 0.85 => &[4, 6],
         _ => &[3, 8],
     };
+    let stretch_codes: &[u8] = match config.caller_arc {
+        Some(CallerArc::Anxious { .. }) => &ANXIOUS_EMOTION_CODES,
+        _ => &UPSET_EMOTION_CODES,
+    };
     let upset_files: Vec<&str> = actor
         .iter()
-        .filter(|(e, _)| UPSET_EMOTION_CODES.contains(e))
+        .filter(|(e, _)| stretch_codes.contains(e))
         .map(|(_, f)| f.as_str())
         .collect();
     let upset = match config.caller_arc {
@@ -354,6 +366,16 @@ pub fn random_spec(
         }) => Some(UpsetPlan {
             onset_s,
             upset_s,
+            level_offset_db,
+            started_s: None,
+        }),
+        Some(CallerArc::Anxious {
+            onset_s,
+            anxious_s,
+            level_offset_db,
+        }) => Some(UpsetPlan {
+            onset_s,
+            upset_s: anxious_s,
             level_offset_db,
             started_s: None,
         }),

@@ -1,9 +1,11 @@
 //! Evaluation against reference corpora: the figures the README publishes come from here, via
 //! `attune eval ...`, so anyone can rerun them.
 
+pub mod caller;
 pub mod cues;
 pub mod dialog;
 pub mod emotion;
+pub mod folds;
 pub mod pitch;
 pub mod rate;
 pub mod telephone;
