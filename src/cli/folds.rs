@@ -15,7 +15,7 @@ use attune_core::prosody::functionals::FEATURE_NAMES;
 use attune_lab::eval::folds::fnv1a;
 use attune_lab::extract::ChannelCondition;
 
-use super::emotion::{Entry, condition_name, emodb_entries, extract_all, ravdess_entries};
+use attune_lab::corpus::{Entry, condition_name, emodb_entries, extract_all, ravdess_entries};
 
 /// Bump when fold training changes in a way the key does not show.
 const FOLD_CACHE_VERSION: u32 = 1;
