@@ -86,12 +86,7 @@ pub fn apply_telephone(samples: &mut [f32], noise_snr_db: Option<f64>, seed: u64
 
 /// A deterministic seed from a path (FNV-1a), so augmentation noise is reproducible.
 fn seed_of(path: &Path) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in path.to_string_lossy().bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    attune_qa::fnv1a_64(path.to_string_lossy().as_bytes())
 }
 
 /// Functionals of `channel` of the file at `path` through `condition`.

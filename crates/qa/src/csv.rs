@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::report::CallReport;
-use super::score::ItemResult;
+use super::store::ReportDigest;
 
 /// Quotes a field when it holds a comma, quote or line break.
 pub fn field(text: &str) -> String {
@@ -22,14 +22,6 @@ fn opt(v: Option<f64>) -> String {
 /// Header of [`item_rows`].
 pub const ITEM_HEADER: &str =
     "file,section,item,title,weight,rule,result,value,auto_fail,reason,evidence";
-
-fn result_name(r: ItemResult) -> &'static str {
-    match r {
-        ItemResult::Pass => "pass",
-        ItemResult::Fail => "fail",
-        ItemResult::NotApplicable => "not_applicable",
-    }
-}
 
 /// One line per rubric item (with the header first).
 pub fn item_rows(report: &CallReport) -> String {
@@ -50,7 +42,7 @@ pub fn item_rows(report: &CallReport) -> String {
             field(&item.title),
             item.weight,
             field(&item.rule),
-            result_name(item.result),
+            item.result.as_str(),
             opt(item.value),
             item.auto_fail,
             field(item.reason.as_deref().unwrap_or("")),
@@ -63,20 +55,20 @@ pub fn item_rows(report: &CallReport) -> String {
 /// Header of [`summary_row`].
 pub const SUMMARY_HEADER: &str = "file,duration_s,score_pct,auto_fail,agent_talk_s,caller_talk_s,agent_interruptions,caller_interruptions,cues";
 
-/// One line summarising a call (from its result document).
-pub fn summary_row(doc: &serde_json::Value) -> String {
-    let num = |v: &serde_json::Value| v.as_f64().map_or(String::new(), |v| format!("{v}"));
+/// One line summarising a call (from its report's digest: a fresh report, or a result file
+/// read back, [`ReportDigest`]).
+pub fn summary_row(doc: &ReportDigest) -> String {
     format!(
         "{},{},{},{},{},{},{},{},{}",
-        field(doc["file"].as_str().unwrap_or("")),
-        num(&doc["duration_s"]),
-        num(&doc["qa"]["score_pct"]),
-        doc["qa"]["auto_fail"].as_bool().unwrap_or(false),
-        num(&doc["talk"]["agent_s"]),
-        num(&doc["talk"]["caller_s"]),
-        num(&doc["interruption_count"]["agent"]),
-        num(&doc["interruption_count"]["caller"]),
-        doc["cues"].as_array().map_or(0, |c| c.len())
+        field(&doc.file),
+        doc.duration_s,
+        opt(doc.qa.score_pct),
+        doc.qa.auto_fail,
+        opt(doc.talk.agent_s),
+        opt(doc.talk.caller_s),
+        doc.interruption_count.agent,
+        doc.interruption_count.caller,
+        doc.cues.len()
     )
 }
 

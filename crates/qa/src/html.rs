@@ -3,14 +3,16 @@
 //! text from the data is escaped. Evidence links in the rubric table jump to highlighted spans
 //! on the timeline (`#ev-ITEM-N`), cue markers to the cue list (`#cue-N`).
 //!
-//! The report is drawn from the result document's JSON ([`render_document`]), so a result read
-//! back from the store renders exactly as `attune analyze --format html` wrote it.
+//! The page is drawn from one typed view of the call: taken from the [`CallReport`]
+//! ([`render_call`]) or deserialised from a stored result document ([`render_document`]), so a
+//! result read back from the store renders exactly as `attune analyze --format html` wrote it.
 
 use std::fmt::Write;
 
 use serde::Deserialize;
 
 use super::report::CallReport;
+use attune_core::call::Party;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -102,7 +104,8 @@ fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".to_owned(), |v| format!("{v:.digits$}"))
 }
 
-/// The parts of a result document (see [`CallReport`]) the report draws, read from its JSON.
+/// The parts of a result (see [`CallReport`]) the report draws: from a report, or read from a
+/// stored document.
 #[derive(Debug, Deserialize)]
 struct ReportDoc {
     file: String,
@@ -231,18 +234,144 @@ struct VersionsDoc {
     rubric_digest: String,
 }
 
+/// A track value as the document's JSON reads back (the shortest decimal of the `f32`, as
+/// `f64`), so a fresh report and a stored one draw the same pixels.
+fn as_read_back(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
+}
+
+/// A party's name, as serialised.
+fn party_name(party: Party) -> &'static str {
+    match party {
+        Party::Agent => "agent",
+        Party::Caller => "caller",
+        Party::Unknown => "unknown",
+    }
+}
+
+impl ReportDoc {
+    /// The parts of `report` the page draws, taken from the typed report (no JSON between).
+    fn of(report: &CallReport) -> Self {
+        let a = &report.analysis;
+        let q = &report.qa;
+        let v = &report.versions;
+        Self {
+            file: report.file.clone(),
+            duration_s: a.duration_s,
+            talk: TalkDoc {
+                agent_s: a.talk.agent_s,
+                caller_s: a.talk.caller_s,
+                overlap_s: a.talk.overlap_s,
+                silence_s: a.talk.silence_s,
+            },
+            interruption_count: PartyCounts {
+                agent: a.interruption_count.agent,
+                caller: a.interruption_count.caller,
+            },
+            warnings: a.warnings.clone(),
+            turns: a
+                .turns
+                .iter()
+                .map(|t| TurnDoc {
+                    speaker: party_name(t.speaker).to_owned(),
+                    start_s: t.start_s,
+                    end_s: t.end_s,
+                })
+                .collect(),
+            overlaps: a
+                .overlaps
+                .iter()
+                .map(|o| SpanDoc {
+                    start_s: o.start_s,
+                    end_s: o.end_s,
+                })
+                .collect(),
+            caller_emotion: report
+                .caller_emotion
+                .iter()
+                .map(|p| EmotionDoc {
+                    t_s: p.t_s,
+                    arousal: as_read_back(p.arousal),
+                    valence: as_read_back(p.valence),
+                })
+                .collect(),
+            agent_calmness: report
+                .agent_calmness
+                .iter()
+                .map(|p| CalmnessDoc {
+                    t_s: p.t_s,
+                    score: as_read_back(p.score),
+                })
+                .collect(),
+            cues: report
+                .cues
+                .iter()
+                .map(|c| CueDoc {
+                    t_s: c.t_s,
+                    kind: c.kind.as_str().to_owned(),
+                    party: c.party.as_str().to_owned(),
+                    severity: c.severity.as_str().to_owned(),
+                    event: c.event.as_str().to_owned(),
+                    start_s: c.start_s,
+                    end_s: c.end_s,
+                    evidence: CueEvidenceDoc {
+                        rule: c.evidence.rule.clone(),
+                        values: c
+                            .evidence
+                            .values
+                            .iter()
+                            .map(|n| NamedValueDoc {
+                                name: n.name.to_owned(),
+                                value: n.value,
+                            })
+                            .collect(),
+                    },
+                })
+                .collect(),
+            qa: QaDoc {
+                score_pct: q.score_pct,
+                raw_score_pct: q.raw_score_pct,
+                auto_fail: q.auto_fail,
+                items: q
+                    .items
+                    .iter()
+                    .map(|i| ItemDoc {
+                        section: i.section.clone(),
+                        id: i.id.clone(),
+                        title: i.title.clone(),
+                        weight: i.weight,
+                        rule: i.rule.clone(),
+                        result: i.result.as_str().to_owned(),
+                        value: i.value,
+                        auto_fail: i.auto_fail,
+                        evidence: i
+                            .evidence
+                            .iter()
+                            .map(|e| EvidenceDoc {
+                                start_s: e.start_s,
+                                end_s: e.end_s,
+                                label: e.label.clone(),
+                            })
+                            .collect(),
+                        reason: i.reason.clone(),
+                    })
+                    .collect(),
+            },
+            versions: VersionsDoc {
+                attune: v.attune.clone(),
+                model: v.model.clone(),
+                cue_rules: v.cue_rules.clone(),
+                rubric: v.rubric.clone(),
+                rubric_digest: v.rubric_digest.clone(),
+            },
+            finished_at: report.finished_at.clone(),
+        }
+    }
+}
+
 /// The report page of one call.
 pub fn render_call(report: &CallReport) -> String {
-    // A CallReport always serialises to a document the renderer reads.
-    serde_json::to_value(report)
-        .map_err(|e| e.to_string())
-        .and_then(|doc| render_document(&doc))
-        .unwrap_or_else(|e| {
-            format!(
-                "<!doctype html><p>cannot render the report: {}</p>\n",
-                escape(&e)
-            )
-        })
+    render_doc(&ReportDoc::of(report))
 }
 
 /// The report page of a result document (a [`CallReport`]'s JSON, e.g. read back from the

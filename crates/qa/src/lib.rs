@@ -2,16 +2,18 @@
 //! measured facts of a call and its score ([`CallFacts`], [`score_call`]), the per-call result
 //! document ([`CallReport`], built from one pass of the call analyzer by [`score_recording`]),
 //! its HTML report ([`html::render_call`], [`html::render_index`]) and CSV rows ([`csv`]),
-//! the batch helpers (result naming, resume check, atomic writes: [`batch`]), and writing a
+//! batch scoring (worker pool, resume, store sync, result naming, atomic writes: [`batch`]), and writing a
 //! document without holding it as one JSON tree ([`stream`]).
 //!
 //! The file edge of the analysis lives here too ([`files`]: recordings, models, rules), and the
-//! store of scored and live calls ([`store`]: SQLite, PostgreSQL with feature `postgres`).
+//! store of scored and live calls ([`store`]: SQLite, PostgreSQL with feature `postgres`), and
+//! what the process has used ([`process`]: CPU time, memory from `/proc/self`).
 
 pub mod batch;
 pub mod csv;
 pub mod files;
 pub mod html;
+pub mod process;
 mod report;
 mod rubric;
 mod score;
@@ -24,6 +26,6 @@ pub use report::{
 };
 pub use rubric::{
     CUE_COUNT_PREFIX, DEFAULT_RUBRIC_TOML, FACTS, FactDef, Rubric, RubricError, RubricItem,
-    fact_def, fnv1a_hex, recording_call_id,
+    fact_def, fnv1a_64, fnv1a_hex, recording_call_id,
 };
 pub use score::{CallFacts, EvidenceSpan, Fact, ItemResult, ItemScore, QaScore, score_call};

@@ -225,14 +225,20 @@ impl Default for Rubric {
     }
 }
 
-/// FNV-1a 64-bit hash of bytes, as 16 hex digits (stable identity of a file's content).
-pub fn fnv1a_hex(bytes: &[u8]) -> String {
+/// FNV-1a 64-bit hash of bytes: stable across runs, platforms and versions (unlike std's
+/// hasher), for identities, digests and seeds. Not for security.
+pub fn fnv1a_64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("{hash:016x}")
+    hash
+}
+
+/// [`fnv1a_64`] as 16 hex digits (stable identity of a file's content).
+pub fn fnv1a_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv1a_64(bytes))
 }
 
 /// The stored id of a scored recording, from what identifies it (`attune analyze`: its
@@ -356,6 +362,13 @@ impl Rubric {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fnv1a_known_answers() {
+        assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a_64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a_hex(b"foobar"), "85944171f73967e8");
+    }
 
     #[test]
     fn embedded_rubric_parses() {

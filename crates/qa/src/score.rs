@@ -359,6 +359,17 @@ pub enum ItemResult {
     NotApplicable,
 }
 
+impl ItemResult {
+    /// The name of the result, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::NotApplicable => "not_applicable",
+        }
+    }
+}
+
 /// One rubric item's result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ItemScore {

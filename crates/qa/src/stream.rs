@@ -1,9 +1,9 @@
 //! Writing a result document ([`CallReport`]) without ever holding it as one
-//! `serde_json::Value` tree: the arrays that grow with the call's length (turns, overlaps,
-//! interruptions, backchannels, the caller's emotion track, the agent's calmness track, cues)
-//! are moved out of the report ([`LongArrays::take`]) and written element by element; only the
-//! rest (a few kB whatever the call's length) becomes a `Value`. A `Value` tree costs about
-//! 0.5 kB per emotion point, which made a 10-hour call peak above 130 MB.
+//! `serde_json::Value` tree ([`write_report`], [`to_compact_string`]): the arrays that grow
+//! with the call's length (turns, overlaps, interruptions, backchannels, the caller's emotion
+//! track, the agent's calmness track, cues) are written element by element, straight from the
+//! report; only the rest (a few kB whatever the call's length) becomes a `Value`. A `Value`
+//! tree costs about 0.5 kB per emotion point, which made a 10-hour call peak above 130 MB.
 //!
 //! The bytes are exactly those of `serde_json::to_string_pretty` / `to_string` of the whole
 //! document as a `Value` (keys in sorted order at every level), which is what result files and
@@ -15,20 +15,19 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::report::{CallReport, CalmnessSample, EmotionSample};
-use attune_core::call::{CallBackchannel, CallTurn};
+use attune_core::call::{CallAnalysis, CallBackchannel, CallTurn};
 use attune_core::cues::CueEvent;
 use attune_core::dialog::{Interruption, Overlap};
 
-/// The arrays of a [`CallReport`] whose length grows with the call, moved out of it.
-#[derive(Debug, Default)]
-pub struct LongArrays {
-    turns: Vec<CallTurn>,
-    interruptions: Vec<Interruption>,
-    backchannels: Vec<CallBackchannel>,
-    overlaps: Vec<Overlap>,
-    caller_emotion: Vec<EmotionSample>,
-    agent_calmness: Vec<CalmnessSample>,
-    cues: Vec<CueEvent>,
+/// The arrays of a [`CallReport`] whose length grows with the call, borrowed from it.
+struct LongArrays<'a> {
+    turns: &'a [CallTurn],
+    interruptions: &'a [Interruption],
+    backchannels: &'a [CallBackchannel],
+    overlaps: &'a [Overlap],
+    caller_emotion: &'a [EmotionSample],
+    agent_calmness: &'a [CalmnessSample],
+    cues: &'a [CueEvent],
 }
 
 /// How a document is laid out: as result files (`Pretty`, two-space indent) or as stored
@@ -39,46 +38,79 @@ pub enum Layout {
     Compact,
 }
 
-impl LongArrays {
-    /// Moves the long arrays out of `report` (left empty); [`Self::put_back`] restores them.
-    pub fn take(report: &mut CallReport) -> Self {
-        let a = &mut report.analysis;
+impl<'a> LongArrays<'a> {
+    fn of(report: &'a CallReport) -> Self {
+        let a = &report.analysis;
         Self {
-            turns: std::mem::take(&mut a.turns),
-            interruptions: std::mem::take(&mut a.interruptions),
-            backchannels: std::mem::take(&mut a.backchannels),
-            overlaps: std::mem::take(&mut a.overlaps),
-            caller_emotion: std::mem::take(&mut report.caller_emotion),
-            agent_calmness: std::mem::take(&mut report.agent_calmness),
-            cues: std::mem::take(&mut report.cues),
+            turns: &a.turns,
+            interruptions: &a.interruptions,
+            backchannels: &a.backchannels,
+            overlaps: &a.overlaps,
+            caller_emotion: &report.caller_emotion,
+            agent_calmness: &report.agent_calmness,
+            cues: &report.cues,
         }
     }
+}
 
-    /// Puts the arrays back into `report`.
-    pub fn put_back(self, report: &mut CallReport) {
-        let a = &mut report.analysis;
-        a.turns = self.turns;
-        a.interruptions = self.interruptions;
-        a.backchannels = self.backchannels;
-        a.overlaps = self.overlaps;
-        report.caller_emotion = self.caller_emotion;
-        report.agent_calmness = self.agent_calmness;
-        report.cues = self.cues;
-    }
+/// `report` without its long arrays (each empty), as a `Value`: a few kB whatever the call's
+/// length. Every field is named, so a field added to the report is a compile error here until
+/// it is decided whether it grows with the call.
+fn rest_of(report: &CallReport) -> serde_json::Result<Value> {
+    let a = &report.analysis;
+    let rest = CallReport {
+        file: report.file.clone(),
+        analysis: CallAnalysis {
+            duration_s: a.duration_s,
+            sample_rate_hz: a.sample_rate_hz,
+            channels: a.channels,
+            agent_channel: a.agent_channel,
+            two_party: a.two_party,
+            warnings: a.warnings.clone(),
+            talk: a.talk,
+            turns: Vec::new(),
+            interruptions: Vec::new(),
+            backchannels: Vec::new(),
+            overlaps: Vec::new(),
+            response_latency_s: a.response_latency_s,
+            longest_monologue_s: a.longest_monologue_s,
+            turn_count: a.turn_count,
+            backchannel_count: a.backchannel_count,
+            interruption_count: a.interruption_count,
+            crosstalk_rejected_s: a.crosstalk_rejected_s,
+            prosody: a.prosody.clone(),
+        },
+        caller_emotion: Vec::new(),
+        agent_calmness: Vec::new(),
+        cues: Vec::new(),
+        facts: report.facts.clone(),
+        qa: report.qa.clone(),
+        versions: report.versions.clone(),
+        input: report.input.clone(),
+        started_at: report.started_at.clone(),
+        finished_at: report.finished_at.clone(),
+    };
+    serde_json::to_value(&rest)
+}
 
-    /// The cues (for storing them, which needs each as a value).
-    pub fn cues(&self) -> &[CueEvent] {
-        &self.cues
-    }
+/// Writes `report` as its result file (`Pretty`) or its stored text (`Compact`) is: sorted
+/// keys, without a `Value` of the whole document.
+pub fn write_report(report: &CallReport, layout: Layout, out: &mut impl Write) -> io::Result<()> {
+    let rest = rest_of(report)?;
+    LongArrays::of(report).write(&rest, layout, out)
+}
 
-    /// The caller's last judged point.
-    pub fn last_caller_emotion(&self) -> Option<&EmotionSample> {
-        self.caller_emotion.last()
-    }
+/// The document as compact JSON text (as stored), written as [`write_report`] writes it.
+pub fn to_compact_string(report: &CallReport) -> io::Result<String> {
+    let mut bytes = Vec::new();
+    write_report(report, Layout::Compact, &mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
 
-    /// Writes the whole document: `rest` is the report as a `Value` while its long arrays were
-    /// taken out (an object; each long array an empty array in it).
-    pub fn write(&self, rest: &Value, layout: Layout, out: &mut impl Write) -> io::Result<()> {
+impl LongArrays<'_> {
+    /// Writes the whole document: `rest` is the report as a `Value` without its long arrays
+    /// (an object; each long array an empty array in it).
+    fn write(&self, rest: &Value, layout: Layout, out: &mut impl Write) -> io::Result<()> {
         let Value::Object(fields) = rest else {
             return write_value(rest, layout, 0, out);
         };
@@ -100,13 +132,13 @@ impl LongArrays {
                 b":"
             })?;
             let written = match key.as_str() {
-                "turns" => write_array(&self.turns, layout, out)?,
-                "interruptions" => write_array(&self.interruptions, layout, out)?,
-                "backchannels" => write_array(&self.backchannels, layout, out)?,
-                "overlaps" => write_array(&self.overlaps, layout, out)?,
-                "caller_emotion" => write_array(&self.caller_emotion, layout, out)?,
-                "agent_calmness" => write_array(&self.agent_calmness, layout, out)?,
-                "cues" => write_array(&self.cues, layout, out)?,
+                "turns" => write_array(self.turns, layout, out)?,
+                "interruptions" => write_array(self.interruptions, layout, out)?,
+                "backchannels" => write_array(self.backchannels, layout, out)?,
+                "overlaps" => write_array(self.overlaps, layout, out)?,
+                "caller_emotion" => write_array(self.caller_emotion, layout, out)?,
+                "agent_calmness" => write_array(self.agent_calmness, layout, out)?,
+                "cues" => write_array(self.cues, layout, out)?,
                 _ => false,
             };
             if !written {
@@ -117,13 +149,6 @@ impl LongArrays {
             out.write_all(b"\n")?;
         }
         out.write_all(b"}")
-    }
-
-    /// The document as compact JSON text (as stored).
-    pub fn to_compact_string(&self, rest: &Value) -> io::Result<String> {
-        let mut bytes = Vec::new();
-        self.write(rest, Layout::Compact, &mut bytes)?;
-        String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 }
 
@@ -177,20 +202,4 @@ fn write_value(
             Ok(())
         }
     }
-}
-
-/// Writes `report` as its result file would be (pretty, sorted keys), without a `Value` of the
-/// whole document; `report` is unchanged afterwards.
-pub fn write_report(
-    report: &mut CallReport,
-    layout: Layout,
-    out: &mut impl Write,
-) -> io::Result<()> {
-    let arrays = LongArrays::take(report);
-    let rest = serde_json::to_value(&*report);
-    let result = rest
-        .map_err(io::Error::from)
-        .and_then(|rest| arrays.write(&rest, layout, out));
-    arrays.put_back(report);
-    result
 }

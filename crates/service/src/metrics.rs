@@ -34,26 +34,12 @@ pub struct ServiceMetrics {
 
 /// Process CPU time (user + system), seconds, from `/proc/self/stat`.
 pub fn process_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks_per_s())
-}
-
-fn clock_ticks_per_s() -> f64 {
-    // Linux's USER_HZ is 100 on every architecture we run on.
-    100.0
+    attune_qa::process::cpu_seconds()
 }
 
 /// Resident memory, bytes, from `/proc/self/statm`.
 pub fn process_resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    attune_qa::process::resident_bytes()
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {

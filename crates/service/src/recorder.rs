@@ -327,9 +327,8 @@ impl CallRecorder {
         if truncated {
             return Err(UploadError::Truncated);
         }
-        let doc = serde_json::to_value(&report).map_err(|e| UploadError::Score(e.to_string()))?;
-        let call = StoredCall::from_document(
-            &doc,
+        let call = StoredCall::from_report(
+            &report,
             &call_id,
             "recording",
             info.agent.as_deref().and_then(non_empty),
@@ -419,9 +418,8 @@ fn live_call_record(job: &LiveCallJob, setup: &ScoringSetup) -> Result<StoredCal
         started_at,
         qa::rfc3339_utc(SystemTime::now()),
     );
-    let doc = serde_json::to_value(&report).map_err(|e| StoreError::Record(e.to_string()))?;
-    StoredCall::from_document(
-        &doc,
+    StoredCall::from_report(
+        &report,
         &job.info.call_id,
         "live",
         non_empty(&job.info.agent_id),

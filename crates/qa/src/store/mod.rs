@@ -17,7 +17,10 @@ use std::time::Duration;
 
 pub use backend::Cell;
 use backend::{Backend, Param};
-pub use record::{StoredCall, StoredCue, StoredQaItem};
+pub use record::{
+    InputDigest, PerPartyCount, QaDigest, ReportDigest, StoredCall, StoredCue, StoredQaItem,
+    TalkDigest, VersionsDigest,
+};
 
 /// Creates an empty PostgreSQL database `name` (dropping any of that name) through the server
 /// at `admin_url`, and returns its URL. For tests.

@@ -1,12 +1,17 @@
 //! What is stored of a call ([`StoredCall`]): the columns queries filter on, its cues, its QA
-//! items, and the whole result document. Built from a result document ([`StoredCall::from_document`],
-//! the JSON of [`crate::CallReport`]), so a scored recording, a re-read result file and a
-//! live call at its end are stored the same way.
+//! items, and the whole result document. Built from a [`crate::CallReport`]
+//! ([`StoredCall::from_report`]) or from a result file read back
+//! ([`StoredCall::from_document`]), both through one typed [`ReportDigest`], so a scored
+//! recording, a re-read result file and a live call at its end are stored the same way.
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::StoreError;
 use super::backend::{Cell, Param};
+use crate::CallReport;
 
 /// A caller whose last judgements average at least this probability of `angry` "ended upset".
 pub const ENDED_UPSET_PROBABILITY: f64 = 0.5;
@@ -73,12 +78,256 @@ pub struct StoredCall {
     pub report_json: String,
 }
 
-fn text(v: &Value) -> Option<String> {
-    v.as_str().map(str::to_owned)
+/// What the store (and a batch's summary) reads of a result document, typed: built from a
+/// [`CallReport`] ([`ReportDigest::of`]) or read back from a result file
+/// ([`ReportDigest::from_document`]), where a missing or renamed field is an error naming it
+/// rather than a stored 0 or "".
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ReportDigest {
+    pub file: String,
+    pub duration_s: f64,
+    pub talk: TalkDigest,
+    pub interruption_count: PerPartyCount,
+    /// The caller's last judged emotion.
+    #[serde(rename = "caller_emotion", deserialize_with = "last_emotion")]
+    pub caller_end_emotion: Option<String>,
+    #[serde(deserialize_with = "fact_values")]
+    facts: BTreeMap<String, Option<f64>>,
+    pub qa: QaDigest,
+    #[serde(deserialize_with = "stored_cues")]
+    pub cues: Vec<StoredCue>,
+    pub versions: VersionsDigest,
+    pub input: InputDigest,
+}
+
+/// Talk time of a call, seconds (see [`attune_core::call::CallTalk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct TalkDigest {
+    pub agent_s: Option<f64>,
+    pub caller_s: Option<f64>,
+    pub overlap_s: Option<f64>,
+    pub silence_s: f64,
+}
+
+/// A count per party.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct PerPartyCount {
+    pub agent: u64,
+    pub caller: u64,
+}
+
+/// The QA score of a call, with its items as stored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct QaDigest {
+    pub score_pct: Option<f64>,
+    pub auto_fail: bool,
+    #[serde(deserialize_with = "stored_items")]
+    pub items: Vec<StoredQaItem>,
+}
+
+/// The versions a result was computed with (the stored ones).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VersionsDigest {
+    pub model: String,
+    pub cue_rules: String,
+    pub rubric: String,
+}
+
+/// The recording a result was computed from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct InputDigest {
+    pub path: String,
+}
+
+/// JSON text of a value with its keys sorted at every level, as evidence is stored.
+fn sorted_json(value: &impl Serialize) -> String {
+    serde_json::to_value(value).map_or_else(|_| "null".to_owned(), |v| v.to_string())
+}
+
+fn last_emotion<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Point {
+        emotion: String,
+    }
+    Ok(Vec::<Point>::deserialize(d)?.pop().map(|p| p.emotion))
+}
+
+fn fact_values<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Option<f64>>, D::Error> {
+    #[derive(Deserialize)]
+    struct FactValue {
+        value: Option<f64>,
+    }
+    Ok(BTreeMap::<String, FactValue>::deserialize(d)?
+        .into_iter()
+        .map(|(k, f)| (k, f.value))
+        .collect())
+}
+
+fn stored_cues<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StoredCue>, D::Error> {
+    #[derive(Deserialize)]
+    struct Cue {
+        cue_id: i64,
+        kind: String,
+        party: String,
+        severity: String,
+        event: String,
+        t_s: f64,
+        start_s: f64,
+        end_s: f64,
+        evidence: Value,
+    }
+    Ok(Vec::<Cue>::deserialize(d)?
+        .into_iter()
+        .map(|c| StoredCue {
+            cue_id: c.cue_id,
+            kind: c.kind,
+            party: c.party,
+            severity: c.severity,
+            event: c.event,
+            t_s: c.t_s,
+            start_s: c.start_s,
+            end_s: c.end_s,
+            evidence_json: c.evidence.to_string(),
+        })
+        .collect())
+}
+
+fn stored_items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<StoredQaItem>, D::Error> {
+    #[derive(Deserialize)]
+    struct Item {
+        section: String,
+        id: String,
+        title: String,
+        weight: f64,
+        rule: String,
+        result: String,
+        value: Option<f64>,
+        auto_fail: bool,
+        evidence: Value,
+    }
+    Ok(Vec::<Item>::deserialize(d)?
+        .into_iter()
+        .map(|i| StoredQaItem {
+            section: i.section,
+            item_id: i.id,
+            title: i.title,
+            weight: i.weight,
+            rule: i.rule,
+            result: i.result,
+            value: i.value,
+            auto_fail: i.auto_fail,
+            evidence_json: i.evidence.to_string(),
+        })
+        .collect())
+}
+
+impl ReportDigest {
+    /// The digest of a report.
+    pub fn of(report: &CallReport) -> Self {
+        let a = &report.analysis;
+        Self {
+            file: report.file.clone(),
+            duration_s: a.duration_s,
+            talk: TalkDigest {
+                agent_s: a.talk.agent_s,
+                caller_s: a.talk.caller_s,
+                overlap_s: a.talk.overlap_s,
+                silence_s: a.talk.silence_s,
+            },
+            interruption_count: PerPartyCount {
+                agent: a.interruption_count.agent,
+                caller: a.interruption_count.caller,
+            },
+            caller_end_emotion: report.caller_emotion.last().map(|p| p.emotion.to_owned()),
+            facts: report
+                .facts
+                .0
+                .iter()
+                .map(|(k, f)| (k.clone(), f.value))
+                .collect(),
+            qa: QaDigest {
+                score_pct: report.qa.score_pct,
+                auto_fail: report.qa.auto_fail,
+                items: report
+                    .qa
+                    .items
+                    .iter()
+                    .map(|i| StoredQaItem {
+                        section: i.section.clone(),
+                        item_id: i.id.clone(),
+                        title: i.title.clone(),
+                        weight: i.weight,
+                        rule: i.rule.clone(),
+                        result: i.result.as_str().to_owned(),
+                        value: i.value,
+                        auto_fail: i.auto_fail,
+                        evidence_json: sorted_json(&i.evidence),
+                    })
+                    .collect(),
+            },
+            cues: report
+                .cues
+                .iter()
+                .map(|c| StoredCue {
+                    cue_id: c.cue_id as i64,
+                    kind: c.kind.as_str().to_owned(),
+                    party: c.party.as_str().to_owned(),
+                    severity: c.severity.as_str().to_owned(),
+                    event: c.event.as_str().to_owned(),
+                    t_s: c.t_s,
+                    start_s: c.start_s,
+                    end_s: c.end_s,
+                    evidence_json: sorted_json(&c.evidence),
+                })
+                .collect(),
+            versions: VersionsDigest {
+                model: report.versions.model.clone(),
+                cue_rules: report.versions.cue_rules.clone(),
+                rubric: report.versions.rubric.clone(),
+            },
+            input: InputDigest {
+                path: report.input.path.clone(),
+            },
+        }
+    }
+
+    /// The digest of a result document read back (a result file); an error names the field
+    /// that is missing or malformed.
+    pub fn from_document(doc: &Value) -> Result<Self, StoreError> {
+        Self::deserialize(doc).map_err(|e| StoreError::Record(format!("bad result document: {e}")))
+    }
+
+    /// The value of a measured fact (None: not measured, or not applicable).
+    pub fn fact(&self, name: &str) -> Option<f64> {
+        self.facts.get(name).copied().flatten()
+    }
 }
 
 impl StoredCall {
-    /// A call from its result document (the per-call JSON of `attune analyze`).
+    /// A call from its report; `report_json` is the whole document, written once
+    /// ([`crate::stream::to_compact_string`]).
+    pub fn from_report(
+        report: &CallReport,
+        call_id: &str,
+        source: &str,
+        agent: Option<String>,
+        team: Option<String>,
+        call_at: String,
+    ) -> Result<Self, StoreError> {
+        let report_json = crate::stream::to_compact_string(report)
+            .map_err(|e| StoreError::Record(format!("cannot write the document: {e}")))?;
+        Ok(Self::from_digest(
+            ReportDigest::of(report),
+            report_json,
+            call_id,
+            source,
+            agent,
+            team,
+            call_at,
+        ))
+    }
+
+    /// A call from its result document read back (the per-call JSON of `attune analyze`).
     pub fn from_document(
         doc: &Value,
         call_id: &str,
@@ -87,78 +336,56 @@ impl StoredCall {
         team: Option<String>,
         call_at: String,
     ) -> Result<Self, StoreError> {
-        let duration_s = doc["duration_s"]
-            .as_f64()
-            .ok_or_else(|| StoreError::Record("the document has no duration_s".to_owned()))?;
-        let fact = |name: &str| doc["facts"][name]["value"].as_f64();
-        let upset = fact("caller_end_upset_probability");
-        let cues = doc["cues"]
-            .as_array()
-            .map(|cues| {
-                cues.iter()
-                    .map(|c| StoredCue {
-                        cue_id: c["cue_id"].as_i64().unwrap_or(0),
-                        kind: text(&c["kind"]).unwrap_or_default(),
-                        party: text(&c["party"]).unwrap_or_default(),
-                        severity: text(&c["severity"]).unwrap_or_default(),
-                        event: text(&c["event"]).unwrap_or_default(),
-                        t_s: c["t_s"].as_f64().unwrap_or(0.0),
-                        start_s: c["start_s"].as_f64().unwrap_or(0.0),
-                        end_s: c["end_s"].as_f64().unwrap_or(0.0),
-                        evidence_json: c["evidence"].to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let qa_items = doc["qa"]["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| StoredQaItem {
-                        section: text(&i["section"]).unwrap_or_default(),
-                        item_id: text(&i["id"]).unwrap_or_default(),
-                        title: text(&i["title"]).unwrap_or_default(),
-                        weight: i["weight"].as_f64().unwrap_or(0.0),
-                        rule: text(&i["rule"]).unwrap_or_default(),
-                        result: text(&i["result"]).unwrap_or_default(),
-                        value: i["value"].as_f64(),
-                        auto_fail: i["auto_fail"].as_bool().unwrap_or(false),
-                        evidence_json: i["evidence"].to_string(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Self {
-            call_id: call_id.to_owned(),
-            source: source.to_owned(),
-            recording: text(&doc["input"]["path"]),
+        Ok(Self::from_digest(
+            ReportDigest::from_document(doc)?,
+            doc.to_string(),
+            call_id,
+            source,
             agent,
             team,
             call_at,
-            duration_s,
-            agent_talk_s: doc["talk"]["agent_s"].as_f64(),
-            caller_talk_s: doc["talk"]["caller_s"].as_f64(),
-            overlap_s: doc["talk"]["overlap_s"].as_f64(),
-            silence_s: doc["talk"]["silence_s"].as_f64(),
-            agent_interruptions: doc["interruption_count"]["agent"].as_i64().unwrap_or(0),
-            caller_interruptions: doc["interruption_count"]["caller"].as_i64().unwrap_or(0),
-            caller_end_emotion: doc["caller_emotion"]
-                .as_array()
-                .and_then(|a| a.last())
-                .and_then(|p| text(&p["emotion"])),
-            caller_end_upset_probability: upset,
-            agent_calmness_min: fact("agent_calmness_min"),
-            score_pct: doc["qa"]["score_pct"].as_f64(),
-            auto_fail: doc["qa"]["auto_fail"].as_bool().unwrap_or(false),
-            model_version: text(&doc["versions"]["model"]).unwrap_or_default(),
-            rules_version: text(&doc["versions"]["cue_rules"]).unwrap_or_default(),
-            rubric_version: text(&doc["versions"]["rubric"]),
+        ))
+    }
+
+    /// A call from the digest of its document and the document's text.
+    pub fn from_digest(
+        digest: ReportDigest,
+        report_json: String,
+        call_id: &str,
+        source: &str,
+        agent: Option<String>,
+        team: Option<String>,
+        call_at: String,
+    ) -> Self {
+        let caller_end_upset_probability = digest.fact("caller_end_upset_probability");
+        let agent_calmness_min = digest.fact("agent_calmness_min");
+        Self {
+            call_id: call_id.to_owned(),
+            source: source.to_owned(),
+            recording: Some(digest.input.path),
+            agent,
+            team,
+            call_at,
+            duration_s: digest.duration_s,
+            agent_talk_s: digest.talk.agent_s,
+            caller_talk_s: digest.talk.caller_s,
+            overlap_s: digest.talk.overlap_s,
+            silence_s: Some(digest.talk.silence_s),
+            agent_interruptions: digest.interruption_count.agent as i64,
+            caller_interruptions: digest.interruption_count.caller as i64,
+            caller_end_upset_probability,
+            agent_calmness_min,
+            caller_end_emotion: digest.caller_end_emotion,
+            score_pct: digest.qa.score_pct,
+            auto_fail: digest.qa.auto_fail,
+            model_version: digest.versions.model,
+            rules_version: digest.versions.cue_rules,
+            rubric_version: Some(digest.versions.rubric),
             stored_at: crate::rfc3339_utc(std::time::SystemTime::now()),
-            cues,
-            qa_items,
-            report_json: doc.to_string(),
-        })
+            cues: digest.cues,
+            qa_items: digest.qa.items,
+            report_json,
+        }
     }
 
     /// Whether the caller ended upset (see [`ENDED_UPSET_PROBABILITY`]).

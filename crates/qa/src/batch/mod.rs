@@ -1,13 +1,25 @@
-//! Batch scoring helpers: which files a batch holds ([`collect_inputs`]), what each result is
-//! named ([`ResultNames`]), whether a stored result is still current ([`current_result`]), and
-//! crash-safe writes ([`write_atomic`]: a temp file in the same folder, synced, then renamed,
-//! so a killed process leaves either the old file or the new one, never half of one).
+//! Batch scoring ([`run`]: a folder of recordings scored in parallel, resumably, into result
+//! files and the store) and its helpers: which files a batch holds ([`collect_inputs`]), what
+//! each result is named ([`ResultNames`]), whether a stored result is still current
+//! ([`current_result`]), and crash-safe writes ([`write_atomic`]: a temp file in the same
+//! folder, synced, then renamed, so a killed process leaves either the old file or the new
+//! one, never half of one).
+
+mod run;
+
+pub use run::{
+    BatchOptions, BatchOutcome, BatchRow, ExtraFile, Progress, ResultSummary, RowResult, run,
+    stored_recording,
+};
 
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 use super::report::{InputIdentity, Versions};
+use super::store::{ReportDigest, StoreError};
 
 /// What can go wrong finding inputs or writing results.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +34,8 @@ pub enum BatchError {
     },
     #[error("cannot write {path}: {why}")]
     Write { path: String, why: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Explains a write error in words a user acts on.
@@ -115,20 +129,46 @@ impl ResultNames {
     }
 }
 
+/// A result file that is still current ([`current_result`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurrentResult {
+    /// What the store and the batch summary read of it.
+    pub digest: ReportDigest,
+    /// The document as stored (compact JSON).
+    pub text: String,
+}
+
 /// The stored result at `json_path` when it was computed from this very input (same size and
-/// modification time) with the same versions; None otherwise (absent, unreadable, stale).
+/// modification time) with the same versions; None otherwise (absent, unreadable, stale, or
+/// not a result document of this version: a missing field means scoring again).
 pub fn current_result(
     json_path: &Path,
     input: &InputIdentity,
     versions: &Versions,
-) -> Option<serde_json::Value> {
+) -> Option<CurrentResult> {
+    #[derive(Deserialize)]
+    struct Identity {
+        input: StoredInput,
+        versions: serde_json::Value,
+    }
+    #[derive(Deserialize)]
+    struct StoredInput {
+        size_bytes: u64,
+        modified_unix_ms: i64,
+    }
     let text = std::fs::read_to_string(json_path).ok()?;
     let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let stored_input = doc.get("input")?;
-    let same_input = stored_input.get("size_bytes")?.as_u64()? == input.size_bytes
-        && stored_input.get("modified_unix_ms")?.as_i64()? == input.modified_unix_ms;
-    let same_versions = doc.get("versions")? == &serde_json::to_value(versions).ok()?;
-    (same_input && same_versions).then_some(doc)
+    let identity = Identity::deserialize(&doc).ok()?;
+    let same_input = identity.input.size_bytes == input.size_bytes
+        && identity.input.modified_unix_ms == input.modified_unix_ms;
+    let same_versions = identity.versions == serde_json::to_value(versions).ok()?;
+    if !(same_input && same_versions) {
+        return None;
+    }
+    Some(CurrentResult {
+        digest: ReportDigest::from_document(&doc).ok()?,
+        text: doc.to_string(),
+    })
 }
 
 /// Writes `bytes` to `path` atomically: a temp file beside it, flushed to disk, then renamed
