@@ -38,12 +38,7 @@ pub fn ravdess_sex(actor: &u32) -> u32 {
 
 /// FNV-1a of `text`: the key of a cached fold model (stable across runs and platforms).
 pub fn fnv1a(text: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
+    attune_qa::fnv1a_64(text.as_bytes())
 }
 
 /// A figure over folds: pooled (computed from the pooled counts, not a mean of the folds'
