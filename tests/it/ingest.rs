@@ -209,7 +209,7 @@ async fn an_example_call_over_each_protocol_gives_the_files_cues() {
 
 async fn ws_session(
     url: &str,
-    headers: &[(&str, &str)],
+    headers: &[(&'static str, &str)],
     messages: Vec<Message>,
 ) -> Option<(u16, String)> {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;

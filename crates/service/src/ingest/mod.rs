@@ -99,10 +99,18 @@ pub struct IngestMetrics {
     pub audiosocket: AdapterCounters,
 }
 
+/// A metric's name, type, help and field.
+type MetricRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&AdapterCounters) -> &AtomicU64,
+);
+
 /// Appends the adapters' counters in Prometheus text format.
 pub fn render_metrics(out: &mut String, m: &IngestMetrics) {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, fn(&AdapterCounters) -> &AtomicU64); 6] = [
+    let rows: [MetricRow; 6] = [
         (
             "attune_telephony_connections_total",
             "counter",

@@ -619,10 +619,10 @@ async fn run(mut socket: WebSocket, state: WsState) {
             Ok(Step::Stopped) => true,
             Ok(_) => false,
         };
-        if stopped || out.len() >= batch_bytes {
-            if let Err(e) = push_all(&mut live, std::mem::take(&mut out)).await {
-                break Ending::error(1011, e.to_string());
-            }
+        if (stopped || out.len() >= batch_bytes)
+            && let Err(e) = push_all(&mut live, std::mem::take(&mut out)).await
+        {
+            break Ending::error(1011, e.to_string());
         }
         if stopped {
             break Ending {
