@@ -39,11 +39,35 @@ pub enum WireEncoding {
     Alaw,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// Attune's own gRPC ingest (`--server http://HOST:GRPC_PORT`).
+    Grpc,
+    /// Twilio Media Streams, both tracks (`--server ws://HOST:HTTP_PORT`).
+    Twilio,
+    /// Genesys AudioHook v2, PCMU stereo (`--server ws://HOST:HTTP_PORT`).
+    Audiohook,
+    /// Asterisk AudioSocket, one TCP leg per party (`--server HOST:PORT`).
+    Audiosocket,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
+    /// How to stream: gRPC, or as a telephony platform would (8 kHz recordings).
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
+    protocol: Protocol,
+    /// Sign Twilio upgrades with this auth token (as Twilio does).
+    #[arg(long)]
+    twilio_auth_token: Option<String>,
+    /// Sign AudioHook upgrades with this API key (and --audiohook-secret, base64).
+    #[arg(long, requires = "audiohook_secret")]
+    audiohook_key: Option<String>,
+    #[arg(long)]
+    audiohook_secret: Option<String>,
     /// A stereo recording (one party per channel).
     file: PathBuf,
-    /// The server's gRPC address.
+    /// The server: its gRPC address (http://HOST:PORT); for twilio/audiohook its HTTP address
+    /// (ws://HOST:PORT, default ws://127.0.0.1:8080); for audiosocket HOST:PORT.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
     /// Pace: 1.0 is real time, 2.0 twice as fast.
@@ -171,6 +195,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
             .file_stem()
             .map_or("call".into(), |s| s.to_string_lossy().into_owned())
     });
+    if args.protocol != Protocol::Grpc && !args.local {
+        return replay_telephony(args, &audio, agent_channel, &base_id);
+    }
     if args.local {
         let summary = local_breakdown(args, &audio, &chunked, agent_channel)?;
         println!("{}", serde_json::to_string(&summary)?);
@@ -441,4 +468,134 @@ fn local_breakdown(
         "chunk_ms": args.chunk_ms,
         "audio_s": total as f64 / audio.sample_rate_hz as f64,
     }))
+}
+
+/// `--protocol twilio|audiohook|audiosocket`: streams the recording as the platform would, as
+/// `--calls` concurrent calls, and prints a JSON summary (frames sent and late, send lag, the
+/// server's close codes). Cues appear in the console, `attune watch` and `/metrics`.
+fn replay_telephony(
+    args: &ReplayArgs,
+    audio: &AudioBuffer,
+    agent_channel: u32,
+    base_id: &str,
+) -> anyhow::Result<()> {
+    use attune_service::ingest::clients::{
+        StereoCall, stream_audiohook, stream_audiosocket, stream_twilio,
+    };
+    use base64::Engine as _;
+    if audio.sample_rate_hz != 8000 {
+        bail!(
+            "{}: telephony protocols carry 8000 Hz audio; this recording is {} Hz",
+            args.file.display(),
+            audio.sample_rate_hz
+        );
+    }
+    let agent = agent_channel as usize;
+    let template = StereoCall {
+        call_id: base_id.to_owned(),
+        agent_id: args.agent_id.clone(),
+        team: args.team.clone(),
+        caller: audio.channels[1 - agent].clone(),
+        agent: audio.channels[agent].clone(),
+    };
+    let secret = match &args.audiohook_secret {
+        Some(s) => Some(
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .context("--audiohook-secret is not base64")?,
+        ),
+        None => None,
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let started = Instant::now();
+    let reports = runtime.block_on(async {
+        let ramp = Duration::from_secs_f64(args.ramp_s.unwrap_or(0.02).max(0.0));
+        let mut tasks = Vec::with_capacity(args.calls);
+        for i in 0..args.calls {
+            let mut call = template.clone();
+            if args.calls > 1 {
+                call.call_id = format!("{base_id}-{}", i + 1);
+            }
+            let server = match (args.server.as_str(), args.protocol) {
+                ("http://127.0.0.1:50051", Protocol::Twilio | Protocol::Audiohook) => {
+                    "ws://127.0.0.1:8080".to_owned()
+                }
+                (s, _) => s.to_owned(),
+            };
+            let (speed, protocol) = (args.speed, args.protocol);
+            let token = args.twilio_auth_token.clone();
+            let key = args.audiohook_key.clone().zip(secret.clone());
+            let delay = ramp.mul_f64(i as f64 / args.calls as f64);
+            tasks.push(tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let result = match protocol {
+                    Protocol::Twilio => {
+                        stream_twilio(&server, &call, speed, token.as_deref()).await
+                    }
+                    Protocol::Audiohook => {
+                        let key = key.as_ref().map(|(k, s)| (k.as_str(), s.as_slice()));
+                        stream_audiohook(&server, &call, speed, key).await
+                    }
+                    _ => {
+                        let mut uuid = [0u8; 16];
+                        let tag = format!("{:>16}", call.call_id);
+                        for (b, c) in uuid.iter_mut().zip(tag.bytes().rev()) {
+                            *b = c;
+                        }
+                        uuid[15] &= !1;
+                        stream_audiosocket(&server, &call, speed, uuid).await
+                    }
+                };
+                (call.call_id, result)
+            }));
+        }
+        let mut out = Vec::new();
+        for task in tasks {
+            out.push(task.await?);
+        }
+        anyhow::Ok(out)
+    })?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut lags = Vec::new();
+    let (mut sent, mut late, mut failed) = (0u64, 0u64, 0usize);
+    let mut closes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, result) in &reports {
+        match result {
+            Ok(r) => {
+                sent += r.frames_sent;
+                late += r.frames_late;
+                lags.extend_from_slice(&r.send_lag_ms);
+                let key = r
+                    .close
+                    .as_ref()
+                    .map_or("none".to_owned(), |(code, reason)| {
+                        format!("{code} {reason}")
+                    });
+                *closes.entry(key).or_default() += 1;
+            }
+            Err(e) => {
+                failed += 1;
+                *errors.entry(e.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let summary = json!({
+        "protocol": format!("{:?}", args.protocol).to_lowercase(),
+        "calls": reports.len(),
+        "calls_failed": failed,
+        "frames_sent": sent,
+        "frames_late": late,
+        "send_lag_ms": percentiles_ms(lags),
+        "closes": closes,
+        "errors": errors,
+        "speed": args.speed,
+        "audio_s": template.caller.len().min(template.agent.len()) as f64 / 8000.0,
+        "wall_s": (wall_s * 100.0).round() / 100.0,
+    });
+    println!("{}", serde_json::to_string(&summary)?);
+    if failed > 0 {
+        bail!("{failed} of {} calls failed", reports.len());
+    }
+    Ok(())
 }

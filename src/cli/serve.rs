@@ -4,11 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use base64::Engine as _;
 
 use attune_qa::ScoringSetup;
 use attune_service::grpc::SessionConfig;
 use attune_service::http::router;
+use attune_service::ingest::IngestConfig;
+use attune_service::ingest::twilio::Track;
 use attune_service::metrics::ServiceMetrics;
 use attune_service::recorder::CallRecorder;
 use attune_service::server::{ServerConfig, Service};
@@ -45,6 +48,95 @@ pub struct ServeArgs {
     /// page and its upload. Default: calls are not stored.
     #[arg(long, value_name = "PATH|URL")]
     db: Option<String>,
+    /// Twilio auth tokens, one a line: `/ingest/twilio` then requires a valid
+    /// X-Twilio-Signature (closed with 1008 otherwise). Default: signatures are not checked.
+    #[arg(long, value_name = "FILE")]
+    twilio_auth_tokens: Option<PathBuf>,
+    /// Which Twilio track is the agent (the other is the caller).
+    #[arg(long, value_enum, default_value_t = AgentTrack::Outbound)]
+    twilio_agent_track: AgentTrack,
+    /// The public base URL platforms connect to (e.g. wss://attune.example.com), to check
+    /// Twilio signatures behind a proxy. Default: wss:// and the request's Host.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// AudioHook credentials, one `API_KEY CLIENT_SECRET` (base64, as Genesys shows it) a line:
+    /// `/ingest/audiohook` then requires X-API-KEY and a valid HTTP message signature.
+    /// Default: not checked.
+    #[arg(long, value_name = "FILE")]
+    audiohook_keys: Option<PathBuf>,
+    /// Accept Asterisk AudioSocket connections on this TCP address. AudioSocket has no
+    /// authentication: keep it on loopback or a private interface.
+    #[arg(long, value_name = "ADDR")]
+    audiosocket: Option<String>,
+    /// Agent id of AudioSocket calls (the protocol carries none).
+    #[arg(long, default_value = "unknown")]
+    audiosocket_agent: String,
+    /// Team of AudioSocket calls.
+    #[arg(long, default_value = "default")]
+    audiosocket_team: String,
+    /// A telephony stream that sends no audio this long is closed ("timeout"), seconds.
+    #[arg(long, default_value_t = 10.0)]
+    no_media_timeout_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AgentTrack {
+    Inbound,
+    Outbound,
+}
+
+/// The telephony adapters' settings from the flags (secrets read from files).
+fn ingest_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
+    let read = |path: &PathBuf| -> anyhow::Result<Vec<String>> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect())
+    };
+    let twilio_auth_tokens = match &args.twilio_auth_tokens {
+        Some(path) => read(path)?,
+        None => Vec::new(),
+    };
+    let mut audiohook_keys = Vec::new();
+    if let Some(path) = &args.audiohook_keys {
+        for (i, line) in read(path)?.iter().enumerate() {
+            let mut parts = line.split_whitespace();
+            let (Some(key), Some(secret), None) = (parts.next(), parts.next(), parts.next()) else {
+                bail!(
+                    "{}: line {}: expected `API_KEY CLIENT_SECRET`",
+                    path.display(),
+                    i + 1
+                );
+            };
+            let secret = base64::engine::general_purpose::STANDARD
+                .decode(secret)
+                .with_context(|| {
+                    format!(
+                        "{}: line {}: the client secret is not base64",
+                        path.display(),
+                        i + 1
+                    )
+                })?;
+            audiohook_keys.push((key.to_owned(), secret));
+        }
+    }
+    Ok(IngestConfig {
+        twilio_auth_tokens,
+        public_base_url: args.public_url.clone(),
+        twilio_agent_track: match args.twilio_agent_track {
+            AgentTrack::Inbound => Track::Inbound,
+            AgentTrack::Outbound => Track::Outbound,
+        },
+        audiohook_keys,
+        audiosocket_agent_id: args.audiosocket_agent.clone(),
+        audiosocket_team: args.audiosocket_team.clone(),
+        no_media_timeout: seconds("no-media-timeout-s", args.no_media_timeout_s)?,
+        ..IngestConfig::default()
+    })
 }
 
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
@@ -84,6 +176,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(threads) = args.analysis_threads {
         config.analysis_threads = threads.max(1);
     }
+    let ingest = Arc::new(ingest_config(args)?);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let grpc = tokio::net::TcpListener::bind(&args.grpc)
@@ -98,6 +191,25 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             http.local_addr()?,
             config.max_calls,
             config.analysis_threads
+        );
+        let audiosocket = match &args.audiosocket {
+            None => None,
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (AudioSocket)"))?,
+            ),
+        };
+        eprintln!(
+            "attune serve: telephony: ws://{}/ingest/twilio (signatures {}), ws://{}/ingest/audiohook (signatures {}){}",
+            http.local_addr()?,
+            if ingest.twilio_auth_tokens.is_empty() { "NOT checked" } else { "checked" },
+            http.local_addr()?,
+            if ingest.audiohook_keys.is_empty() { "NOT checked" } else { "checked" },
+            match &audiosocket {
+                Some(l) => format!(", AudioSocket on {} (no authentication)", l.local_addr()?),
+                None => String::new(),
+            }
         );
         if let Some(recorder) = &recorder {
             eprintln!("attune serve: storing ended calls in {}", recorder.location());
@@ -115,7 +227,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             attune_service::console::StopSignal::from_receiver(service.stop_signal()),
             recorder,
         );
-        let app = router(service.app_state()).merge(console);
+        let app = router(service.app_state())
+            .merge(console)
+            .merge(service.ingest_routes(ingest.clone()));
+        if let Some(listener) = audiosocket {
+            service.spawn_audiosocket(listener, ingest.clone());
+        }
         service
             .serve(grpc, http, app, async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -10,6 +10,7 @@ mod console;
 mod cues;
 mod dialog;
 mod emotion;
+mod ingest;
 mod latency;
 mod pitch;
 mod qa;

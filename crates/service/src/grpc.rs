@@ -106,7 +106,7 @@ impl LiveCallsService {
 type Responses<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 type Sender = mpsc::Sender<Result<pb::IngestResponse, Status>>;
 
-fn hub_status(e: HubError) -> Status {
+pub(crate) fn hub_status(e: HubError) -> Status {
     match e {
         HubError::TooManyCalls { .. } => Status::resource_exhausted(e.to_string()),
         HubError::DuplicateCall(_) => Status::already_exists(e.to_string()),
@@ -123,14 +123,16 @@ fn inbound_error(status: Status) -> Option<Status> {
 }
 
 /// Per-call counts.
-struct Counts {
-    chunks_received: u64,
-    bytes_received: u64,
-    acked: u64,
-    last_ack_sent: u64,
+pub(crate) struct Counts {
+    pub(crate) chunks_received: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) acked: u64,
+    pub(crate) last_ack_sent: u64,
 }
 
-async fn send(tx: &Sender, msg: ingest_response::Msg) {
+/// Sends to the gRPC client, if the call has one (telephony adapters have none).
+async fn send(tx: Option<&Sender>, msg: ingest_response::Msg) {
+    let Some(tx) = tx else { return };
     // A client that went away is not an error here: the call still ends properly.
     let _ = tx.send(Ok(pb::IngestResponse { msg: Some(msg) })).await;
 }
@@ -215,7 +217,7 @@ impl Shared {
                     "error",
                     &Sequencer::new(0),
                     &zero_counts(),
-                    tx,
+                    Some(tx),
                 )
                 .await;
                 return Err(status);
@@ -228,7 +230,7 @@ impl Shared {
                     "shutdown",
                     &Sequencer::new(0),
                     &zero_counts(),
-                    tx,
+                    Some(tx),
                 )
                 .await;
                 return Err(Status::unavailable("the server is shutting down"));
@@ -248,7 +250,7 @@ impl Shared {
                 tx,
             )
             .await;
-        self.end_call(&call, &spec, core, reason, &sequencer, &counts, tx)
+        self.end_call(&call, &spec, core, reason, &sequencer, &counts, Some(tx))
             .await;
         status.map_or(Ok(()), Err)
     }
@@ -363,21 +365,31 @@ impl Shared {
             let analysed = chunks.len() as u64;
             ready = chunks;
             ready.clear();
-            self.forward(call, &work.events, tx).await;
+            self.forward(call, &work.events, Some(tx)).await;
             counts.acked += analysed;
             self.metrics
                 .chunks_acked
                 .fetch_add(analysed, Ordering::Relaxed);
             if counts.acked - counts.last_ack_sent >= self.config.ack_every_chunks {
                 counts.last_ack_sent = counts.acked;
-                send(tx, ingest_response::Msg::Ack(ack(&work, sequencer, counts))).await;
+                send(
+                    Some(tx),
+                    ingest_response::Msg::Ack(ack(&work, sequencer, counts)),
+                )
+                .await;
             }
             *core = Some(work);
         }
     }
 
-    /// Publishes a batch of the call's events to the hub and sends them to the call's client.
-    async fn forward(&self, call: &Arc<CallInfo>, events: &[CallEvent], tx: &Sender) {
+    /// Publishes a batch of the call's events to the hub and sends them to the call's client
+    /// (gRPC only: `tx` is None for the telephony adapters, see [`super::ingest`]).
+    pub(crate) async fn forward(
+        &self,
+        call: &Arc<CallInfo>,
+        events: &[CallEvent],
+        tx: Option<&Sender>,
+    ) {
         for event in events {
             let hub_kind = match event {
                 CallEvent::Snapshot(s) => Some(HubEventKind::Snapshot(s.clone())),
@@ -397,7 +409,7 @@ impl Shared {
     /// Finishes the analysis, ends the call in the hub with its summary, sends the summary and
     /// hands the call to the recorder (scored and stored off the runtime's threads).
     #[allow(clippy::too_many_arguments)] // one call's state, borrowed at its end
-    async fn end_call(
+    pub(crate) async fn end_call(
         &self,
         call: &Arc<CallInfo>,
         spec: &CallSpec,
@@ -405,8 +417,8 @@ impl Shared {
         reason: &str,
         sequencer: &Sequencer,
         counts: &Counts,
-        tx: &Sender,
-    ) {
+        tx: Option<&Sender>,
+    ) -> Arc<CallSummary> {
         let mut outcome = None;
         let mut duration_s = 0.0;
         if let Some(mut work) = core {
@@ -451,7 +463,7 @@ impl Shared {
                 reason: reason.to_owned(),
                 duration_s,
                 ended_at_unix_ms,
-                summary: Some(summary),
+                summary: Some(summary.clone()),
             },
         );
         send(
@@ -459,10 +471,11 @@ impl Shared {
             ingest_response::Msg::Event(call_event(call, Kind::CallEnded(proto))),
         )
         .await;
+        summary
     }
 }
 
-fn zero_counts() -> Counts {
+pub(crate) fn zero_counts() -> Counts {
     Counts {
         chunks_received: 0,
         bytes_received: 0,

@@ -11,6 +11,8 @@
 //!   fault to a precise status; [`http`] serves `/healthz` and `/metrics` ([`metrics`]).
 //! - [`recorder`] scores ended calls and uploaded recordings and saves them to the store (off
 //!   tokio's workers), and answers the console's "Recorded calls" queries.
+//! - [`ingest`] takes calls from telephony platforms (Twilio Media Streams, Genesys AudioHook,
+//!   Asterisk AudioSocket) into the same live-call path as gRPC.
 //! - [`server`] runs both on bound listeners until a shutdown signal.
 //! - [`client`] streams a call's audio from any chunk source to a server (replay, capture).
 //! - [`convert`] maps analysis types to the wire types ([`pb`]) and wire events to JSON.
@@ -25,6 +27,7 @@ pub mod feeder;
 pub mod grpc;
 pub mod http;
 pub mod hub;
+pub mod ingest;
 pub mod metrics;
 pub mod recorder;
 pub mod server;

@@ -30,6 +30,8 @@ pub struct ServiceMetrics {
     /// Calls that could not be saved (store error, or the writer's queue was full): logged and
     /// counted, never fatal.
     pub store_errors: AtomicU64,
+    /// Counters of the telephony adapters ([`super::ingest`]).
+    pub telephony: super::ingest::IngestMetrics,
 }
 
 /// Process CPU time (user + system), seconds, from `/proc/self/stat`.
@@ -212,5 +214,6 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
             bytes,
         );
     }
+    super::ingest::render_metrics(&mut out, &m.telephony);
     out
 }

@@ -17,6 +17,7 @@ use super::analysis::AnalysisPool;
 use super::grpc::{LiveCallsService, SessionConfig, Shared};
 use super::http::AppState;
 use super::hub::{Hub, SUBSCRIBER_BUFFER_EVENTS};
+use super::ingest::IngestConfig;
 use super::metrics::ServiceMetrics;
 use super::pb::live_calls_server::LiveCallsServer;
 use super::recorder::CallRecorder;
@@ -125,6 +126,21 @@ impl Service {
             hub: self.hub.clone(),
             metrics: self.metrics.clone(),
         }
+    }
+
+    /// The telephony WebSocket routes (`/ingest/twilio`, `/ingest/audiohook`), to merge into
+    /// the HTTP router.
+    pub fn ingest_routes(&self, config: Arc<IngestConfig>) -> axum::Router {
+        super::ingest::routes(self.shared.clone(), config)
+    }
+
+    /// Accepts Asterisk AudioSocket connections on `listener` (until the service stops).
+    pub fn spawn_audiosocket(&self, listener: TcpListener, config: Arc<IngestConfig>) {
+        tokio::spawn(super::ingest::audiosocket::serve(
+            listener,
+            self.shared.clone(),
+            config,
+        ));
     }
 
     /// Serves gRPC on `grpc` and `http_router` on `http` until `shutdown` completes.

@@ -1,0 +1,369 @@
+//! Telephony ingest over loopback: an example call streamed as a Twilio Media Stream, a Genesys
+//! AudioHook session and two Asterisk AudioSocket legs appears in the hub with the same cues
+//! as the file; signatures are checked; bad input gets a precise close, never a hang.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+use attune_core::call::{CallConfig, CallEvent, analyze_recording};
+use attune_core::cues::CueRules;
+use attune_core::model::emotion::EmotionModel;
+use attune_service::http::router;
+use attune_service::hub::{CallFilter, Hub};
+use attune_service::ingest::IngestConfig;
+use attune_service::ingest::clients::{
+    StereoCall, stream_audiohook, stream_audiosocket, stream_twilio,
+};
+use attune_service::metrics::ServiceMetrics;
+use attune_service::server::{ServerConfig, Service};
+
+struct Server {
+    http: std::net::SocketAddr,
+    audiosocket: std::net::SocketAddr,
+    hub: Arc<Hub>,
+    metrics: Arc<ServiceMetrics>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
+            .await
+            .expect("server stops")
+            .expect("server task");
+    }
+
+    fn ws(&self) -> String {
+        format!("ws://{}", self.http)
+    }
+
+    /// Waits for `call_id` to end; its cues (kind, event, t_s), end reason and duration.
+    async fn ended(&self, call_id: &str) -> (Vec<(String, String, f64)>, String, f64) {
+        let filter = CallFilter {
+            call_id: Some(call_id.into()),
+            ..CallFilter::default()
+        };
+        for _ in 0..400 {
+            if let Some(view) = self.hub.ended_calls(&filter).first() {
+                let end = view.end.clone().expect("an end");
+                let timeline = self.hub.timeline(call_id).expect("timeline");
+                let cues = timeline
+                    .cues
+                    .iter()
+                    .map(|c| {
+                        (
+                            c.kind.as_str().to_owned(),
+                            c.event.as_str().to_owned(),
+                            c.t_s,
+                        )
+                    })
+                    .collect();
+                return (cues, end.reason, end.duration_s);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("call {call_id} did not end");
+    }
+}
+
+fn model() -> Arc<EmotionModel> {
+    Arc::new(attune_qa::files::model_or_embedded(None).unwrap())
+}
+
+async fn start(ingest: IngestConfig) -> Server {
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (http_addr, audiosocket) = (http.local_addr().unwrap(), socket.local_addr().unwrap());
+    let config = ServerConfig {
+        max_calls: 600,
+        analysis_threads: 2,
+        ..ServerConfig::default()
+    };
+    let service = Service::new(config, CueRules::default(), model()).unwrap();
+    let (hub, metrics) = (service.hub.clone(), service.metrics.clone());
+    let ingest = Arc::new(ingest);
+    let app = router(service.app_state()).merge(service.ingest_routes(ingest.clone()));
+    service.spawn_audiosocket(socket, ingest);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        service
+            .serve(grpc, http, app, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+    });
+    Server {
+        http: http_addr,
+        audiosocket,
+        hub,
+        metrics,
+        stop: Some(stop),
+        task,
+    }
+}
+
+const UPSET: &str = "examples/calls/upset_caller.wav";
+
+/// upset_caller.wav as a call to play (agent on channel 1) and its cues analysed as a file.
+fn upset_call(call_id: &str) -> (StereoCall, Vec<(String, String, f64)>, f64) {
+    let path = Path::new(UPSET);
+    let buffer = attune_qa::files::read_wav(path).unwrap();
+    let call = StereoCall {
+        call_id: call_id.into(),
+        agent_id: "alice".into(),
+        team: "billing".into(),
+        caller: buffer.channels[0].clone(),
+        agent: buffer.channels[1].clone(),
+    };
+    let config = CallConfig {
+        agent_channel: 1,
+        ..CallConfig::default()
+    };
+    let mut reader = attune_qa::files::open_wav(path).unwrap();
+    let mut cues = Vec::new();
+    let outcome = analyze_recording(&mut reader, "upset", config, model(), |e| {
+        if let CallEvent::Cue(c) = e {
+            cues.push((
+                c.kind.as_str().to_owned(),
+                c.event.as_str().to_owned(),
+                c.t_s,
+            ));
+        }
+    })
+    .unwrap();
+    assert!(!cues.is_empty());
+    (call, cues, outcome.duration_s)
+}
+
+fn metric(m: &ServiceMetrics) -> String {
+    let mut out = String::new();
+    attune_service::ingest::render_metrics(&mut out, &m.telephony);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_example_call_over_each_protocol_gives_the_files_cues() {
+    let server = start(IngestConfig::default()).await;
+    let (call, file_cues, duration_s) = upset_call("CA-twilio");
+    let report = stream_twilio(&server.ws(), &call, 400.0, None)
+        .await
+        .unwrap();
+    assert_eq!(report.close.as_ref().map(|c| c.0), Some(1000), "{report:?}");
+    let (cues, reason, live_duration) = server.ended("CA-twilio").await;
+    assert_eq!(reason, "ended");
+    assert_eq!(cues, file_cues, "twilio");
+    assert!(
+        (live_duration - duration_s).abs() < 0.03,
+        "{live_duration} {duration_s}"
+    );
+    let view = server.hub.ended_calls(&CallFilter::default());
+    assert!(
+        view.iter()
+            .any(|v| v.call.agent_id == "alice" && v.call.team == "billing")
+    );
+
+    let mut call = call;
+    call.call_id = "conv-audiohook".into();
+    let report = stream_audiohook(&server.ws(), &call, 400.0, None)
+        .await
+        .unwrap();
+    assert_eq!(report.close.as_ref().map(|c| c.0), Some(1000), "{report:?}");
+    let (cues, reason, _) = server.ended("conv-audiohook").await;
+    assert_eq!(reason, "ended");
+    assert_eq!(cues, file_cues, "audiohook");
+
+    // Two legs over TCP, aligned by arrival: at a modest pace they stay within the skew.
+    let mut uuid = [0x5au8; 16];
+    uuid[15] = 0x20;
+    let report = stream_audiosocket(&server.audiosocket.to_string(), &call, 20.0, uuid)
+        .await
+        .unwrap();
+    assert!(report.frames_sent > 0);
+    let id = attune_service::ingest::audiosocket::uuid_text(&uuid);
+    let (cues, reason, live_duration) = server.ended(&id).await;
+    assert_eq!(reason, "ended");
+    assert!(!cues.is_empty(), "audiosocket call has cues");
+    assert!(
+        (live_duration - duration_s).abs() < 1.1,
+        "{live_duration} {duration_s}"
+    );
+    let text = metric(&server.metrics);
+    assert!(
+        text.contains("attune_telephony_connections_total{protocol=\"audiosocket\"} 2"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+async fn ws_session(
+    url: &str,
+    headers: &[(&'static str, &str)],
+    messages: Vec<Message>,
+) -> Option<(u16, String)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = url.into_client_request().unwrap();
+    for (k, v) in headers {
+        request.headers_mut().insert(*k, v.parse().unwrap());
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    for m in messages {
+        if ws.send(m).await.is_err() {
+            break;
+        }
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("no close from the server"),
+            Ok(None | Some(Err(_))) => return None,
+            Ok(Some(Ok(Message::Close(Some(f))))) => {
+                return Some((u16::from(f.code), f.reason.to_string()));
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_precise_close_and_signatures_are_checked() {
+    let config = IngestConfig {
+        twilio_auth_tokens: vec!["secret".into()],
+        no_media_timeout: Duration::from_millis(500),
+        start_timeout: Duration::from_millis(500),
+        ..IngestConfig::default()
+    };
+    let server = start(config).await;
+    let twilio = format!("{}/ingest/twilio", server.ws());
+    // No signature, and a wrong one: 1008.
+    let close = ws_session(&twilio, &[], vec![]).await.unwrap();
+    assert_eq!(close.0, 1008, "{close:?}");
+    let close = ws_session(&twilio, &[("x-twilio-signature", "AAAA")], vec![])
+        .await
+        .unwrap();
+    assert_eq!(close.0, 1008);
+    let signed = attune_service::ingest::twilio::signature(
+        "secret",
+        &format!("wss://{}/ingest/twilio", server.http),
+        &[],
+    );
+    let sig = [("x-twilio-signature", signed.as_str())];
+    for (messages, code) in [
+        (vec![Message::text("{not json")], 1007),
+        (
+            vec![Message::text(
+                r#"{"event":"media","media":{"track":"inbound","timestamp":"0","payload":"AA=="}}"#,
+            )],
+            1002,
+        ),
+        (vec![Message::binary(vec![1, 2, 3])], 1003),
+        // Silence after the connection: closed at the start timeout.
+        (vec![], 1008),
+    ] {
+        let close = ws_session(&twilio, &sig, messages).await.unwrap();
+        assert_eq!(close.0, code, "{close:?}");
+    }
+    // A started stream that stops sending ends its call ("timeout").
+    let start = r#"{"event":"start","start":{"callSid":"CA-stall","tracks":["inbound"],"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
+    let close = ws_session(&twilio, &sig, vec![Message::text(start)])
+        .await
+        .unwrap();
+    assert_eq!(close.0, 1008);
+    assert!(close.1.contains("no media"), "{close:?}");
+    let (_, reason, _) = server.ended("CA-stall").await;
+    assert_eq!(reason, "timeout");
+
+    // AudioHook: audio before open, a bad open, an unsupported format.
+    let hook = format!("{}/ingest/audiohook", server.ws());
+    let close = ws_session(&hook, &[], vec![Message::binary(vec![0; 320])])
+        .await
+        .unwrap();
+    assert_eq!(close.0, 1002);
+    let opus = r#"{"version":"2","type":"open","seq":1,"id":"s","parameters":{"conversationId":"c","media":[{"type":"audio","format":"opus","channels":["external"],"rate":48000}]}}"#;
+    let close = ws_session(&hook, &[], vec![Message::text(opus)])
+        .await
+        .unwrap();
+    assert_eq!(close.0, 1003);
+
+    // AudioSocket: oversized frame, no UUID first, truncated frame: hung up, never a hang.
+    for wire in [
+        vec![
+            0x01, 0x00, 0x10, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0x10, 0xff,
+            0xff,
+        ],
+        vec![0x10, 0x00, 0x02, 0, 0],
+        vec![0x42, 0x00, 0x00],
+    ] {
+        let mut s = tokio::net::TcpStream::connect(server.audiosocket)
+            .await
+            .unwrap();
+        s.write_all(&wire).await.unwrap();
+        let mut back = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut back))
+            .await
+            .expect("the server hangs up")
+            .unwrap();
+        assert_eq!(back.last(), Some(&0), "ends with a hangup frame: {back:?}");
+    }
+    // A leg that sends its UUID and then a partial frame and leaves: the call ends.
+    let mut s = tokio::net::TcpStream::connect(server.audiosocket)
+        .await
+        .unwrap();
+    let mut uuid = vec![0x01, 0x00, 0x10];
+    uuid.extend_from_slice(&[0x33; 16]);
+    uuid.extend_from_slice(&[0x10, 0x01, 0x40]);
+    uuid.extend_from_slice(&[0; 320]);
+    uuid.extend_from_slice(&[0x10, 0x01, 0x40, 0, 0]);
+    s.write_all(&uuid).await.unwrap();
+    drop(s);
+    let mut key = [0x33u8; 16];
+    key[15] = 0x32;
+    let (_, reason, _) = server
+        .ended(&attune_service::ingest::audiosocket::uuid_text(&key))
+        .await;
+    assert_eq!(reason, "error", "a frame cut short");
+    let text = metric(&server.metrics);
+    assert!(
+        !text.contains("refused_total{protocol=\"twilio\"} 0"),
+        "{text}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_twilio_streams_all_end_cleanly() {
+    let server = start(IngestConfig::default()).await;
+    let (mut call, _, _) = upset_call("x");
+    // 3 s of the call, 100 streams at 10x real time.
+    call.caller.truncate(24_000);
+    call.agent.truncate(24_000);
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let mut call = call.clone();
+        call.call_id = format!("CA-many-{i}");
+        let url = server.ws();
+        tasks.push(tokio::spawn(async move {
+            stream_twilio(&url, &call, 10.0, None).await
+        }));
+    }
+    for task in tasks {
+        let report = task.await.unwrap().unwrap();
+        assert_eq!(report.close.map(|c| c.0), Some(1000));
+    }
+    for i in 0..100 {
+        let (_, reason, _) = server.ended(&format!("CA-many-{i}")).await;
+        assert_eq!(reason, "ended");
+    }
+    server.stop().await;
+}
