@@ -133,16 +133,24 @@ fn upset_call(call_id: &str) -> (StereoCall, Vec<(String, String, f64)>, f64) {
     };
     let mut reader = attune_qa::files::open_wav(path).unwrap();
     let mut cues = Vec::new();
-    let outcome = analyze_recording(&mut reader, "upset", config, model(), |e| {
-        if let CallEvent::Cue(c) = e {
-            cues.push((
-                c.kind.as_str().to_owned(),
-                c.event.as_str().to_owned(),
-                c.t_s,
-            ));
-        }
-    })
-    .unwrap();
+    let outcome = analyze_recording(
+        &mut reader,
+        config,
+        model(),
+        |e| {
+            if let CallEvent::Cue(c) = e {
+                cues.push((
+                    c.kind.as_str().to_owned(),
+                    c.event.as_str().to_owned(),
+                    c.t_s,
+                ));
+            }
+        },
+        |_| {},
+    )
+    .unwrap()
+    .outcome
+    .expect("a stereo call has an outcome");
     assert!(!cues.is_empty());
     (call, cues, outcome.duration_s)
 }
