@@ -257,7 +257,7 @@ impl Planner<'_> {
         let duration = self.speech_s(who, &source, max_s)?;
         let base = self.levels[usize::from(who == Speaker::Caller)];
         let level = (base + level_offset_db + scripted_db + self.rng.range(-1.5, 1.5)).min(-18.0);
-        let own_end = self.latest_of(who).map_or(0.0, |s| s.2);
+        let own_end = self.latest_of(who).map_or(0.0, |s| s.1);
         let noises = match &mut self.sound_rng {
             Some(rng) => super::noises::draw(rng, begin - own_end, BREATH_CHANCE, CLICK_CHANCE),
             None => Vec::new(),
