@@ -41,6 +41,15 @@ pub struct ComposeArgs {
     /// Data folder the sources are relative to (default: the spec's, else ../shared/data).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Soft-spoken callers in random calls: sad utterances, --quiet-db below the usual level.
+    #[arg(long)]
+    quiet_caller: bool,
+    /// How far below the usual caller level a --quiet-caller speaks, dB.
+    #[arg(long, default_value_t = 12.0)]
+    quiet_db: f64,
+    /// Breaths and lip clicks before utterances of random calls (never speech in the truth).
+    #[arg(long)]
+    breaths: bool,
     /// Sample encoding of random calls.
     #[arg(long, value_enum, default_value_t = EncodingArg::Mulaw)]
     encoding: EncodingArg,
@@ -112,6 +121,8 @@ fn run_random(args: &ComposeArgs, count: u32) -> anyhow::Result<()> {
         max_minutes,
         crosstalk_db: args.crosstalk_db,
         noise_dbfs: args.noise_dbfs,
+        quiet_caller_db: args.quiet_caller.then_some(args.quiet_db),
+        mouth_noises: args.breaths,
         encoding: match args.encoding {
             EncodingArg::Mulaw => OutputEncoding::Mulaw,
             EncodingArg::Pcm16 => OutputEncoding::Pcm16,

@@ -31,6 +31,15 @@ pub struct EvalDialogArgs {
     /// Fixed crosstalk of the generated calls, dB (drawn in -35..-25 otherwise).
     #[arg(long, allow_hyphen_values = true)]
     crosstalk_db: Option<f64>,
+    /// Soft-spoken callers in random calls: sad utterances, --quiet-db below the usual level.
+    #[arg(long)]
+    quiet_caller: bool,
+    /// How far below the usual caller level a --quiet-caller speaks, dB.
+    #[arg(long, default_value_t = 12.0)]
+    quiet_db: f64,
+    /// Breaths and lip clicks before utterances of random calls (never speech in the truth).
+    #[arg(long)]
+    breaths: bool,
     /// Where generated calls are written (kept); a temporary folder otherwise (removed).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -98,6 +107,8 @@ fn generate(args: &EvalDialogArgs, n: usize, dir: &Path) -> anyhow::Result<()> {
     let config = RandomCallConfig {
         seed: args.seed,
         crosstalk_db: args.crosstalk_db,
+        quiet_caller_db: args.quiet_caller.then_some(args.quiet_db),
+        mouth_noises: args.breaths,
         ..RandomCallConfig::default()
     };
     let data_dir = args

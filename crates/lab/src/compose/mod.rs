@@ -12,6 +12,7 @@
 
 pub mod annotation;
 pub mod channel;
+pub mod noises;
 pub mod random;
 pub mod source;
 pub mod spec;
@@ -106,6 +107,8 @@ struct Placement {
     gain: f32,
     key: (String, Option<f64>),
     speech: (usize, usize),
+    /// Index in the spec's utterances.
+    index: usize,
 }
 
 /// Composes `spec`, reading sources through `cache` (which must serve the spec's rate and
@@ -192,6 +195,7 @@ pub fn compose_with(
             gain,
             key: (u.source.clone(), u.max_s),
             speech: (start, end),
+            index,
         });
         latest_end = latest_end.max(end);
     }
@@ -209,6 +213,21 @@ pub fn compose_with(
             let at = p.offset + k as i64;
             if (0..total as i64).contains(&at) {
                 party[at as usize] += p.gain * x;
+            }
+        }
+        // Breaths and clicks before the speech: in the party's signal, not in its activity.
+        let level_dbfs = spec.utterances[p.index].level_dbfs;
+        let mut sound_rng = SplitMix64::new(spec.seed ^ 0x6272_6561_7468).fork(p.index as u64);
+        for noise in &spec.utterances[p.index].noises {
+            let len = ((noise.dur_s * rate).round() as usize).max(1);
+            let end = p.speech.0 as i64 - (noise.lead_s * rate).round() as i64;
+            let amp = 10f64.powf((level_dbfs + noise.rel_db) / 20.0) as f32;
+            let sound = noises::synthesize(noise.kind, len, rate, &mut sound_rng);
+            for (k, x) in sound.iter().enumerate() {
+                let at = end - len as i64 + k as i64;
+                if (0..total as i64).contains(&at) {
+                    party[at as usize] += amp * x;
+                }
             }
         }
         let place = |n: usize| (p.offset + n as i64).max(0) as usize;
@@ -377,4 +396,75 @@ pub fn write_call(call: &ComposedCall, wav: &Path) -> Result<PathBuf, ComposeErr
     let json = serde_json::to_string_pretty(&call.annotation).expect("annotation serialises");
     std::fs::write(&truth, json + "\n").map_err(write_err(&truth))?;
     Ok(truth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::noises::{NoiseKind, NoiseSpec};
+    use super::*;
+
+    /// A 1 s "sentence" (a 200 Hz tone with harmonics) between 0.3 s silences, 8 kHz PCM.
+    fn write_source(dir: &Path) {
+        let rate = 8_000usize;
+        let mut pcm = vec![0i16; rate * 16 / 10];
+        for (k, v) in pcm[rate * 3 / 10..rate * 13 / 10].iter_mut().enumerate() {
+            let t = k as f64 / rate as f64;
+            let x = (std::f64::consts::TAU * 200.0 * t).sin()
+                + 0.5 * (std::f64::consts::TAU * 400.0 * t).sin();
+            *v = (x * 6_000.0) as i16;
+        }
+        let file = std::fs::File::create(dir.join("tone.wav")).unwrap();
+        wav::write_pcm16_wav(std::io::BufWriter::new(file), 8_000, &[pcm]).unwrap();
+    }
+
+    fn spec(noises: Vec<NoiseSpec>) -> CallSpec {
+        CallSpec::from_json(&format!(
+            r#"{{"telephone":false,"encoding":"pcm16","utterances":[
+              {{"speaker":"agent","source":"tone.wav","start":{{"at_s":1.0}},"level_dbfs":-24,
+                "noises":{}}}]}}"#,
+            serde_json::to_string(&noises).unwrap()
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn breaths_and_clicks_are_heard_but_are_not_speech() {
+        let dir = std::env::temp_dir().join(format!("attune-noises-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_source(&dir);
+        let plain = compose(&spec(Vec::new()), &dir).unwrap();
+        let noisy = compose(
+            &spec(vec![
+                NoiseSpec {
+                    kind: NoiseKind::Breath,
+                    lead_s: 0.1,
+                    dur_s: 0.4,
+                    rel_db: -20.0,
+                },
+                NoiseSpec {
+                    kind: NoiseKind::Click,
+                    lead_s: 0.02,
+                    dur_s: 0.005,
+                    rel_db: -8.0,
+                },
+            ]),
+            &dir,
+        )
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Same truth: the sounds are not speech.
+        assert_eq!(plain.annotation.talk, noisy.annotation.talk);
+        assert_eq!(plain.annotation.turns, noisy.annotation.turns);
+        // The breath is in the channel, 0.5-0.9 s, about 20 dB below the speech.
+        let rms = |c: &[f32], a: f64, b: f64| {
+            let s = &c[(a * 8_000.0) as usize..(b * 8_000.0) as usize];
+            10.0 * (s.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / s.len() as f64).log10()
+        };
+        let ch = &noisy.channels[0];
+        assert!(rms(&plain.channels[0], 0.55, 0.85) < -80.0);
+        let breath = rms(ch, 0.55, 0.85);
+        assert!((-50.0..-40.0).contains(&breath), "breath {breath} dBFS");
+        assert!(rms(ch, 0.975, 0.981) > breath + 6.0, "click");
+        assert!((rms(ch, 1.1, 1.9) + 24.0).abs() < 1.0);
+    }
 }

@@ -39,7 +39,19 @@ pub struct RandomCallConfig {
     pub encoding: OutputEncoding,
     /// A scripted caller mood; None draws a mood per call.
     pub caller_arc: Option<CallerArc>,
+    /// A soft-spoken caller: sad utterances only, this many dB below the usual caller level
+    /// (e.g. 12). Ignored with a `caller_arc`.
+    pub quiet_caller_db: Option<f64>,
+    /// Breaths and lip clicks before utterances (see [`super::noises`]), both parties.
+    pub mouth_noises: bool,
 }
+
+/// RAVDESS emotion code of a sad (soft-spoken) caller.
+pub const SAD_EMOTION_CODES: [u8; 1] = [4];
+/// Chance of a breath before an utterance, when mouth noises are on.
+pub const BREATH_CHANCE: f64 = 0.6;
+/// Chance of a lip click before an utterance, when mouth noises are on.
+pub const CLICK_CHANCE: f64 = 0.3;
 
 /// A scripted caller mood for cue evaluation (RAVDESS emotion codes: 01 neutral, 02 calm,
 /// 05 angry, 07 disgust).
@@ -99,6 +111,8 @@ impl Default for RandomCallConfig {
             telephone: true,
             encoding: OutputEncoding::Mulaw,
             caller_arc: None,
+            quiet_caller_db: None,
+            mouth_noises: false,
         }
     }
 }
@@ -180,6 +194,8 @@ struct Planner<'a> {
     utterances: Vec<UtteranceSpec>,
     spans: Vec<(Speaker, f64, f64)>,
     latest_end: f64,
+    /// Draws breaths and clicks (its own stream: the timeline stays what it is without them).
+    sound_rng: Option<SplitMix64>,
 }
 
 impl Planner<'_> {
@@ -241,7 +257,13 @@ impl Planner<'_> {
         let duration = self.speech_s(who, &source, max_s)?;
         let base = self.levels[usize::from(who == Speaker::Caller)];
         let level = (base + level_offset_db + scripted_db + self.rng.range(-1.5, 1.5)).min(-18.0);
+        let own_end = self.latest_of(who).map_or(0.0, |s| s.1);
+        let noises = match &mut self.sound_rng {
+            Some(rng) => super::noises::draw(rng, begin - own_end, BREATH_CHANCE, CLICK_CHANCE),
+            None => Vec::new(),
+        };
         self.utterances.push(UtteranceSpec {
+            noises,
             speaker: who,
             source,
             start,
@@ -342,8 +364,12 @@ pub fn random_spec(
     let mut rng = SplitMix64::new(config.seed).fork(index);
     let agent_files = &catalog.agents[rng.below(catalog.agents.len())];
     let actor = &catalog.callers[rng.below(catalog.callers.len())];
+    let quiet_db = config
+        .quiet_caller_db
+        .filter(|_| config.caller_arc.is_none());
     let mood: &[u8] = match rng.next_f64() {
         _ if config.caller_arc.is_some() => &CALM_EMOTION_CODES,
+        _ if quiet_db.is_some() => &SAD_EMOTION_CODES,
         r if r < 0.45 => &[1, 2],
         r if r < 0.70 => &[5, 7],
         r if r < 0.85 => &[4, 6],
@@ -397,8 +423,12 @@ pub fn random_spec(
         .noise_dbfs
         .unwrap_or_else(|| round2(rng.range(-60.0, -45.0)));
     let agent_channel = rng.below(2) as u16;
-    let levels = [rng.range(-30.0, -19.0), rng.range(-30.0, -19.0)];
+    let mut levels = [rng.range(-30.0, -19.0), rng.range(-30.0, -19.0)];
+    levels[1] -= quiet_db.unwrap_or(0.0);
     let noise_seed = rng.next_u64();
+    let sound_rng = config
+        .mouth_noises
+        .then(|| SplitMix64::new(config.seed ^ 0x6d6f_7574_68).fork(index));
     let mut planner = Planner {
         rng,
         cache,
@@ -411,6 +441,7 @@ pub fn random_spec(
         utterances: Vec::new(),
         spans: Vec::new(),
         latest_end: 0.0,
+        sound_rng,
     };
 
     let mut speaker = Speaker::Agent;
@@ -483,4 +514,94 @@ pub fn random_spec(
         seed: noise_seed,
         utterances: planner.utterances,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny corpus of tone "sentences": two agent files, one actor with calm and sad files.
+    fn tiny_corpus(dir: &Path) {
+        let write = |rel: &str, freq: f64, secs: f64| {
+            let rate = 8_000usize;
+            let len = (secs * rate as f64) as usize;
+            let mut pcm = vec![0i16; len + rate / 2];
+            for (k, v) in pcm[rate / 4..rate / 4 + len].iter_mut().enumerate() {
+                *v = ((std::f64::consts::TAU * freq * k as f64 / rate as f64).sin() * 5_000.0)
+                    as i16;
+            }
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let file = std::fs::File::create(path).unwrap();
+            super::super::wav::write_pcm16_wav(std::io::BufWriter::new(file), 8_000, &[pcm])
+                .unwrap();
+        };
+        write("fda/rl001.wav", 120.0, 2.5);
+        write("fda/rl002.wav", 130.0, 1.5);
+        for (code, secs) in [(1, 1.8), (2, 2.2), (4, 2.0), (4, 2.6)] {
+            let rep = if secs > 2.1 { 2 } else { 1 };
+            write(
+                &format!("ravdess/Actor_01/03-01-0{code}-01-01-0{rep}-01.wav"),
+                220.0,
+                secs,
+            );
+        }
+    }
+
+    #[test]
+    fn quiet_callers_are_sad_and_quieter_and_sounds_leave_the_timeline_alone() {
+        let dir = std::env::temp_dir().join(format!("attune-random-{}", std::process::id()));
+        tiny_corpus(&dir);
+        let catalog = Catalog::scan(&dir).unwrap();
+        let mut cache = SourceCache::new(&dir, 8_000, true);
+        let base = RandomCallConfig {
+            seed: 5,
+            min_minutes: 0.5,
+            max_minutes: 0.5,
+            ..RandomCallConfig::default()
+        };
+        let plain = random_spec(&base, 0, &catalog, &mut cache).unwrap();
+        let quiet_config = RandomCallConfig {
+            quiet_caller_db: Some(12.0),
+            ..base.clone()
+        };
+        let quiet = random_spec(&quiet_config, 0, &catalog, &mut cache).unwrap();
+        let breathy_config = RandomCallConfig {
+            mouth_noises: true,
+            ..quiet_config.clone()
+        };
+        let breathy = random_spec(&breathy_config, 0, &catalog, &mut cache).unwrap();
+        let mean_caller_db = |s: &CallSpec| {
+            let levels: Vec<f64> = s
+                .utterances
+                .iter()
+                .filter(|u| u.speaker == Speaker::Caller)
+                .map(|u| u.level_dbfs)
+                .collect();
+            levels.iter().sum::<f64>() / levels.len() as f64
+        };
+        for u in quiet
+            .utterances
+            .iter()
+            .filter(|u| u.speaker == Speaker::Caller)
+        {
+            assert_eq!(ravdess_emotion_code(&u.source), Some(4), "{}", u.source);
+        }
+        assert!(mean_caller_db(&quiet) < mean_caller_db(&plain) - 8.0);
+        assert!(plain.utterances.iter().all(|u| u.noises.is_empty()));
+        // Same timeline with or without the sounds; some utterances get them.
+        assert_eq!(quiet.utterances.len(), breathy.utterances.len());
+        for (a, b) in quiet.utterances.iter().zip(&breathy.utterances) {
+            assert_eq!(
+                (&a.source, a.start, a.level_dbfs),
+                (&b.source, b.start, b.level_dbfs)
+            );
+        }
+        assert!(breathy.utterances.iter().any(|u| !u.noises.is_empty()));
+        // The call composes and its truth ignores the sounds.
+        let t0 = super::super::compose_with(&quiet, &mut cache).unwrap();
+        let t1 = super::super::compose_with(&breathy, &mut cache).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(t0.annotation.talk, t1.annotation.talk);
+    }
 }

@@ -24,6 +24,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::annotation::{Speaker, UtteranceKind};
+use super::noises::NoiseSpec;
 
 /// Default call sample rate: the telephone's 8 kHz.
 pub const DEFAULT_SAMPLE_RATE_HZ: u32 = 8_000;
@@ -73,6 +74,10 @@ pub struct UtteranceSpec {
     /// of the last 40 % (how backchannels are made: there are no "mm-hm" recordings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_s: Option<f64>,
+    /// Non-speech sounds (breaths, lip clicks) before the speech onset, in the same channel;
+    /// never speech in the truth.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noises: Vec<NoiseSpec>,
 }
 
 /// A whole call.
@@ -211,6 +216,9 @@ impl UtteranceSpec {
             && !(0.1..=MAX_CALL_S).contains(&max_s)
         {
             return Err(format!("max_s {max_s} is below 0.1 s"));
+        }
+        for noise in &self.noises {
+            noise.check()?;
         }
         if self.source.trim().is_empty() {
             return Err("source is empty".into());
