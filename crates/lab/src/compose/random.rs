@@ -428,7 +428,7 @@ pub fn random_spec(
     let noise_seed = rng.next_u64();
     let sound_rng = config
         .mouth_noises
-        .then(|| SplitMix64::new(config.seed ^ 0x6d6f_7574_68).fork(index));
+        .then(|| SplitMix64::new(config.seed ^ 0x006d_6f75_7468).fork(index));
     let mut planner = Planner {
         rng,
         cache,
