@@ -11,7 +11,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
-use attune_core::call::{CallConfig, CallEvent, analyze_recording};
 use attune_core::cues::CueRules;
 use attune_core::model::emotion::EmotionModel;
 use attune_service::http::router;
@@ -127,31 +126,7 @@ fn upset_call(call_id: &str) -> (StereoCall, Vec<(String, String, f64)>, f64) {
         caller: buffer.channels[0].clone(),
         agent: buffer.channels[1].clone(),
     };
-    let config = CallConfig {
-        agent_channel: 1,
-        ..CallConfig::default()
-    };
-    let mut reader = attune_qa::files::open_wav(path).unwrap();
-    let mut cues = Vec::new();
-    let outcome = analyze_recording(
-        &mut reader,
-        config,
-        model(),
-        |e| {
-            if let CallEvent::Cue(c) = e {
-                cues.push((
-                    c.kind.as_str().to_owned(),
-                    c.event.as_str().to_owned(),
-                    c.t_s,
-                ));
-            }
-        },
-        |_| {},
-    )
-    .unwrap()
-    .outcome
-    .expect("a stereo call has an outcome");
-    assert!(!cues.is_empty());
+    let (cues, outcome) = crate::service::upset_call_analysed_as_a_file(path);
     (call, cues, outcome.duration_s)
 }
 

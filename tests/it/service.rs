@@ -566,7 +566,7 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
 
 /// The cues (kind, event, t_s) and outcome of upset_caller.wav analysed as a file: the
 /// reference a live stream of it must reproduce.
-fn upset_call_analysed_as_a_file(
+pub(crate) fn upset_call_analysed_as_a_file(
     path: &Path,
 ) -> (Vec<(String, String, f64)>, attune_core::call::CallOutcome) {
     let config = CallConfig {
