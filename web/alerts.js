@@ -58,10 +58,10 @@
 
   async function acknowledge(r, button) {
     button.disabled = true;
-    const by = localStorage.getItem("attune.name") || "";
     try {
+      // Who acknowledges is the signed-in person: the server takes it from the session.
       const res = await A.fetchJSON(`/api/alerts/${encodeURIComponent(r.alert.call.call_id)}/${r.alert.cue.cue_id}/ack`,
-        { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ by }) });
+        { method: "POST" });
       if (res.ok) { r.alert.ack = res.body; renderAck(r); }
       else { button.disabled = false; button.title = res.body.error || "failed"; }
     } catch (e) { button.disabled = false; }

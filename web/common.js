@@ -89,11 +89,27 @@ const Attune = (() => {
     return new Date(unixMs).toLocaleTimeString();
   }
 
+  // The session's CSRF token (the attune_csrf cookie), sent as X-CSRF-Token with every
+  // state-changing request.
+  function csrfToken() {
+    const m = document.cookie.match(/(?:^|;\s*)attune_csrf=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  function withCsrf(headers) {
+    return Object.assign({ "X-CSRF-Token": csrfToken() }, headers || {});
+  }
+
   async function fetchJSON(url, options) {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), 8000);
+    const opts = Object.assign({ signal: controller.signal, cache: "no-store" }, options || {});
+    if (opts.method && opts.method !== "GET") opts.headers = withCsrf(opts.headers);
     try {
-      const response = await fetch(url, Object.assign({ signal: controller.signal, cache: "no-store" }, options || {}));
+      const response = await fetch(url, opts);
+      if (response.status === 401) {
+        location.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+      }
       const body = await response.json().catch(() => ({}));
       return { status: response.status, ok: response.ok, body };
     } finally {
@@ -190,8 +206,24 @@ const Attune = (() => {
     return decodeURIComponent(parts[parts.length - 1] || "");
   }
 
+  // Who is signed in, and a way to sign out, in the page's header bar.
+  async function showIdentity() {
+    const bar = document.querySelector("header.bar");
+    if (!bar) return;
+    const r = await fetchJSON("/api/me");
+    if (!r.ok || !r.body.authentication) return;
+    const button = el("button", { type: "button", id: "sign-out", text: "Sign out" });
+    button.addEventListener("click", async () => {
+      await fetchJSON("/logout", { method: "POST" });
+      location.href = "/login";
+    });
+    bar.append(el("span", { class: "who", id: "who", text: `${r.body.name} (${r.body.role})` }), button);
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showIdentity);
+  else showIdentity();
+
   return {
-    SEVERITY, EMOTION, SUPERVISOR_ONLY, el, cueName, severityText, cueChip, callerState,
+    SEVERITY, EMOTION, SUPERVISOR_ONLY, el, withCsrf, cueName, severityText, cueChip, callerState,
     calmnessState, attentionScore, formatDuration, formatClock, fetchJSON, recordRendered,
     connect, param, lastPathPart,
   };

@@ -79,7 +79,7 @@
       summary.textContent = `Cannot list the calls: ${r.body && r.body.error ? r.body.error : r.status}`;
       return;
     }
-    summary.textContent = `${r.body.calls.length} stored call${r.body.calls.length === 1 ? "" : "s"} (database ${r.body.store})`;
+    summary.textContent = `${r.body.calls.length} stored call${r.body.calls.length === 1 ? "" : "s"}`;
     render(r.body.calls, highlight);
   }
 
@@ -102,7 +102,7 @@
     uploadStatus.textContent = `Scoring ${file.name}…`;
     try {
       const response = await fetch(`/api/recordings?${p}`, {
-        method: "POST", body: file, headers: { "Content-Type": "audio/wav" },
+        method: "POST", body: file, headers: Attune.withCsrf({ "Content-Type": "audio/wav" }),
       });
       let body = null;
       try { body = await response.json(); } catch (_) { body = null; }

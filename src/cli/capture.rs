@@ -66,6 +66,8 @@ pub struct CaptureArgs {
     /// analysing it here; the call's cues and caller states come back from the server.
     #[arg(long)]
     server: Option<String>,
+    #[command(flatten)]
+    client: super::accounts::ClientArgs,
     /// Call id on the server (default: capture-<unix time ms>).
     #[arg(long)]
     call_id: Option<String>,
@@ -113,7 +115,7 @@ impl ServerStream {
             .enable_all()
             .build()?;
         let mut client = runtime
-            .block_on(connect(url))
+            .block_on(connect(url, &args.client.options()?))
             .with_context(|| format!("cannot connect to {url}"))?;
         let call_id = args.call_id.clone().unwrap_or_else(|| {
             let ms = std::time::SystemTime::now()

@@ -2,6 +2,10 @@
 //! calls streamed in as live calls, in a loop, several at once. Ended calls are scored and
 //! stored (the Recorded calls page) in a SQLite file in the system's temporary folder unless
 //! `--db` names another store or `--no-db` turns storing off.
+//!
+//! Sign-in is on as in `attune serve`: the demo keeps a `demo-admin` account in its store (an
+//! in-memory one with `--no-db`) and prints a one-time sign-in link for it. It listens on
+//! loopback only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,9 +49,52 @@ pub struct DemoArgs {
     no_db: bool,
 }
 
+/// The demo's admin account.
+pub const DEMO_ADMIN: &str = "demo-admin";
+
+/// The demo's gate: accounts in `location`, with `demo-admin` created (with a random password
+/// nobody is shown) when missing. Returns the gate and the admin's principal.
+fn demo_gate(
+    location: &str,
+) -> anyhow::Result<(
+    Arc<attune_service::auth::Gate>,
+    attune_service::auth::Principal,
+)> {
+    use attune_service::auth::{gate::user_principal, secrets};
+    let mut store = attune_qa::store::Store::open(location)
+        .with_context(|| format!("cannot open the demo's account store {location}"))?;
+    if store.user(DEMO_ADMIN)?.is_none() {
+        store.add_user(&attune_qa::store::UserRecord {
+            name: DEMO_ADMIN.to_owned(),
+            role: "admin".to_owned(),
+            teams: Vec::new(),
+            agent_id: None,
+            password_hash: secrets::hash_password(&secrets::random_hex(24))?,
+            disabled: false,
+            created_at: String::new(),
+            updated_at: String::new(),
+        })?;
+    }
+    let admin = store
+        .user(DEMO_ADMIN)?
+        .context("the demo admin account is missing")?;
+    let principal = user_principal(&admin).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let gate = attune_service::auth::Gate::new(
+        Arc::new(attune_service::auth::StoreIdentities::new(store)),
+        attune_service::auth::GateConfig::default(),
+    );
+    Ok((Arc::new(gate), principal))
+}
+
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     if !(args.speed.is_finite() && args.speed > 0.0) {
         anyhow::bail!("--speed must be a number > 0, got {}", args.speed);
+    }
+    if !args.http.ip().is_loopback() {
+        anyhow::bail!(
+            "attune demo listens on loopback only (got {}); run `attune serve` to serve a network",
+            args.http
+        );
     }
     let setup = Arc::new(
         ScoringSetup::load(args.model.as_deref(), None, None, 0)
@@ -85,6 +132,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             }
         }
     };
+    // Accounts live beside the stored calls; without a store, in a store in memory.
+    let accounts = match &recorder {
+        Some(r) => r.location().to_owned(),
+        None => ":memory:".to_owned(),
+    };
+    let (gate, admin) = demo_gate(&accounts)?;
     let recordings = Recording::load_examples(&args.calls_dir).with_context(|| {
         format!(
             "cannot load example calls from {}",
@@ -106,6 +159,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             "Attune demo: {calls} live calls from {} example recordings",
             recordings.len()
         );
+        let secret = gate.issue_sign_in_link(admin);
+        println!("  sign in       http://{address}/login/once?secret={secret}   (one-time link for {DEMO_ADMIN})");
         println!("  live wall     http://{address}/");
         println!("  alerts        http://{address}/alerts");
         println!("  agent view    http://{address}/agent/agent-01");
@@ -136,7 +191,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        let served = console::serve(listener, hub, recorder.clone(), shutdown).await;
+        let served = console::serve(listener, hub, recorder.clone(), gate, shutdown).await;
         demo.abort();
         if let Some(recorder) = recorder {
             tokio::task::spawn_blocking(move || recorder.close())

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use attune_core::audio::{AudioReader, RawFormat, SampleEncoding};
 use attune_core::features::{self, AnalyzerConfig};
 
+mod accounts;
 mod analyze;
 mod calls;
 #[cfg(feature = "capture")]
@@ -64,6 +65,14 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Follow live calls in the terminal.
     Watch(watch::WatchArgs),
+    /// People's accounts: add, list, disable, passwd.
+    #[command(subcommand)]
+    Users(accounts::UsersCommand),
+    /// Machines' API tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Tokens(accounts::TokensCommand),
+    /// The audit log: sign-ins, changes, reads of stored reports.
+    Audit(accounts::AuditArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -170,6 +179,9 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Watch(args) => watch::run(&args),
+        Command::Users(command) => accounts::run_users(&command),
+        Command::Tokens(command) => accounts::run_tokens(&command),
+        Command::Audit(args) => accounts::run_audit(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,6 +70,8 @@ pub struct ReplayArgs {
     /// (ws://HOST:PORT, default ws://127.0.0.1:8080); for audiosocket HOST:PORT.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
+    #[command(flatten)]
+    client: super::accounts::ClientArgs,
     /// Pace: 1.0 is real time, 2.0 twice as fast.
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
@@ -232,10 +234,11 @@ async fn replay_calls(
         .connections
         .unwrap_or_else(|| args.calls.div_ceil(50))
         .clamp(1, args.calls);
+    let options = args.client.options()?;
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
         clients.push(
-            connect(&args.server)
+            connect(&args.server, &options)
                 .await
                 .with_context(|| format!("cannot connect to {}", args.server))?,
         );

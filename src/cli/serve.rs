@@ -43,11 +43,29 @@ pub struct ServeArgs {
     /// Analysis threads (default: one per core).
     #[arg(long)]
     analysis_threads: Option<usize>,
-    /// Store every live call at its end, scored with the default QA rubric (SQLite file, or
-    /// postgres://... with the `postgres` feature); also enables the console's Recorded calls
-    /// page and its upload. Default: calls are not stored.
-    #[arg(long, value_name = "PATH|URL")]
-    db: Option<String>,
+    /// The store: accounts, API tokens and the audit log, and every live call at its end,
+    /// scored with the default QA rubric (SQLite file, or postgres://... with the `postgres`
+    /// feature); the console's Recorded calls page and its upload read it.
+    #[arg(long, value_name = "PATH|URL", env = "ATTUNE_DB", default_value = super::accounts::DEFAULT_DB)]
+    db: String,
+    /// Serve gRPC and HTTP over TLS with this certificate chain (PEM; with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow plaintext on a non-loopback address (credentials and audio then cross the
+    /// network unencrypted).
+    #[arg(long)]
+    insecure_plaintext: bool,
+    /// Also serve /metrics without authentication on this address (for a scraper on a private
+    /// interface); on the main HTTP address /metrics needs a monitor or api token.
+    #[arg(long, value_name = "ADDR")]
+    metrics_http: Option<String>,
+    /// Accept Twilio and AudioHook streams without platform signatures. Otherwise a platform
+    /// without credentials (--twilio-auth-tokens, --audiohook-keys) is refused.
+    #[arg(long)]
+    allow_unsigned_telephony: bool,
     /// Twilio auth tokens, one a line: `/ingest/twilio` then requires a valid
     /// X-Twilio-Signature (closed with 1008 otherwise). Default: signatures are not checked.
     #[arg(long, value_name = "FILE")]
@@ -77,6 +95,14 @@ pub struct ServeArgs {
     /// A telephony stream that sends no audio this long is closed ("timeout"), seconds.
     #[arg(long, default_value_t = 10.0)]
     no_media_timeout_s: f64,
+}
+
+fn telephony_state(signed: bool, unsigned_allowed: bool) -> &'static str {
+    match (signed, unsigned_allowed) {
+        (true, _) => "signatures checked",
+        (false, true) => "signatures NOT checked",
+        (false, false) => "off: give its credentials, or --allow-unsigned-telephony",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -132,6 +158,7 @@ fn ingest_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
             AgentTrack::Outbound => Track::Outbound,
         },
         audiohook_keys,
+        require_signatures: !args.allow_unsigned_telephony,
         audiosocket_agent_id: args.audiosocket_agent.clone(),
         audiosocket_team: args.audiosocket_team.clone(),
         no_media_timeout: seconds("no-media-timeout-s", args.no_media_timeout_s)?,
@@ -146,6 +173,39 @@ fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
         .with_context(|| format!("--{name} must be a number of seconds > 0, got {value}"))
 }
 
+/// The gate of a served store: accounts and tokens from it, cookies `Secure` under TLS.
+pub fn enforcing_gate(
+    location: &str,
+    secure_cookies: bool,
+) -> anyhow::Result<Arc<attune_service::auth::Gate>> {
+    use attune_service::auth::{Gate, GateConfig, StoreIdentities};
+    let store = attune_qa::store::Store::open(location)
+        .with_context(|| format!("cannot open the store {location}"))?;
+    Ok(Arc::new(Gate::new(
+        Arc::new(StoreIdentities::new(store)),
+        GateConfig {
+            secure_cookies,
+            ..GateConfig::default()
+        },
+    )))
+}
+
+/// Refuses plaintext on an address other hosts can reach, unless told to.
+pub fn check_plaintext(
+    what: &str,
+    addr: std::net::SocketAddr,
+    tls: bool,
+    insecure_plaintext: bool,
+) -> anyhow::Result<()> {
+    if !tls && !insecure_plaintext && !addr.ip().is_loopback() {
+        bail!(
+            "refusing to serve {what} in plaintext on {addr}: give --tls-cert FILE --tls-key FILE, \
+             or --insecure-plaintext if the network is private"
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     // The model and cue rules live calls are analysed with are the ones they are scored with.
     let setup = Arc::new(
@@ -153,17 +213,36 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .context("cannot load the emotion model or the cue rules")?,
     );
     let metrics = Arc::new(ServiceMetrics::default());
-    let recorder = match &args.db {
-        None => None,
-        Some(location) => {
-            let store = attune_qa::store::Store::open(location)?;
-            Some(Arc::new(CallRecorder::start(
-                store,
-                setup.clone(),
-                metrics.clone(),
-            )?))
-        }
+    let store = attune_qa::store::Store::open(&args.db)
+        .with_context(|| format!("cannot open the store {}", args.db))?;
+    let recorder = Some(Arc::new(CallRecorder::start(
+        store,
+        setup.clone(),
+        metrics.clone(),
+    )?));
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(attune_service::tls::TlsFiles {
+            cert_pem: std::fs::read(cert)
+                .with_context(|| format!("cannot read --tls-cert {}", cert.display()))?,
+            key_pem: std::fs::read(key)
+                .with_context(|| format!("cannot read --tls-key {}", key.display()))?,
+        }),
+        _ => None,
     };
+    if let Some(tls) = &tls {
+        // A bad certificate or key is named now, not at the first connection.
+        tls.server_config()?;
+    }
+    let gate = enforcing_gate(&args.db, tls.is_some())?;
+    {
+        let mut store = attune_qa::store::Store::open(&args.db)?;
+        if store.users()?.is_empty() && store.tokens()?.is_empty() {
+            eprintln!(
+                "attune serve: no accounts or tokens yet in {}: add one with\n  attune users add NAME --role admin --password-stdin --db {}\n  attune tokens create --role ingest --db {}",
+                args.db, args.db, args.db
+            );
+        }
+    }
     let mut config = ServerConfig {
         max_calls: args.max_calls,
         session: SessionConfig {
@@ -171,6 +250,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             header_timeout: seconds("header-timeout-s", args.header_timeout_s)?,
             ..SessionConfig::default()
         },
+        gate: gate.clone(),
+        tls: tls.clone(),
         ..ServerConfig::default()
     };
     if let Some(threads) = args.analysis_threads {
@@ -185,6 +266,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let http = tokio::net::TcpListener::bind(&args.http)
             .await
             .with_context(|| format!("cannot listen on {} (HTTP)", args.http))?;
+        check_plaintext("gRPC", grpc.local_addr()?, tls.is_some(), args.insecure_plaintext)?;
+        check_plaintext("HTTP", http.local_addr()?, tls.is_some(), args.insecure_plaintext)?;
         eprintln!(
             "attune serve: gRPC on {}, HTTP on {} (max {} calls, {} analysis threads); Ctrl-C stops",
             grpc.local_addr()?,
@@ -194,18 +277,22 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         );
         let audiosocket = match &args.audiosocket {
             None => None,
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
                     .await
-                    .with_context(|| format!("cannot listen on {addr} (AudioSocket)"))?,
-            ),
+                    .with_context(|| format!("cannot listen on {addr} (AudioSocket)"))?;
+                // AudioSocket has neither TLS nor credentials.
+                check_plaintext("AudioSocket", listener.local_addr()?, false, args.insecure_plaintext)?;
+                Some(listener)
+            }
         };
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
         eprintln!(
-            "attune serve: telephony: ws://{}/ingest/twilio (signatures {}), ws://{}/ingest/audiohook (signatures {}){}",
+            "attune serve: telephony: {scheme}://{}/ingest/twilio ({}), {scheme}://{}/ingest/audiohook ({}){}",
             http.local_addr()?,
-            if ingest.twilio_auth_tokens.is_empty() { "NOT checked" } else { "checked" },
+            telephony_state(!ingest.twilio_auth_tokens.is_empty(), args.allow_unsigned_telephony),
             http.local_addr()?,
-            if ingest.audiohook_keys.is_empty() { "NOT checked" } else { "checked" },
+            telephony_state(!ingest.audiohook_keys.is_empty(), args.allow_unsigned_telephony),
             match &audiosocket {
                 Some(l) => format!(", AudioSocket on {} (no authentication)", l.local_addr()?),
                 None => String::new(),
@@ -226,10 +313,22 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             service.app_state().hub,
             attune_service::console::StopSignal::from_receiver(service.stop_signal()),
             recorder,
+            gate.clone(),
         );
-        let app = router(service.app_state())
+        // Each telephony route refuses unsigned upgrades unless allowed (telephony_state).
+        let mut app = router(service.app_state())
             .merge(console)
             .merge(service.ingest_routes(ingest.clone()));
+        if tls.is_some() {
+            app = attune_service::http::with_hsts(app);
+        }
+        if let Some(addr) = &args.metrics_http {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} (metrics)"))?;
+            eprintln!("attune serve: /metrics without authentication on {}", listener.local_addr()?);
+            attune_service::http::spawn_metrics_only(listener, service.app_state());
+        }
         if let Some(listener) = audiosocket {
             service.spawn_audiosocket(listener, ingest.clone());
         }

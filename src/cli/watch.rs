@@ -20,6 +20,8 @@ pub struct WatchArgs {
     /// The server's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     server: String,
+    #[command(flatten)]
+    client: super::accounts::ClientArgs,
     /// Only this team's calls.
     #[arg(long)]
     team: Option<String>,
@@ -115,7 +117,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let mut client = connect(&args.server)
+        let mut client = connect(&args.server, &args.client.options()?)
             .await
             .with_context(|| format!("cannot connect to {}", args.server))?;
         let request = pb::MonitorRequest {

@@ -16,6 +16,7 @@ mod pitch;
 mod qa;
 mod rate;
 mod recorded;
+mod security;
 mod service;
 mod store;
 mod util;

@@ -99,6 +99,7 @@ impl LiveServer {
             service.app_state().hub,
             attune_service::console::StopSignal::from_receiver(service.stop_signal()),
             Some(recorder),
+            std::sync::Arc::new(attune_service::auth::Gate::disabled()),
         );
         let app = router(service.app_state()).merge(console);
         let (stop, stopped) = oneshot::channel::<()>();
@@ -162,7 +163,7 @@ fn upset_call(call_id: &str, agent: &str, team: &str) -> (ChunkedAudio, pb::Call
 /// Streams `upset_caller.wav` as a live call, as fast as it goes.
 async fn stream_upset_call(url: &str, call_id: &str, agent: &str, team: &str) {
     let (audio, header) = upset_call(call_id, agent, team);
-    let mut client = connect(url).await.unwrap();
+    let mut client = connect(url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move { send_paced(&audio, 1000.0, tokio::time::Instant::now(), tx).await });
     ingest_call(&mut client, header, rx, |_, _| {})
@@ -189,7 +190,7 @@ async fn disconnect_midway(url: &str, call_id: &str) {
         .unwrap();
     }
     drop(tx);
-    let mut client = connect(url).await.unwrap();
+    let mut client = connect(url, &Default::default()).await.unwrap();
     let mut inbound = client
         .ingest(tokio_stream::wrappers::ReceiverStream::new(rx))
         .await

@@ -149,7 +149,7 @@ async fn exchange(
     requests: Vec<pb::IngestRequest>,
     hold_open: bool,
 ) -> (Vec<pb::IngestResponse>, Result<(), tonic::Status>) {
-    let mut client = connect(url).await.expect("connect");
+    let mut client = connect(url, &Default::default()).await.expect("connect");
     let (tx, rx) = mpsc::channel(requests.len().max(1));
     for r in requests {
         tx.send(r).await.unwrap();
@@ -183,7 +183,7 @@ fn summary_of(responses: &[pb::IngestResponse]) -> Option<pb::CallSummary> {
 /// with every chunk acknowledged).
 async fn healthy_call(url: String, call_id: String, seconds: f64, speed: f64) -> pb::CallSummary {
     let audio = synthetic_call(seconds);
-    let mut client = connect(&url).await.expect("connect");
+    let mut client = connect(&url, &Default::default()).await.expect("connect");
     let (tx, rx) = mpsc::channel(4);
     let pacer_audio = audio.clone();
     let pacer = tokio::spawn(async move {
@@ -471,7 +471,7 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut client = connect(&server.url).await.unwrap();
+    let mut client = connect(&server.url, &Default::default()).await.unwrap();
     let mut watcher = client
         .monitor(pb::MonitorRequest {
             team: "steady".into(),
@@ -609,7 +609,7 @@ async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
         800,
         Encoding::Mulaw,
     );
-    let mut client = connect(&server.url).await.unwrap();
+    let mut client = connect(&server.url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(4);
     let pacer_audio = audio.clone();
     tokio::spawn(
@@ -671,7 +671,7 @@ async fn a_call_streamed_as_two_mono_streams_gives_the_same_cues_as_the_stereo_f
     assert_eq!(order.len(), caller.len() + agent.len());
 
     let server = start(fast_config()).await;
-    let mut client = connect(&server.url).await.unwrap();
+    let mut client = connect(&server.url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         for (seq, (channel, audio)) in order.into_iter().enumerate() {

@@ -71,11 +71,11 @@ fn ids(rows: &[attune_qa::store::CallRow]) -> Vec<&str> {
 /// Everything the store promises, against one fresh database.
 fn store_suite(location: &str) {
     let mut store = Store::open(location).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     drop(store);
     // Reopening runs no migration twice.
     let mut store = Store::open(location).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
 
     store
         .save_call(&call(
@@ -240,6 +240,92 @@ fn store_suite(location: &str) {
     assert!((ana_nov.mean_agent_interruptions - 3.0).abs() < 1e-9);
     let ben_nov = &months[1];
     assert_eq!(ben_nov.auto_fails, 1);
+
+    accounts_suite(&mut store);
+}
+
+/// Accounts, tokens, the audit log and acknowledgements (migration 3), on either engine.
+fn accounts_suite(store: &mut Store) {
+    use attune_qa::store::{AckRecord, AuditQuery, TokenRecord, UserRecord};
+    let user = UserRecord {
+        name: "sue".into(),
+        role: "supervisor".into(),
+        teams: vec!["t1".into(), "t2".into()],
+        agent_id: None,
+        password_hash: "$argon2id$fake".into(),
+        disabled: false,
+        created_at: String::new(),
+        updated_at: String::new(),
+    };
+    store.add_user(&user).unwrap();
+    let again = store.add_user(&user).unwrap_err().to_string();
+    assert!(again.contains("already exists"), "{again}");
+    let stored = store.user("sue").unwrap().unwrap();
+    assert_eq!(stored.teams, ["t1", "t2"]);
+    assert_eq!(stored.password_hash, "$argon2id$fake");
+    store.set_user_disabled("sue", true).unwrap();
+    assert!(store.users().unwrap()[0].disabled);
+    assert!(store.set_user_disabled("nobody", true).is_err());
+    store
+        .set_user_password_hash("sue", "$argon2id$new")
+        .unwrap();
+    assert_eq!(
+        store.user("sue").unwrap().unwrap().password_hash,
+        "$argon2id$new"
+    );
+
+    let token = TokenRecord {
+        token_id: "abc123".into(),
+        name: "pbx".into(),
+        role: "ingest".into(),
+        teams: vec!["*".into()],
+        token_sha256: "f".repeat(64),
+        created_at: "2026-12-03T00:00:00Z".into(),
+        created_by: "cli:test".into(),
+        revoked_at: None,
+    };
+    store.add_token(&token).unwrap();
+    assert_eq!(
+        store
+            .token_by_hash(&"f".repeat(64))
+            .unwrap()
+            .unwrap()
+            .token_id,
+        "abc123"
+    );
+    assert!(store.token_by_hash(&"0".repeat(64)).unwrap().is_none());
+    store.revoke_token("abc123").unwrap();
+    assert!(store.tokens().unwrap()[0].revoked_at.is_some());
+    assert!(store.revoke_token("nope").is_err());
+
+    for action in ["login", "ack", "upload"] {
+        store
+            .append_audit("user:sue", action, "c1", "127.0.0.1", "ok")
+            .unwrap();
+    }
+    let log = store.audit(&AuditQuery::default()).unwrap();
+    let seqs: Vec<i64> = log.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [3, 2, 1], "newest first, numbered in order");
+    assert_eq!(log[0].action, "upload");
+    let acks_only = store
+        .audit(&AuditQuery {
+            action: Some("ack".into()),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(acks_only.len(), 1);
+
+    let ack = |by: &str| AckRecord {
+        call_id: "c1".into(),
+        cue_id: 7,
+        by: by.into(),
+        at_unix_ms: 1,
+    };
+    store.save_ack(&ack("sue")).unwrap();
+    store.save_ack(&ack("later")).unwrap();
+    let acks = store.acks("c1").unwrap();
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].by, "sue", "the first acknowledgement stands");
 }
 
 #[test]

@@ -11,25 +11,86 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use super::pb::{self, ingest_request::Msg, live_calls_client::LiveCallsClient};
 use super::session::{Encoding, encode_chunk};
 
-/// Connects to a server (`http://host:port`).
-pub async fn connect(url: &str) -> Result<LiveCallsClient<Channel>, tonic::transport::Error> {
-    let channel = Endpoint::from_shared(url.to_owned())?
-        .tcp_nodelay(true)
-        .connect()
-        .await?;
-    Ok(LiveCallsClient::new(channel).max_decoding_message_size(64 << 20))
+/// How a client reaches a server: its API token, and the CA that signed a private server's
+/// certificate (`--ca`; the system's roots otherwise).
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Sent as `authorization: Bearer TOKEN` on every call.
+    pub token: Option<String>,
+    /// PEM of the CA to trust for `https://` servers instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+/// Adds the bearer token to every request.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// A connected client.
+pub type Client = LiveCallsClient<InterceptedService<Channel, Bearer>>;
+
+/// Why a client could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("the API token has characters a header cannot carry")]
+    BadToken,
+    #[error("{0}")]
+    Url(String),
+}
+
+/// Connects to a server: `http://host:port` (plaintext) or `https://host:port` (TLS, the
+/// server's certificate verified against `options.ca_pem` or the system's roots).
+pub async fn connect(url: &str, options: &ClientOptions) -> Result<Client, ConnectError> {
+    let mut endpoint = Endpoint::from_shared(url.to_owned())?.tcp_nodelay(true);
+    if url.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new();
+        tls = match &options.ca_pem {
+            Some(pem) => tls.ca_certificate(Certificate::from_pem(pem)),
+            None => tls.with_native_roots(),
+        };
+        endpoint = endpoint.tls_config(tls)?;
+    } else if !url.starts_with("http://") {
+        return Err(ConnectError::Url(format!(
+            "{url:?}: the server must be http://HOST:PORT or https://HOST:PORT"
+        )));
+    }
+    let bearer = match &options.token {
+        Some(token) => Some(
+            format!("Bearer {token}")
+                .parse::<MetadataValue<_>>()
+                .map_err(|_| ConnectError::BadToken)?,
+        ),
+        None => None,
+    };
+    let channel = endpoint.connect().await?;
+    Ok(LiveCallsClient::with_interceptor(channel, Bearer(bearer))
+        .max_decoding_message_size(64 << 20))
 }
 
 /// Streams one call: the header, every chunk the source yields (until it closes), then the
 /// end of the call. `on_response` sees every ack and event with the time it arrived. Returns
 /// the stream's final status (Ok when the server ended it normally).
 pub async fn ingest_call(
-    client: &mut LiveCallsClient<Channel>,
+    client: &mut Client,
     header: pb::CallHeader,
     chunks: mpsc::Receiver<pb::AudioChunk>,
     mut on_response: impl FnMut(pb::IngestResponse, Instant),

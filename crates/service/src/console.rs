@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -32,8 +32,10 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
+use crate::auth::web::{Authed, ClientAddress};
+use crate::auth::{Access, Gate, Principal, Role};
 use crate::hub::{
-    AlertAck, AlertFilter, CallFilter, CallView, Hub, HubEvent, HubEventKind, now_unix_ms,
+    AlertAck, AlertFilter, CallFilter, CallInfo, CallView, Hub, HubEvent, HubEventKind, now_unix_ms,
 };
 use crate::recorder::{CallRecorder, UploadError, UploadInfo};
 use attune_core::cues::Severity;
@@ -99,11 +101,69 @@ struct ConsoleState {
     stop: StopSignal,
     /// The store of recorded calls (none: the Recorded calls page says so).
     recorder: Option<Arc<CallRecorder>>,
+    /// Who may see and do what.
+    gate: Arc<Gate>,
+}
+
+impl FromRef<ConsoleState> for Arc<Gate> {
+    fn from_ref(state: &ConsoleState) -> Arc<Gate> {
+        state.gate.clone()
+    }
+}
+
+fn forbidden(what: &str) -> Response {
+    json_error(StatusCode::FORBIDDEN, format!("forbidden: {what}"))
+}
+
+/// Whether `who` may see this live call.
+fn may_view(who: &Principal, call: &CallInfo) -> bool {
+    who.may(Access::ViewLiveCall {
+        team: &call.team,
+        agent_id: &call.agent_id,
+    })
+}
+
+/// The call filter of a request, narrowed to what `who` may see: an agent's queries are
+/// always about their own calls, whatever the query says.
+fn scoped_filter(who: &Principal, query: &CallQuery) -> CallFilter {
+    let mut filter = query.filter();
+    if who.role == Role::Agent {
+        filter.agent_id = Some(who.agent_id.clone().unwrap_or_else(|| "\0none".into()));
+    }
+    filter
+}
+
+/// Runs an audit write off the async threads (nothing when authentication is off).
+fn audit(
+    gate: &Arc<Gate>,
+    who: &Principal,
+    action: &str,
+    target: &str,
+    source: &str,
+    outcome: &str,
+) {
+    if !gate.enabled() {
+        return;
+    }
+    let (gate, actor, action, target, source, outcome) = (
+        gate.clone(),
+        who.actor.clone(),
+        action.to_owned(),
+        target.to_owned(),
+        source.to_owned(),
+        outcome.to_owned(),
+    );
+    tokio::task::spawn_blocking(move || gate.audit(&actor, &action, &target, &source, &outcome));
 }
 
 /// The console's routes (pages, assets, JSON, `/events`, and the recorded calls when
 /// `recorder` is given). Merge into a service's router.
-pub fn routes(hub: Arc<Hub>, stop: StopSignal, recorder: Option<Arc<CallRecorder>>) -> Router {
+pub fn routes(
+    hub: Arc<Hub>,
+    stop: StopSignal,
+    recorder: Option<Arc<CallRecorder>>,
+    gate: Arc<Gate>,
+) -> Router {
     // The body limit is enforced by the handler (with a message naming it); axum's own limit
     // sits just above, so the handler sees every body up to it.
     let upload_limit = recorder
@@ -115,6 +175,7 @@ pub fn routes(hub: Arc<Hub>, stop: StopSignal, recorder: Option<Arc<CallRecorder
         boot_id: now_unix_ms(),
         stop,
         recorder,
+        gate: gate.clone(),
     };
     Router::new()
         .route("/recorded", get(recorded_page))
@@ -128,7 +189,10 @@ pub fn routes(hub: Arc<Hub>, stop: StopSignal, recorder: Option<Arc<CallRecorder
         .route("/", get(wall_page))
         .route("/calls/{call_id}", get(call_page))
         .route("/alerts", get(alerts_page))
+        .route("/agent", get(own_agent_page))
         .route("/agent/{agent_id}", get(agent_page))
+        .route("/admin/audit", get(audit_page))
+        .route("/api/audit", get(api_audit))
         .route("/static/{file}", get(asset))
         .route("/api/calls", get(api_calls))
         .route("/api/calls/{call_id}", get(api_call))
@@ -137,6 +201,10 @@ pub fn routes(hub: Arc<Hub>, stop: StopSignal, recorder: Option<Arc<CallRecorder
         .route("/events", get(events))
         .fallback(not_found_page)
         .with_state(state)
+        .merge(crate::auth::web::routes(gate))
+        .layer(axum::middleware::from_fn(
+            crate::auth::web::security_headers,
+        ))
 }
 
 /// Serves the console alone on `listener` until `shutdown` completes; open event streams are
@@ -145,12 +213,17 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     hub: Arc<Hub>,
     recorder: Option<Arc<CallRecorder>>,
+    gate: Arc<Gate>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop) = StopSignal::new();
     let mut stopped = stop.clone();
-    let app = routes(hub, stop, recorder);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let app = routes(hub, stop, recorder, gate);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<crate::tls::PeerAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
@@ -172,6 +245,7 @@ const PAGE_ALERTS: &str = include_str!("../../../web/alerts.html");
 const PAGE_AGENT: &str = include_str!("../../../web/agent.html");
 const PAGE_NOT_FOUND: &str = include_str!("../../../web/404.html");
 const PAGE_RECORDED: &str = include_str!("../../../web/recorded.html");
+const PAGE_AUDIT: &str = include_str!("../../../web/audit.html");
 
 /// Embedded assets: (file name, content type, text).
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -210,6 +284,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../web/recorded.js"),
     ),
+    (
+        "audit.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../web/audit.js"),
+    ),
 ];
 
 fn page(status: StatusCode, html: &'static str) -> Response {
@@ -227,31 +306,77 @@ fn not_found(what: &str) -> Response {
         .into_response()
 }
 
-async fn wall_page() -> Response {
+/// Where a principal starts: agents on their own view, QA analysts on the recorded calls.
+fn home_of(who: &Principal) -> Option<&'static str> {
+    match who.role {
+        Role::Agent => Some("/agent"),
+        Role::Qa => Some("/recorded"),
+        _ => None,
+    }
+}
+
+async fn wall_page(Authed(who): Authed) -> Response {
+    if let Some(home) = home_of(&who) {
+        return axum::response::Redirect::to(home).into_response();
+    }
+    if !who.sees_live_calls() {
+        return forbidden("this role does not see live calls");
+    }
     page(StatusCode::OK, PAGE_WALL)
 }
 
-async fn alerts_page() -> Response {
+async fn alerts_page(Authed(who): Authed) -> Response {
+    if !who.sees_live_calls() || who.role == Role::Agent {
+        return forbidden("the alert feed is for supervisors");
+    }
     page(StatusCode::OK, PAGE_ALERTS)
 }
 
-async fn call_page(State(state): State<ConsoleState>, Path(call_id): Path<String>) -> Response {
-    if state.hub.timeline(&call_id).is_some() {
-        page(StatusCode::OK, PAGE_CALL)
-    } else {
-        not_found(&format!("call {call_id}"))
+async fn call_page(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Path(call_id): Path<String>,
+) -> Response {
+    match state.hub.timeline(&call_id) {
+        Some(t) if may_view(&who, &t.view.call) => page(StatusCode::OK, PAGE_CALL),
+        // A call one may not see is not found, so ids cannot be probed.
+        _ => not_found(&format!("call {call_id}")),
+    }
+}
+
+/// `/agent`: the signed-in agent's own view.
+async fn own_agent_page(Authed(who): Authed) -> Response {
+    match (&who.role, &who.agent_id) {
+        (Role::Agent, Some(id)) => {
+            let path = format!("/agent/{}", crate::auth::web::path_segment(id));
+            axum::response::Redirect::to(&path).into_response()
+        }
+        (Role::Agent, None) => forbidden("this agent account has no agent id"),
+        _ => forbidden("/agent is an agent's own view; open /agent/AGENT_ID"),
     }
 }
 
 /// The agent's page. An agent with no live or recent call gets the page with status 404: it
-/// says so and shows their next call when it starts.
-async fn agent_page(State(state): State<ConsoleState>, Path(agent_id): Path<String>) -> Response {
+/// says so and shows their next call when it starts. Agents open only their own.
+async fn agent_page(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Path(agent_id): Path<String>,
+) -> Response {
+    let allowed = match who.role {
+        Role::Agent => who.agent_id.as_deref() == Some(agent_id.as_str()),
+        Role::Admin | Role::Supervisor | Role::Monitor | Role::Api => true,
+        _ => false,
+    };
+    if !allowed {
+        return forbidden("an agent sees only their own view");
+    }
     let filter = CallFilter {
         agent_id: Some(agent_id),
         ..CallFilter::default()
     };
-    let known =
-        !state.hub.live_calls(&filter).is_empty() || !state.hub.ended_calls(&filter).is_empty();
+    let visible = |views: Vec<CallView>| views.iter().any(|v| may_view(&who, &v.call));
+    let known = visible(state.hub.live_calls(&filter)) || visible(state.hub.ended_calls(&filter));
     let status = if known {
         StatusCode::OK
     } else {
@@ -362,11 +487,19 @@ struct RankedCall {
     view: CallView,
 }
 
-async fn api_calls(State(state): State<ConsoleState>, Query(query): Query<CallQuery>) -> Response {
+async fn api_calls(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Query(query): Query<CallQuery>,
+) -> Response {
+    if !who.sees_live_calls() {
+        return forbidden("this role does not see live calls");
+    }
     let mut calls: Vec<RankedCall> = state
         .hub
-        .live_calls(&query.filter())
+        .live_calls(&scoped_filter(&who, &query))
         .into_iter()
+        .filter(|view| may_view(&who, &view.call))
         .map(|view| RankedCall {
             attention: attention_score(&view),
             view,
@@ -388,10 +521,16 @@ async fn api_calls(State(state): State<ConsoleState>, Query(query): Query<CallQu
     .into_response()
 }
 
-async fn api_call(State(state): State<ConsoleState>, Path(call_id): Path<String>) -> Response {
+async fn api_call(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Path(call_id): Path<String>,
+) -> Response {
     match state.hub.timeline(&call_id) {
-        Some(timeline) => axum::Json(timeline).into_response(),
-        None => json_error(
+        Some(timeline) if may_view(&who, &timeline.view.call) => {
+            axum::Json(timeline).into_response()
+        }
+        _ => json_error(
             StatusCode::NOT_FOUND,
             format!("no live or recent call {call_id:?}"),
         ),
@@ -410,7 +549,14 @@ struct AlertsBody {
     alerts: Vec<crate::hub::Alert>,
 }
 
-async fn api_alerts(State(state): State<ConsoleState>, Query(query): Query<CallQuery>) -> Response {
+async fn api_alerts(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Query(query): Query<CallQuery>,
+) -> Response {
+    if !who.sees_live_calls() {
+        return forbidden("this role does not see alerts");
+    }
     let severity = match non_empty(&query.severity) {
         None => None,
         Some(name) => match parse_severity(&name) {
@@ -424,28 +570,31 @@ async fn api_alerts(State(state): State<ConsoleState>, Query(query): Query<CallQ
         },
     };
     let filter = AlertFilter {
-        calls: query.filter(),
+        calls: scoped_filter(&who, &query),
         severity,
     };
     let limit = query
         .limit
         .unwrap_or(ALERTS_DEFAULT_LIMIT)
         .min(ALERTS_MAX_LIMIT);
+    let mut alerts = state.hub.alerts(&filter, ALERTS_MAX_LIMIT);
+    alerts.retain(|a| may_view(&who, &a.call));
+    alerts.truncate(limit);
     axum::Json(AlertsBody {
         server_time_unix_ms: now_unix_ms(),
-        alerts: state.hub.alerts(&filter, limit),
+        alerts,
     })
     .into_response()
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct AckBody {
-    #[serde(default)]
-    by: String,
-}
-
+/// `POST /api/alerts/{call_id}/{cue_id}/ack`: acknowledges an alert as the signed-in person
+/// (who made it comes from the session, never from the request). The body, if any, must be
+/// JSON; it is not needed.
 async fn api_ack(
     State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    ClientAddress(source): ClientAddress,
+    headers: axum::http::HeaderMap,
     Path((call_id, cue_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -455,21 +604,69 @@ async fn api_ack(
             format!("cue id must be a whole number, got {cue_id:?}"),
         );
     };
-    let body: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
-        AckBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                return json_error(
-                    StatusCode::BAD_REQUEST,
-                    format!("body must be JSON like {{\"by\": \"name\"}}: {e}"),
-                );
-            }
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !json {
+            return json_error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "an acknowledgement's body, if any, must be application/json".into(),
+            );
         }
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(&body) {
+            return json_error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}"));
+        }
+    }
+    let Some(call) = state.hub.timeline(&call_id).map(|t| t.view.call) else {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            format!("no live or recent call {call_id:?}"),
+        );
     };
-    match state.hub.acknowledge_alert(&call_id, cue_id, &body.by) {
-        Ok(ack) => axum::Json(ack).into_response(),
+    if !may_view(&who, &call) {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            format!("no live or recent call {call_id:?}"),
+        );
+    }
+    if !who.may(Access::Acknowledge { team: &call.team }) {
+        audit(
+            &state.gate,
+            &who,
+            "ack",
+            &format!("{call_id}/{cue_id}"),
+            &source,
+            "denied",
+        );
+        return forbidden("only a supervisor of the call's team acknowledges its alerts");
+    }
+    match state.hub.acknowledge_alert(&call_id, cue_id, &who.name) {
+        Ok(ack) => {
+            audit(
+                &state.gate,
+                &who,
+                "ack",
+                &format!("{call_id}/{cue_id}"),
+                &source,
+                "ok",
+            );
+            if let Some(recorder) = state.recorder.clone() {
+                let record = attune_qa::store::AckRecord {
+                    call_id: call_id.clone(),
+                    cue_id: cue_id as i64,
+                    by: ack.by.clone(),
+                    at_unix_ms: ack.at_unix_ms as i64,
+                };
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = recorder.save_ack(&record) {
+                        eprintln!("attune: acknowledgement not stored: {e}");
+                    }
+                });
+            }
+            axum::Json(ack).into_response()
+        }
         Err(e) => json_error(StatusCode::NOT_FOUND, e.to_string()),
     }
 }
@@ -481,7 +678,10 @@ async fn api_ack(
 const NO_STORE: &str = "no database is configured, so no call is stored: start `attune serve` \
     (or `attune demo`) with --db PATH (a SQLite file) or --db postgres://...";
 
-async fn recorded_page() -> Response {
+async fn recorded_page(Authed(who): Authed) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
     page(StatusCode::OK, PAGE_RECORDED)
 }
 
@@ -493,8 +693,13 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) 
 /// The report page of a stored call: the stored result document drawn by the QA report.
 async fn recorded_report_page(
     State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    ClientAddress(source): ClientAddress,
     Path(call_id): Path<String>,
 ) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
     let Some(recorder) = state.recorder.clone() else {
         let html = format!(
             "<!doctype html><html lang='en'><head><meta charset='utf-8'>\
@@ -511,13 +716,12 @@ async fn recorded_report_page(
         )
             .into_response();
     };
-    let id = call_id.clone();
-    let found = blocking(move || recorder.report_json(&id)).await;
+    let found = read_stored(&state, &who, &source, recorder, &call_id).await;
     let doc = match found {
         Some(Ok(Some(text))) => text,
         Some(Ok(None)) => return not_found(&format!("stored call {call_id}")),
         Some(Err(e)) => {
-            return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+            return store_failed(&e);
         }
         None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
@@ -626,7 +830,6 @@ impl RecordedQuery {
 
 #[derive(Serialize)]
 struct RecordedBody {
-    store: String,
     calls: Vec<attune_qa::store::CallRow>,
 }
 
@@ -634,8 +837,12 @@ struct RecordedBody {
 /// stored calls, newest first (`Store::calls`); 503 without a database.
 async fn api_recorded(
     State(state): State<ConsoleState>,
+    Authed(who): Authed,
     Query(query): Query<RecordedQuery>,
 ) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
     let Some(recorder) = state.recorder.clone() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
     };
@@ -644,15 +851,19 @@ async fn api_recorded(
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };
     let found = blocking(move || {
-        recorder.calls(&query).map(|calls| RecordedBody {
-            store: recorder.location().to_owned(),
-            calls,
+        recorder.calls(&query).map(|mut calls| {
+            calls.retain(|c| {
+                who.may(Access::ReadStored {
+                    team: c.team.as_deref(),
+                })
+            });
+            RecordedBody { calls }
         })
     })
     .await;
     match found {
         Some(Ok(body)) => axum::Json(body).into_response(),
-        Some(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Some(Err(e)) => store_failed(&e),
         None => json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store task failed".into(),
@@ -663,21 +874,59 @@ async fn api_recorded(
 /// `/api/recorded/{call_id}`: a stored call's result document.
 async fn api_recorded_call(
     State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    ClientAddress(source): ClientAddress,
     Path(call_id): Path<String>,
 ) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
     let Some(recorder) = state.recorder.clone() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
     };
-    let id = call_id.clone();
-    match blocking(move || recorder.report_json(&id)).await {
+    match read_stored(&state, &who, &source, recorder, &call_id).await {
         Some(Ok(Some(doc))) => ([(header::CONTENT_TYPE, "application/json")], doc).into_response(),
         Some(Ok(None)) => json_error(StatusCode::NOT_FOUND, format!("no stored call {call_id:?}")),
-        Some(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Some(Err(e)) => store_failed(&e),
         None => json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store task failed".into(),
         ),
     }
+}
+
+/// A stored call's document if `who` may read it (None inside: no such call, or one of a team
+/// they do not cover); every read is audited.
+async fn read_stored(
+    state: &ConsoleState,
+    who: &Principal,
+    source: &str,
+    recorder: Arc<CallRecorder>,
+    call_id: &str,
+) -> Option<Result<Option<String>, attune_qa::store::StoreError>> {
+    let id = call_id.to_owned();
+    let who_ = who.clone();
+    let result = blocking(move || {
+        let team = match recorder.call_team(&id) {
+            Ok(Some(team)) => team,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !who_.may(Access::ReadStored {
+            team: team.as_deref(),
+        }) {
+            return Ok(None);
+        }
+        recorder.report_json(&id)
+    })
+    .await;
+    let outcome = match &result {
+        Some(Ok(Some(_))) => "ok",
+        Some(Ok(None)) => "not found",
+        _ => "failed",
+    };
+    audit(&state.gate, who, "report_read", call_id, source, outcome);
+    result
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -689,6 +938,63 @@ struct UploadQuery {
     agent_channel: Option<String>,
 }
 
+/// A store failure: logged in full on the server; the client learns only that it failed (the
+/// store's location and its messages are not theirs to read).
+fn store_failed(e: &attune_qa::store::StoreError) -> Response {
+    eprintln!("attune: console: store: {e}");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the store failed; the server's log says why".into(),
+    )
+}
+
+/// `/admin/audit`: the audit log (admins).
+async fn audit_page(Authed(who): Authed) -> Response {
+    if !who.may(Access::Administer) {
+        return forbidden("the audit log is for admins");
+    }
+    page(StatusCode::OK, PAGE_AUDIT)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct AuditQueryParams {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `/api/audit?actor=&action=&target=&limit=`: audit entries, newest first (admins).
+async fn api_audit(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Query(q): Query<AuditQueryParams>,
+) -> Response {
+    if !who.may(Access::Administer) {
+        return forbidden("the audit log is for admins");
+    }
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    let query = attune_qa::store::AuditQuery {
+        actor: non_empty(&q.actor),
+        action: non_empty(&q.action),
+        target: non_empty(&q.target),
+        limit: Some(q.limit.unwrap_or(500).clamp(1, 10_000)),
+    };
+    match blocking(move || recorder.audit_entries(&query)).await {
+        Some(Ok(entries)) => axum::Json(serde_json::json!({ "entries": entries })).into_response(),
+        Some(Err(e)) => store_failed(&e),
+        None => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store task failed".into(),
+        ),
+    }
+}
+
+/// Content types an upload may carry.
+pub const UPLOAD_CONTENT_TYPES: &[&str] = &["audio/wav", "audio/x-wav", "audio/wave"];
+
 fn upload_error(e: &UploadError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     json_error(status, e.to_string())
@@ -699,9 +1005,28 @@ fn upload_error(e: &UploadError) -> Response {
 /// call id and score. At most [`crate::recorder::MAX_CONCURRENT_UPLOADS`] at once.
 async fn api_upload(
     State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    ClientAddress(source): ClientAddress,
+    headers: axum::http::HeaderMap,
     Query(query): Query<UploadQuery>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    if !who.may(Access::Upload) {
+        return forbidden("only QA analysts and admins upload recordings");
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !UPLOAD_CONTENT_TYPES.contains(&content_type) {
+        return json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "an upload's Content-Type must be one of {}, got {content_type:?}",
+                UPLOAD_CONTENT_TYPES.join(", ")
+            ),
+        );
+    }
     let Some(recorder) = state.recorder.clone() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
     };
@@ -750,7 +1075,17 @@ async fn api_upload(
     })
     .await;
     match scored {
-        Some(Ok(result)) => (StatusCode::CREATED, axum::Json(result)).into_response(),
+        Some(Ok(result)) => {
+            audit(
+                &state.gate,
+                &who,
+                "upload",
+                &result.call_id,
+                &source,
+                &format!("ok sha256={}", result.content_sha256),
+            );
+            (StatusCode::CREATED, axum::Json(result)).into_response()
+        }
         Some(Err(e)) => upload_error(&e),
         None => json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -792,6 +1127,7 @@ struct Resync {
 
 struct EventStream {
     hub: Arc<Hub>,
+    who: Principal,
     filter: CallFilter,
     events: broadcast::Receiver<Arc<HubEvent>>,
     acks: Option<broadcast::Receiver<AlertAck>>,
@@ -811,7 +1147,7 @@ impl EventStream {
                 () = self.stop.fired() => return None,
                 received = self.events.recv() => match received {
                     Ok(event) => {
-                        if self.filter.matches(&event.call) {
+                        if self.filter.matches(&event.call) && may_view(&self.who, &event.call) {
                             return Some(sse_json(hub_event_name(&event.kind), &*event));
                         }
                     }
@@ -823,7 +1159,7 @@ impl EventStream {
                 },
                 received = recv_ack(&mut self.acks) => match received {
                     Ok(ack) => {
-                        if self.filter.matches(&ack.call) {
+                        if self.filter.matches(&ack.call) && may_view(&self.who, &ack.call) {
                             return Some(sse_json("ack", &ack));
                         }
                     }
@@ -856,17 +1192,23 @@ async fn recv_ack(
 /// its type: `call_started`, `snapshot`, `emotion`, `cue`, `call_ended`), `ack` for
 /// acknowledgements (not on agent streams), `resync` after falling behind, `tick` every
 /// [`TICK_PERIOD`].
-async fn events(State(state): State<ConsoleState>, Query(query): Query<CallQuery>) -> Response {
-    let filter = query.filter();
+async fn events(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Query(query): Query<CallQuery>,
+) -> Response {
+    if !who.sees_live_calls() {
+        return forbidden("this role does not see live calls");
+    }
+    let filter = scoped_filter(&who, &query);
     let (_, events) = state.hub.subscribe(&filter);
-    let acks = filter
-        .agent_id
-        .is_none()
-        .then(|| state.hub.subscribe_acks());
+    let acks =
+        (filter.agent_id.is_none() && who.role != Role::Agent).then(|| state.hub.subscribe_acks());
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK_PERIOD, TICK_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let stream = EventStream {
         hub: state.hub.clone(),
+        who,
         filter,
         events,
         acks,
@@ -912,6 +1254,7 @@ mod tests {
             PAGE_AGENT,
             PAGE_NOT_FOUND,
             PAGE_RECORDED,
+            PAGE_AUDIT,
         ] {
             for part in page.split("/static/").skip(1) {
                 let file = part.split('"').next().unwrap_or_default();

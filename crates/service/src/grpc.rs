@@ -11,7 +11,9 @@
 //! | no header within `header_timeout` | `DEADLINE_EXCEEDED` |
 //! | audio or end before the header, a second header | `FAILED_PRECONDITION` |
 //! | bad sample rate / encoding / layout / agent channel, misaligned chunk, bad chunk channel | `INVALID_ARGUMENT` |
-//! | call id already live | `ALREADY_EXISTS` |
+//! | no `authorization: Bearer TOKEN`, or an unknown, revoked or malformed token | `UNAUTHENTICATED` |
+//! | a token whose role or teams do not cover the request (ingest for another team, monitor with an ingest token) | `PERMISSION_DENIED` |
+//! | call id already live, or already stored (a stored call is never replaced) | `ALREADY_EXISTS` |
 //! | more live calls than `--max-calls`, a message above the size limit | `RESOURCE_EXHAUSTED` |
 //! | a sequence gap wider than the reorder window | `OUT_OF_RANGE` |
 //! | no message for `idle_timeout` (call ends, reason "timeout") | `DEADLINE_EXCEEDED` |
@@ -35,6 +37,7 @@ use attune_core::cues::CueRules;
 use attune_core::model::emotion::EmotionModel;
 
 use super::analysis::AnalysisPool;
+use super::auth::{Access, AuthError, Gate, Principal};
 use super::convert;
 use super::hub::{CallEnd, CallFilter, CallInfo, Hub, HubError, HubEventKind, now_unix_ms};
 use super::metrics::ServiceMetrics;
@@ -89,6 +92,53 @@ pub struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// Where ended calls are scored and saved (none: not stored).
     pub recorder: Option<Arc<CallRecorder>>,
+    /// Who may ingest and monitor.
+    pub gate: Arc<Gate>,
+}
+
+/// The status of a refused credential.
+pub(crate) fn auth_status(e: AuthError) -> Status {
+    match e {
+        AuthError::Unauthenticated(why) => Status::unauthenticated(why),
+        AuthError::Forbidden(why) => Status::permission_denied(why),
+        AuthError::Throttled { retry_after_s } => {
+            Status::resource_exhausted(format!("try again in {retry_after_s} s"))
+        }
+        AuthError::Unavailable(detail) => {
+            eprintln!("attune: gRPC: account store: {detail}");
+            Status::unavailable("the account store is unavailable")
+        }
+    }
+}
+
+impl Shared {
+    /// The principal of a gRPC request's `authorization: Bearer TOKEN` metadata.
+    pub(crate) async fn authenticate(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Principal, Status> {
+        if !self.gate.enabled() {
+            return Ok(Principal::unauthenticated_admin());
+        }
+        let value = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let Some(token) = value
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_owned())
+        else {
+            return Err(Status::unauthenticated(
+                "send an API token as `authorization: Bearer TOKEN` (attune tokens create)",
+            ));
+        };
+        let gate = self.gate.clone();
+        tokio::task::spawn_blocking(move || gate.bearer(&token))
+            .await
+            .unwrap_or_else(|_| Err(AuthError::Unavailable("token check failed".into())))
+            .map_err(auth_status)
+    }
 }
 
 /// The `LiveCalls` service.
@@ -138,8 +188,13 @@ async fn send(tx: Option<&Sender>, msg: ingest_response::Msg) {
 }
 
 impl Shared {
-    async fn run_ingest(self: Arc<Self>, inbound: Streaming<pb::IngestRequest>, tx: Sender) {
-        if let Err(status) = self.ingest(inbound, &tx).await {
+    async fn run_ingest(
+        self: Arc<Self>,
+        who: Principal,
+        inbound: Streaming<pb::IngestRequest>,
+        tx: Sender,
+    ) {
+        if let Err(status) = self.ingest(&who, inbound, &tx).await {
             self.metrics.ingest_errors.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(Err(status)).await;
         }
@@ -147,6 +202,7 @@ impl Shared {
 
     async fn ingest(
         &self,
+        who: &Principal,
         mut inbound: Streaming<pb::IngestRequest>,
         tx: &Sender,
     ) -> Result<(), Status> {
@@ -185,6 +241,30 @@ impl Shared {
         };
         let spec = CallSpec::from_header(&header)
             .map_err(|e| Status::invalid_argument(format!("call header: {e}")))?;
+        if self.gate.enabled() && !who.may(Access::Ingest { team: &spec.team }) {
+            return Err(Status::permission_denied(format!(
+                "this credential may not ingest calls of team {:?}",
+                spec.team
+            )));
+        }
+        if let Some(recorder) = self.recorder.clone() {
+            let id = spec.call_id.clone();
+            let stored = tokio::task::spawn_blocking(move || recorder.has_call(&id)).await;
+            match stored {
+                Ok(Ok(false)) => {}
+                Ok(Ok(true)) => {
+                    return Err(Status::already_exists(format!(
+                        "call {:?} is stored already; a stored call is never replaced (use a new call id)",
+                        spec.call_id
+                    )));
+                }
+                Ok(Err(e)) => {
+                    eprintln!("attune: gRPC: store: {e}");
+                    return Err(Status::unavailable("the store is unavailable"));
+                }
+                Err(_) => return Err(Status::internal("the store check failed")),
+            }
+        }
         let call = self
             .hub
             .start_call(CallInfo {
@@ -517,8 +597,19 @@ impl LiveCalls for LiveCallsService {
         &self,
         request: Request<Streaming<pb::IngestRequest>>,
     ) -> Result<Response<Self::IngestStream>, Status> {
+        let who = self.shared.authenticate(request.metadata()).await?;
+        if self.shared.gate.enabled() && who.role != super::auth::Role::Ingest {
+            return Err(Status::permission_denied(format!(
+                "a {} credential may not ingest calls (an ingest token may)",
+                who.role
+            )));
+        }
         let (tx, rx) = mpsc::channel(self.shared.config.response_buffer);
-        tokio::spawn(self.shared.clone().run_ingest(request.into_inner(), tx));
+        tokio::spawn(
+            self.shared
+                .clone()
+                .run_ingest(who, request.into_inner(), tx),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -526,6 +617,13 @@ impl LiveCalls for LiveCallsService {
         &self,
         request: Request<pb::MonitorRequest>,
     ) -> Result<Response<Self::MonitorStream>, Status> {
+        let who = self.shared.authenticate(request.metadata()).await?;
+        if !who.sees_live_calls() {
+            return Err(Status::permission_denied(format!(
+                "a {} credential may not watch calls (a monitor or api token may)",
+                who.role
+            )));
+        }
         let request = request.into_inner();
         let filter = CallFilter {
             team: non_empty(request.team),
@@ -533,7 +631,7 @@ impl LiveCalls for LiveCallsService {
             call_id: non_empty(request.call_id),
         };
         let (tx, rx) = mpsc::channel(self.shared.config.monitor_buffer.max(1));
-        tokio::spawn(self.shared.clone().run_monitor(filter, tx));
+        tokio::spawn(self.shared.clone().run_monitor(who, filter, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
@@ -543,6 +641,7 @@ impl Shared {
     /// events are dropped, counted, and the client is told how many it missed.
     async fn run_monitor(
         self: Arc<Self>,
+        who: Principal,
         filter: CallFilter,
         tx: mpsc::Sender<Result<pb::MonitorResponse, Status>>,
     ) {
@@ -552,8 +651,15 @@ impl Shared {
         self.metrics.monitors_active.fetch_add(1, Ordering::Relaxed);
         let mut shutdown = self.shutdown.clone();
         let mut missed: u64 = 0;
+        let visible = |call: &CallInfo| {
+            who.may(Access::ViewLiveCall {
+                team: &call.team,
+                agent_id: &call.agent_id,
+            })
+        };
         let mut queue: Vec<pb::MonitorResponse> = views
             .iter()
+            .filter(|v| visible(&v.call))
             .map(|v| pb::MonitorResponse {
                 msg: Some(monitor_response::Msg::LiveCall(convert::view_to_proto(v))),
             })
@@ -603,7 +709,7 @@ impl Shared {
                 event = events.recv() => event,
             };
             match event {
-                Ok(event) if filter.matches(&event.call) => {
+                Ok(event) if filter.matches(&event.call) && visible(&event.call) => {
                     if tx.capacity() == 0 {
                         missed += 1;
                         self.hub.count_dropped(1);

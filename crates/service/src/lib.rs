@@ -16,10 +16,13 @@
 //! - [`server`] runs both on bound listeners until a shutdown signal.
 //! - [`client`] streams a call's audio from any chunk source to a server (replay, capture).
 //! - [`convert`] maps analysis types to the wire types ([`pb`]) and wire events to JSON.
+//! - [`auth`] decides who may see and do what: accounts, roles, API tokens, console sessions,
+//!   the audit log; [`tls`] serves HTTP over rustls.
 //!
 //! Everything here is I/O around the pure core ([`attune_core::call::CallAnalyzer`]).
 
 pub mod analysis;
+pub mod auth;
 pub mod client;
 pub mod console;
 pub mod convert;
@@ -32,6 +35,7 @@ pub mod metrics;
 pub mod recorder;
 pub mod server;
 pub mod session;
+pub mod tls;
 
 /// The generated gRPC types and stubs of `proto/attune/v1/attune.proto`.
 #[allow(clippy::all, missing_docs)] // generated code

@@ -105,7 +105,11 @@ pub struct UploadInfo {
 /// A scored and stored upload.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UploadResult {
+    /// Issued by the server (`up-` and 16 random hex digits): an upload never replaces a
+    /// stored call, whatever its bytes.
     pub call_id: String,
+    /// SHA-256 of the uploaded bytes (hex).
+    pub content_sha256: String,
     pub name: String,
     pub duration_s: f64,
     pub score_pct: Option<f64>,
@@ -308,7 +312,8 @@ impl CallRecorder {
             .and_then(non_empty)
             .map(|n| n.chars().take(200).collect::<String>())
             .unwrap_or_else(|| "upload.wav".to_owned());
-        let call_id = qa::recording_call_id(&bytes);
+        let call_id = format!("up-{}", crate::auth::secrets::random_hex(8));
+        let content_sha256 = crate::auth::secrets::sha256_hex(&bytes);
         let swapped;
         let setup = if info.agent_channel == self.setup.agent_channel {
             &*self.setup
@@ -342,6 +347,7 @@ impl CallRecorder {
         Ok(UploadResult {
             report_url: format!("/recorded/{call_id}"),
             call_id,
+            content_sha256,
             name,
             duration_s: report.analysis.duration_s,
             score_pct: report.qa.score_pct,
@@ -353,6 +359,30 @@ impl CallRecorder {
     /// Stored calls matching `query`, newest first (blocking).
     pub fn calls(&self, query: &CallQuery) -> Result<Vec<CallRow>, StoreError> {
         with_store(&self.store, |s| s.calls(query))
+    }
+
+    /// Whether a call id is stored (blocking).
+    pub fn has_call(&self, call_id: &str) -> Result<bool, StoreError> {
+        with_store(&self.store, |s| s.has_call(call_id))
+    }
+
+    /// A stored call's team (blocking): None when there is no such call, Some(None) when it
+    /// has no team.
+    pub fn call_team(&self, call_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        with_store(&self.store, |s| s.call_team(call_id))
+    }
+
+    /// Stores an acknowledgement with who made it (blocking).
+    pub fn save_ack(&self, ack: &attune_qa::store::AckRecord) -> Result<(), StoreError> {
+        with_store(&self.store, |s| s.save_ack(ack))
+    }
+
+    /// Audit log entries (blocking).
+    pub fn audit_entries(
+        &self,
+        query: &attune_qa::store::AuditQuery,
+    ) -> Result<Vec<attune_qa::store::AuditEntry>, StoreError> {
+        with_store(&self.store, |s| s.audit(query))
     }
 
     /// A stored call's result document (blocking); None when there is no such call.

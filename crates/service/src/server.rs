@@ -14,6 +14,7 @@ use attune_core::cues::CueRules;
 use attune_core::model::emotion::EmotionModel;
 
 use super::analysis::AnalysisPool;
+use super::auth::Gate;
 use super::grpc::{LiveCallsService, SessionConfig, Shared};
 use super::http::AppState;
 use super::hub::{Hub, SUBSCRIBER_BUFFER_EVENTS};
@@ -35,6 +36,11 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Events a monitor may fall behind the hub before it lags.
     pub subscriber_buffer_events: usize,
+    /// Who may ingest, monitor and use the console ([`Gate::disabled`] by default, for library
+    /// tests of other features; `attune serve` always passes an enforcing gate).
+    pub gate: Arc<Gate>,
+    /// Serve gRPC and HTTP over TLS with this certificate (None: plaintext).
+    pub tls: Option<super::tls::TlsFiles>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +51,8 @@ impl Default for ServerConfig {
             analysis_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             subscriber_buffer_events: SUBSCRIBER_BUFFER_EVENTS,
+            gate: Arc::new(Gate::disabled()),
+            tls: None,
         }
     }
 }
@@ -56,6 +64,8 @@ pub enum ServeError {
     Grpc(#[from] tonic::transport::Error),
     #[error("HTTP server: {0}")]
     Http(#[from] std::io::Error),
+    #[error("{0}")]
+    Tls(#[from] super::tls::TlsError),
 }
 
 /// A configured service: its hub and counters are reachable while it runs.
@@ -104,6 +114,7 @@ impl Service {
             model,
             shutdown,
             recorder,
+            gate: config.gate.clone(),
         });
         Ok(Self {
             hub,
@@ -125,6 +136,7 @@ impl Service {
         AppState {
             hub: self.hub.clone(),
             metrics: self.metrics.clone(),
+            gate: self.config.gate.clone(),
         }
     }
 
@@ -162,7 +174,13 @@ impl Service {
         let http_stopped = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        let grpc_server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = &self.config.tls {
+            builder = builder.tls_config(
+                tonic::transport::ServerTlsConfig::new().identity(tls.grpc_identity()),
+            )?;
+        }
+        let grpc_server = builder
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             .max_concurrent_streams(Some(u32::MAX))
             .add_service(service)
@@ -175,13 +193,30 @@ impl Service {
                 }),
                 grpc_stopped,
             );
-        let http_server = axum::serve(http, http_router).with_graceful_shutdown(http_stopped);
+        let app = http_router.into_make_service_with_connect_info::<crate::tls::PeerAddr>();
+        let http_tls = self.config.tls.clone();
+        let http_server = async move {
+            match &http_tls {
+                Some(tls) => {
+                    let listener = super::tls::TlsListener::new(http, tls.server_config()?)?;
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(http_stopped)
+                        .await?;
+                }
+                None => {
+                    axum::serve(http, app)
+                        .with_graceful_shutdown(http_stopped)
+                        .await?;
+                }
+            }
+            Ok::<(), ServeError>(())
+        };
         let stop = self.stop.clone();
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop.send(true);
         });
-        let (grpc_result, http_result) = tokio::join!(grpc_server, async { http_server.await });
+        let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
         self.shared.pool.shutdown();
         if let Some(recorder) = &self.shared.recorder {
             // Ended calls still queued are saved before the service returns.

@@ -10,11 +10,13 @@
 //! in WAL mode. A locked database is waited for (`busy_timeout`), then reported as
 //! [`StoreError::Locked`]; a full disk as [`StoreError::Full`].
 
+mod accounts;
 mod backend;
 mod record;
 
 use std::time::Duration;
 
+pub use accounts::{AckRecord, AuditEntry, AuditQuery, TokenRecord, UserRecord};
 pub use backend::Cell;
 use backend::{Backend, Param};
 pub use record::{
@@ -161,6 +163,44 @@ const MIGRATIONS: &[&str] = &[
     // 2: find calls by their QA results quickly.
     "CREATE INDEX qa_items_result ON qa_items (item_id, result);
      CREATE INDEX calls_team_at ON calls (team, call_at);",
+    // 3: accounts, API tokens (hashes only), the audit log, acknowledgements.
+    "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        teams TEXT NOT NULL,
+        agent_id TEXT,
+        password_hash TEXT NOT NULL,
+        disabled BIGINT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        token_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        teams TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE audit_log (
+        seq BIGINT PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        source TEXT NOT NULL,
+        outcome TEXT NOT NULL
+    );
+    CREATE INDEX audit_log_actor ON audit_log (actor, seq);
+    CREATE TABLE alert_acks (
+        call_id TEXT NOT NULL,
+        cue_id BIGINT NOT NULL,
+        by_user TEXT NOT NULL,
+        at_unix_ms BIGINT NOT NULL,
+        PRIMARY KEY (call_id, cue_id)
+    );",
 ];
 
 /// Checks a date bound of [`CallQuery::from`] / [`CallQuery::to`]: `YYYY-MM-DD` or an RFC 3339
@@ -537,6 +577,15 @@ impl Store {
             &[Param::Text(Some(call_id.to_owned()))],
         )?;
         Ok(!rows.is_empty())
+    }
+
+    /// A stored call's team: None when there is no such call, Some(None) when it has none.
+    pub fn call_team(&mut self, call_id: &str) -> Result<Option<Option<String>>, StoreError> {
+        let rows = self.backend.query(
+            "SELECT team FROM calls WHERE call_id = ?",
+            &[Param::Text(Some(call_id.to_owned()))],
+        )?;
+        Ok(rows.first().map(|r| r.first().and_then(Cell::as_text)))
     }
 
     /// A stored call's whole result document (JSON), for its report page.

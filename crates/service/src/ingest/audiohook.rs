@@ -752,6 +752,14 @@ pub(crate) async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let counters = &state.shared.metrics.telephony.audiohook;
+    if state.config.audiohook_keys.is_empty() && state.config.require_signatures {
+        counters.refused.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::UNAUTHORIZED,
+            "audiohook: this server takes no unsigned AudioHook sessions and has no API key\n",
+        )
+            .into_response();
+    }
     if !state.config.audiohook_keys.is_empty() {
         let target = uri
             .path_and_query()

@@ -42,6 +42,9 @@ pub struct IngestConfig {
     pub twilio_agent_track: twilio::Track,
     /// AudioHook credentials (API key, base64-decoded client secret). Empty: not checked.
     pub audiohook_keys: Vec<(String, Vec<u8>)>,
+    /// Refuse Twilio and AudioHook streams whose platform has no credentials configured (what
+    /// `attune serve` does unless `--allow-unsigned-telephony`).
+    pub require_signatures: bool,
     /// Agent and team of AudioSocket calls (the protocol carries neither).
     pub audiosocket_agent_id: String,
     pub audiosocket_team: String,
@@ -66,6 +69,7 @@ impl Default for IngestConfig {
             public_base_url: None,
             twilio_agent_track: twilio::Track::Outbound,
             audiohook_keys: Vec::new(),
+            require_signatures: false,
             audiosocket_agent_id: "unknown".into(),
             audiosocket_team: "default".into(),
             no_media_timeout: Duration::from_secs(10),

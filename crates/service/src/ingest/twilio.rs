@@ -447,7 +447,9 @@ pub(crate) async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let refusal = if state.config.twilio_auth_tokens.is_empty() {
-        None
+        state.config.require_signatures.then(|| {
+            "this server takes no unsigned Twilio streams and has no Twilio auth token".to_owned()
+        })
     } else {
         let url = signed_url(&state.config, &headers, &uri);
         match headers

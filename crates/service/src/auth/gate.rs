@@ -1,0 +1,593 @@
+//! The [`Gate`]: every request's way in. It knows the identities ([`IdentitySource`]; local
+//! accounts and tokens in the store are [`StoreIdentities`]), keeps console sessions in memory
+//! (a sign-in lasts until idle or absolute expiry, or a restart), throttles failed sign-ins per
+//! user name and per address, caches token look-ups for a few seconds (a revoked token is
+//! refused within [`GateConfig::token_cache_ttl`]) and writes the audit log.
+//!
+//! Store work (argon2 checks, look-ups, audit writes) is blocking: the async callers run it on
+//! tokio's blocking threads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use attune_qa::store::{Store, StoreError};
+
+use super::secrets;
+use super::{Principal, Role, Teams};
+
+/// Why a request is not let in.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum AuthError {
+    /// No credential, or one that is unknown, expired, revoked or forged (401).
+    #[error("not signed in: {0}")]
+    Unauthenticated(String),
+    /// A known principal asking for what their role does not allow (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// Too many failed sign-ins (429).
+    #[error("too many failed sign-ins: try again in {retry_after_s} s")]
+    Throttled { retry_after_s: u64 },
+    /// The identity store failed (503): nobody is let in.
+    #[error("the account store is unavailable")]
+    Unavailable(String),
+}
+
+/// Where identities come from: local accounts and tokens in the store today; an OIDC provider
+/// can implement the same trait (sign-in by redirect instead of password is then a route of
+/// its own that ends in [`Gate::start_session`]). Blocking.
+pub trait IdentitySource: Send + Sync {
+    /// Checks a user name and password.
+    fn sign_in(&self, username: &str, password: &str) -> Result<Principal, AuthError>;
+    /// The principal of an API token.
+    fn token(&self, token: &str) -> Result<Principal, AuthError>;
+    /// Whether a signed-in user may still be (not disabled or removed).
+    fn still_active(&self, name: &str) -> Result<bool, AuthError>;
+    /// Appends to the audit log.
+    fn audit(&self, actor: &str, action: &str, target: &str, source: &str, outcome: &str);
+}
+
+/// Accounts and tokens in the store (the `users` and `api_tokens` tables).
+pub struct StoreIdentities {
+    store: Mutex<Store>,
+}
+
+impl StoreIdentities {
+    pub fn new(store: Store) -> Self {
+        Self {
+            store: Mutex::new(store),
+        }
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn unavailable(e: StoreError) -> AuthError {
+    AuthError::Unavailable(e.to_string())
+}
+
+/// The principal of a stored user.
+pub fn user_principal(user: &attune_qa::store::UserRecord) -> Result<Principal, AuthError> {
+    let role = Role::parse(&user.role, &Role::PEOPLE).map_err(AuthError::Unavailable)?;
+    Ok(Principal {
+        name: user.name.clone(),
+        actor: format!("user:{}", user.name),
+        role,
+        teams: Teams::Only(user.teams.clone()),
+        agent_id: user.agent_id.clone(),
+    })
+}
+
+impl IdentitySource for StoreIdentities {
+    fn sign_in(&self, username: &str, password: &str) -> Result<Principal, AuthError> {
+        let user = self.store().user(username).map_err(unavailable)?;
+        let refused = || AuthError::Unauthenticated("wrong user name or password".into());
+        match user {
+            Some(user) if !user.disabled => {
+                if secrets::verify_password(password, &user.password_hash) {
+                    user_principal(&user)
+                } else {
+                    Err(refused())
+                }
+            }
+            _ => {
+                // Same work as for a real account, so timing does not tell names apart.
+                let _ = secrets::verify_password(password, secrets::decoy_hash());
+                Err(refused())
+            }
+        }
+    }
+
+    fn token(&self, token: &str) -> Result<Principal, AuthError> {
+        let hash = secrets::sha256_hex(token.as_bytes());
+        let record = self.store().token_by_hash(&hash).map_err(unavailable)?;
+        match record {
+            None => Err(AuthError::Unauthenticated("unknown API token".into())),
+            Some(t) if t.revoked_at.is_some() => Err(AuthError::Unauthenticated(format!(
+                "API token {} was revoked",
+                t.token_id
+            ))),
+            Some(t) => {
+                let role = Role::parse(&t.role, &Role::MACHINES).map_err(AuthError::Unavailable)?;
+                Ok(Principal {
+                    name: t.name.clone(),
+                    actor: format!("token:{}", t.token_id),
+                    role,
+                    teams: Teams::from_names(&t.teams),
+                    agent_id: None,
+                })
+            }
+        }
+    }
+
+    fn still_active(&self, name: &str) -> Result<bool, AuthError> {
+        Ok(self
+            .store()
+            .user(name)
+            .map_err(unavailable)?
+            .is_some_and(|u| !u.disabled))
+    }
+
+    fn audit(&self, actor: &str, action: &str, target: &str, source: &str, outcome: &str) {
+        if let Err(e) = self
+            .store()
+            .append_audit(actor, action, target, source, outcome)
+        {
+            eprintln!("attune: audit log write failed ({action} by {actor}): {e}");
+        }
+    }
+}
+
+/// The gate's settings.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// A session unused this long ends.
+    pub session_idle: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub session_absolute: Duration,
+    /// Most sessions at once (the oldest is dropped beyond).
+    pub max_sessions: usize,
+    /// How long a token look-up is reused (a revoked token is refused within this time).
+    pub token_cache_ttl: Duration,
+    /// How often a session re-checks that its account is still active.
+    pub recheck_account_every: Duration,
+    /// Failed sign-ins (per user name, or per address ×4) before sign-ins are held off.
+    pub failures_before_hold: u32,
+    /// First hold-off; it doubles with each further failure, up to `max_hold`.
+    pub first_hold: Duration,
+    pub max_hold: Duration,
+    /// How long a one-time sign-in link is valid.
+    pub sign_in_link_ttl: Duration,
+    /// Cookies carry `Secure` (set when the console is served over TLS).
+    pub secure_cookies: bool,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            session_idle: Duration::from_secs(30 * 60),
+            session_absolute: Duration::from_secs(12 * 3600),
+            max_sessions: 10_000,
+            token_cache_ttl: Duration::from_secs(5),
+            recheck_account_every: Duration::from_secs(30),
+            failures_before_hold: 5,
+            first_hold: Duration::from_secs(30),
+            max_hold: Duration::from_secs(15 * 60),
+            sign_in_link_ttl: Duration::from_secs(15 * 60),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// A console session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub principal: Principal,
+    /// The CSRF token every state-changing request of this session must carry.
+    pub csrf: String,
+    started: Instant,
+    last_seen: Instant,
+    last_account_check: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+    held_until: Option<Instant>,
+}
+
+type CachedToken = (Instant, Result<Principal, AuthError>);
+
+/// See the module docs.
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("enabled", &self.enabled())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// See the module docs.
+pub struct Gate {
+    config: GateConfig,
+    /// None: authentication is off (library tests of other features): everyone is an admin.
+    identities: Option<Arc<dyn IdentitySource>>,
+    /// By the SHA-256 of the session id (the cookie's value is never kept).
+    sessions: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<String, Failures>>,
+    tokens: Mutex<HashMap<String, CachedToken>>,
+    links: Mutex<HashMap<String, (Instant, Principal)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A new session's secrets: the cookie value (shown to the browser only) and the CSRF token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub session_id: String,
+    pub csrf: String,
+    pub principal: Principal,
+}
+
+impl Gate {
+    /// A gate that checks identities from `identities`.
+    pub fn new(identities: Arc<dyn IdentitySource>, config: GateConfig) -> Self {
+        Self {
+            config,
+            identities: Some(identities),
+            sessions: Mutex::default(),
+            failures: Mutex::default(),
+            tokens: Mutex::default(),
+            links: Mutex::default(),
+        }
+    }
+
+    /// A gate that lets everyone in as an admin: for library tests of other features only
+    /// (`attune serve` and `attune demo` always check).
+    pub fn disabled() -> Self {
+        Self {
+            config: GateConfig::default(),
+            identities: None,
+            sessions: Mutex::default(),
+            failures: Mutex::default(),
+            tokens: Mutex::default(),
+            links: Mutex::default(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.identities.is_some()
+    }
+
+    pub fn config(&self) -> &GateConfig {
+        &self.config
+    }
+
+    /// Appends to the audit log (nothing when authentication is off). Blocking.
+    pub fn audit(&self, actor: &str, action: &str, target: &str, source: &str, outcome: &str) {
+        if let Some(ids) = &self.identities {
+            ids.audit(actor, action, target, source, outcome);
+        }
+    }
+
+    fn hold_remaining(&self, key: &str, now: Instant) -> Option<Duration> {
+        lock(&self.failures)
+            .get(key)
+            .and_then(|f| f.held_until)
+            .and_then(|until| until.checked_duration_since(now))
+    }
+
+    fn record_failure(&self, key: &str, threshold: u32, now: Instant) {
+        let mut failures = lock(&self.failures);
+        if failures.len() > 100_000 {
+            // Bounded: forget failures idle for an hour.
+            failures.retain(|_, f| now.duration_since(f.last) < Duration::from_secs(3600));
+        }
+        let f = failures.entry(key.to_owned()).or_insert(Failures {
+            count: 0,
+            last: now,
+            held_until: None,
+        });
+        // Failures an hour apart start a new count.
+        if now.duration_since(f.last) > Duration::from_secs(3600) {
+            f.count = 0;
+        }
+        f.count += 1;
+        f.last = now;
+        if f.count >= threshold {
+            let doublings = (f.count - threshold).min(16);
+            let hold = self
+                .config
+                .first_hold
+                .saturating_mul(1 << doublings)
+                .min(self.config.max_hold);
+            f.held_until = Some(now + hold);
+        }
+    }
+
+    /// Checks a user name and password from `source` (the client's address) and starts a
+    /// session. Blocking (argon2).
+    pub fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        source: &str,
+    ) -> Result<NewSession, AuthError> {
+        let Some(ids) = &self.identities else {
+            return Ok(self.start_session(Principal::unauthenticated_admin()));
+        };
+        let username: String = username
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(64)
+            .collect();
+        let now = Instant::now();
+        let user_key = format!("user:{username}");
+        let addr_key = format!("addr:{source}");
+        if let Some(wait) = self
+            .hold_remaining(&user_key, now)
+            .or_else(|| self.hold_remaining(&addr_key, now))
+        {
+            ids.audit(&user_key, "login_throttled", &username, source, "denied");
+            return Err(AuthError::Throttled {
+                retry_after_s: wait.as_secs().max(1),
+            });
+        }
+        match ids.sign_in(&username, password) {
+            Ok(principal) => {
+                lock(&self.failures).remove(&user_key);
+                ids.audit(&principal.actor, "login", &username, source, "ok");
+                Ok(self.start_session(principal))
+            }
+            Err(e) => {
+                if matches!(e, AuthError::Unauthenticated(_)) {
+                    let threshold = self.config.failures_before_hold;
+                    self.record_failure(&user_key, threshold, now);
+                    self.record_failure(&addr_key, threshold.saturating_mul(4), now);
+                }
+                ids.audit(&user_key, "login_failed", &username, source, &e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a session for an already identified principal (a sign-in, a one-time link, or
+    /// a single sign-on provider's callback).
+    pub fn start_session(&self, principal: Principal) -> NewSession {
+        let session_id = secrets::random_hex(32);
+        let csrf = secrets::random_hex(32);
+        let now = Instant::now();
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= self.config.max_sessions {
+            self.expire_sessions(&mut sessions, now);
+            if sessions.len() >= self.config.max_sessions
+                && let Some(oldest) = sessions
+                    .iter()
+                    .min_by_key(|(_, s)| s.last_seen)
+                    .map(|(k, _)| k.clone())
+            {
+                sessions.remove(&oldest);
+            }
+        }
+        sessions.insert(
+            secrets::sha256_hex(session_id.as_bytes()),
+            Session {
+                principal: principal.clone(),
+                csrf: csrf.clone(),
+                started: now,
+                last_seen: now,
+                last_account_check: now,
+            },
+        );
+        NewSession {
+            session_id,
+            csrf,
+            principal,
+        }
+    }
+
+    fn expire_sessions(&self, sessions: &mut HashMap<String, Session>, now: Instant) {
+        sessions.retain(|_, s| self.session_alive(s, now));
+    }
+
+    fn session_alive(&self, s: &Session, now: Instant) -> bool {
+        now.duration_since(s.last_seen) < self.config.session_idle
+            && now.duration_since(s.started) < self.config.session_absolute
+    }
+
+    /// The live session of a cookie value (and refreshes its idle time). Re-checks now and
+    /// then that the account is still active (blocking then).
+    pub fn session(&self, session_id: &str) -> Option<Session> {
+        let key = secrets::sha256_hex(session_id.as_bytes());
+        let now = Instant::now();
+        let (session, recheck) = {
+            let mut sessions = lock(&self.sessions);
+            let s = sessions.get_mut(&key)?;
+            if !self.session_alive(s, now) {
+                sessions.remove(&key);
+                return None;
+            }
+            s.last_seen = now;
+            let recheck =
+                now.duration_since(s.last_account_check) >= self.config.recheck_account_every;
+            if recheck {
+                s.last_account_check = now;
+            }
+            (s.clone(), recheck)
+        };
+        if recheck
+            && let Some(ids) = &self.identities
+            && session.principal.actor.starts_with("user:")
+            && !ids.still_active(&session.principal.name).unwrap_or(false)
+        {
+            lock(&self.sessions).remove(&key);
+            return None;
+        }
+        Some(session)
+    }
+
+    /// Ends a session.
+    pub fn sign_out(&self, session_id: &str) -> Option<Principal> {
+        lock(&self.sessions)
+            .remove(&secrets::sha256_hex(session_id.as_bytes()))
+            .map(|s| s.principal)
+    }
+
+    /// Ends every session of a user (after `disable` or a new password, seen by this server).
+    pub fn end_sessions_of(&self, name: &str) {
+        lock(&self.sessions).retain(|_, s| s.principal.name != name);
+    }
+
+    /// The principal of an API token (cached for [`GateConfig::token_cache_ttl`]). Blocking
+    /// on a cache miss.
+    pub fn bearer(&self, token: &str) -> Result<Principal, AuthError> {
+        let Some(ids) = &self.identities else {
+            return Ok(Principal::unauthenticated_admin());
+        };
+        if token.is_empty() || token.len() > 256 {
+            return Err(AuthError::Unauthenticated("malformed API token".into()));
+        }
+        let key = secrets::sha256_hex(token.as_bytes());
+        let now = Instant::now();
+        if let Some((at, result)) = lock(&self.tokens).get(&key)
+            && now.duration_since(*at) < self.config.token_cache_ttl
+        {
+            return result.clone();
+        }
+        let result = ids.token(token);
+        if !matches!(result, Err(AuthError::Unavailable(_))) {
+            let mut tokens = lock(&self.tokens);
+            if tokens.len() > 10_000 {
+                let ttl = self.config.token_cache_ttl;
+                tokens.retain(|_, (at, _)| now.duration_since(*at) < ttl);
+            }
+            tokens.insert(key, (now, result.clone()));
+        }
+        result
+    }
+
+    /// A one-time sign-in secret for `principal` (the demo prints it as a link), valid for
+    /// [`GateConfig::sign_in_link_ttl`].
+    pub fn issue_sign_in_link(&self, principal: Principal) -> String {
+        let secret = secrets::random_hex(24);
+        let mut links = lock(&self.links);
+        let now = Instant::now();
+        links.retain(|_, (until, _)| *until > now);
+        links.insert(
+            secrets::sha256_hex(secret.as_bytes()),
+            (now + self.config.sign_in_link_ttl, principal),
+        );
+        secret
+    }
+
+    /// Redeems a one-time sign-in secret: a session, once.
+    pub fn redeem_sign_in_link(&self, secret: &str, source: &str) -> Option<NewSession> {
+        let (until, principal) =
+            lock(&self.links).remove(&secrets::sha256_hex(secret.as_bytes()))?;
+        if until <= Instant::now() {
+            return None;
+        }
+        self.audit(
+            &principal.actor,
+            "login_link",
+            &principal.name,
+            source,
+            "ok",
+        );
+        Some(self.start_session(principal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One user `ana` (password `right password`) and one token `tok`.
+    struct Fixed;
+    impl IdentitySource for Fixed {
+        fn sign_in(&self, username: &str, password: &str) -> Result<Principal, AuthError> {
+            if username == "ana" && password == "right password" {
+                Ok(Principal {
+                    name: "ana".into(),
+                    actor: "user:ana".into(),
+                    role: Role::Supervisor,
+                    teams: Teams::Only(vec!["t1".into()]),
+                    agent_id: None,
+                })
+            } else {
+                Err(AuthError::Unauthenticated("wrong".into()))
+            }
+        }
+        fn token(&self, token: &str) -> Result<Principal, AuthError> {
+            if token == "tok" {
+                Ok(Principal::unauthenticated_admin())
+            } else {
+                Err(AuthError::Unauthenticated("unknown".into()))
+            }
+        }
+        fn still_active(&self, _: &str) -> Result<bool, AuthError> {
+            Ok(true)
+        }
+        fn audit(&self, _: &str, _: &str, _: &str, _: &str, _: &str) {}
+    }
+
+    fn gate(config: GateConfig) -> Gate {
+        Gate::new(Arc::new(Fixed), config)
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_and_end_on_sign_out() {
+        let g = gate(GateConfig {
+            session_idle: Duration::from_millis(50),
+            ..GateConfig::default()
+        });
+        let s = g.sign_in("ana", "right password", "127.0.0.1").unwrap();
+        assert_eq!(g.session(&s.session_id).unwrap().principal.name, "ana");
+        assert!(g.session("forged").is_none());
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(g.session(&s.session_id).is_none(), "idle session lives on");
+        let s = g.sign_in("ana", "right password", "127.0.0.1").unwrap();
+        assert!(g.sign_out(&s.session_id).is_some());
+        assert!(g.session(&s.session_id).is_none());
+    }
+
+    #[test]
+    fn repeated_failures_hold_sign_ins_off_even_with_the_right_password() {
+        let g = gate(GateConfig::default());
+        for _ in 0..5 {
+            assert!(matches!(
+                g.sign_in("ana", "guess", "10.0.0.9"),
+                Err(AuthError::Unauthenticated(_))
+            ));
+        }
+        assert!(matches!(
+            g.sign_in("ana", "right password", "10.0.0.9"),
+            Err(AuthError::Throttled { retry_after_s }) if retry_after_s >= 1
+        ));
+    }
+
+    #[test]
+    fn sign_in_links_work_once() {
+        let g = gate(GateConfig::default());
+        let secret = g.issue_sign_in_link(Principal::unauthenticated_admin());
+        assert!(g.redeem_sign_in_link(&secret, "127.0.0.1").is_some());
+        assert!(g.redeem_sign_in_link(&secret, "127.0.0.1").is_none());
+        assert!(g.redeem_sign_in_link("guess", "127.0.0.1").is_none());
+    }
+
+    #[test]
+    fn tokens_are_checked_and_bounded() {
+        let g = gate(GateConfig::default());
+        assert!(g.bearer("tok").is_ok());
+        assert!(g.bearer("nope").is_err());
+        assert!(g.bearer(&"x".repeat(300)).is_err());
+        assert!(g.bearer("").is_err());
+        assert!(Gate::disabled().bearer("anything").is_ok());
+    }
+}
