@@ -443,7 +443,7 @@ async fn state_changes_need_the_csrf_token_and_the_own_origin() {
         "{csp}"
     );
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
-    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(page.header("referrer-policy"), Some("same-origin"));
     server.stop().await;
 }
 
@@ -789,4 +789,101 @@ async fn https_get(address: SocketAddr, ca_pem: &str, path: &str) -> String {
     let mut out = Vec::new();
     let _ = tls.read_to_end(&mut out).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Signs in through the page's form, as a person would.
+async fn browser_sign_in(browser: &crate::console::Browser, base: &str, user: &str) {
+    use fantoccini::Locator;
+    let client = &browser.client;
+    client.goto(&format!("{base}/login")).await.unwrap();
+    client
+        .find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .send_keys(user)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_chromium_an_agent_sees_only_their_call_and_a_supervisor_only_their_teams() {
+    if !crate::console::browser_available("security::in_chromium") {
+        return;
+    }
+    use fantoccini::Locator;
+    let server = SecureServer::start("sec-browser", None).await;
+    live_calls(&server);
+    let base = format!("http://{}", server.http);
+    let browser = crate::console::Browser::start().await;
+    let wait = Duration::from_secs(10);
+
+    // The agent signs in and lands on their own view, with their own call's tip.
+    browser_sign_in(&browser, &base, "al").await;
+    crate::console::wait_for("the agent's own view", wait, || async {
+        let url = browser.client.current_url().await.ok()?;
+        let title = browser.text("#title").await?;
+        let tips = browser.text("#tips").await.unwrap_or_default();
+        (url.path() == "/agent/a1" && title.contains("a1") && tips.contains("Slow down"))
+            .then_some(())
+    })
+    .await;
+    let who = crate::console::wait_for("who is signed in", wait, || async {
+        browser.text("#who").await.filter(|t| !t.is_empty())
+    })
+    .await;
+    assert_eq!(who, "al (agent)");
+    // Another agent's view is refused, whatever the URL says.
+    browser
+        .client
+        .goto(&format!("{base}/agent/a2"))
+        .await
+        .unwrap();
+    let body = browser.text("body").await.unwrap_or_default();
+    assert!(body.contains("forbidden"), "{body}");
+    // Signing out ends the session.
+    browser.client.goto(&format!("{base}/agent")).await.unwrap();
+    let sign_out = crate::console::wait_for("the sign-out button", wait, || async {
+        browser.client.find(Locator::Css("#sign-out")).await.ok()
+    })
+    .await;
+    sign_out.click().await.unwrap();
+    crate::console::wait_for("the sign-in page after signing out", wait, || async {
+        let url = browser.client.current_url().await.ok()?;
+        (url.path() == "/login").then_some(())
+    })
+    .await;
+    browser
+        .client
+        .goto(&format!("{base}/agent/a1"))
+        .await
+        .unwrap();
+    let url = browser.client.current_url().await.unwrap();
+    assert_eq!(url.path(), "/login", "signed out, the view asks to sign in");
+
+    // The supervisor of t1 sees t1's call on the wall and never t2's.
+    browser_sign_in(&browser, &base, "sue").await;
+    crate::console::wait_for("t1's call on the wall", wait, || async {
+        (browser.count("li.call[data-call-id='c1']").await == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(browser.count("li.call[data-call-id='c2']").await, 0);
+    assert_eq!(browser.count("li.call").await, 1);
+    browser.screenshot("console-supervisor-signed-in.png").await;
+    let _ = browser.client.clone().close().await;
+    server.stop().await;
 }

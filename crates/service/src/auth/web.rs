@@ -240,7 +240,9 @@ pub async fn security_headers(
     set(h, "content-security-policy", CONTENT_SECURITY_POLICY);
     set(h, "x-content-type-options", "nosniff");
     set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "no-referrer");
+    // Not `no-referrer`: under it browsers send `Origin: null` on form posts, which the
+    // Origin check must then refuse. `same-origin` still sends nothing to other sites.
+    set(h, "referrer-policy", "same-origin");
     set(h, "cross-origin-opener-policy", "same-origin");
     response
 }
