@@ -22,7 +22,6 @@ mod demo;
 mod emotion;
 mod eval_cues;
 mod eval_dialog;
-mod folds;
 mod replay;
 mod serve;
 mod watch;

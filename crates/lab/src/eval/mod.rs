@@ -2,9 +2,11 @@
 //! `attune eval ...`, so anyone can rerun them.
 
 pub mod caller;
+pub mod cue_folds;
 pub mod cues;
 pub mod dialog;
 pub mod emotion;
+pub mod fold_models;
 pub mod folds;
 pub mod pitch;
 pub mod rate;

@@ -1,24 +1,40 @@
 //! Fold models for speaker-disjoint evaluations: the emotion model trained exactly as
-//! `attune train` trains it (telephone copies + recorded copies, [`TrainConfig`] from the same
+//! `attune train` trains it (telephone copies + recorded copies, a [`TrainConfig`] from the same
 //! flags), but without the fold's held-out RAVDESS actors; optionally with extra corpora and
-//! augmented copies. Models are cached under `target/attune-folds/` keyed by a hash of
-//! everything that goes into them (file lists, channel conditions, feature names, model version
-//! and settings), so a rerun only judges.
+//! augmented copies. Models are cached in a folder (`target/attune-folds/` from the CLI) keyed
+//! by a hash of everything that goes into them (file lists, channel conditions, feature names,
+//! model version and settings), so a rerun only judges.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-
-use attune_core::model::emotion::{EmotionModel, LabelledFunctionals, MODEL_VERSION};
+use attune_core::model::emotion::{EmotionModel, LabelledFunctionals, MODEL_VERSION, ModelError};
 use attune_core::model::mlp::TrainConfig;
 use attune_core::prosody::functionals::FEATURE_NAMES;
-use attune_lab::eval::folds::fnv1a;
-use attune_lab::extract::ChannelCondition;
 
-use attune_lab::corpus::{Entry, condition_name, emodb_entries, extract_all, ravdess_entries};
+use crate::corpus::{
+    CorpusError, Entry, condition_name, emodb_entries, extract_all, ravdess_entries,
+};
+use crate::eval::folds::fnv1a;
+use crate::extract::ChannelCondition;
 
 /// Bump when fold training changes in a way the key does not show.
 const FOLD_CACHE_VERSION: u32 = 1;
+
+/// Why a fold model could not be had.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FoldModelError {
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    #[error("cannot create the fold-model cache {path}: {source}")]
+    CacheDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
 
 /// What goes into a fold model besides the RAVDESS actors it keeps.
 #[derive(Debug, Clone)]
@@ -39,7 +55,7 @@ struct Extracted {
     copies: Vec<(String, Vec<LabelledFunctionals>)>,
 }
 
-fn extract(entries: Vec<Entry>, noise_snr_db: Option<f64>) -> anyhow::Result<Extracted> {
+fn extract(entries: Vec<Entry>, noise_snr_db: Option<f64>) -> Result<Extracted, CorpusError> {
     let mut conditions = vec![
         ChannelCondition::Telephone { noise_snr_db: None },
         ChannelCondition::AsRecorded,
@@ -56,12 +72,49 @@ fn extract(entries: Vec<Entry>, noise_snr_db: Option<f64>) -> anyhow::Result<Ext
     Ok(Extracted { entries, copies })
 }
 
+/// Where a fold model came from, for the progress line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FoldModelSource {
+    /// Read from the cache.
+    Cached { path: PathBuf },
+    /// Trained now (and written to the cache).
+    Trained {
+        path: PathBuf,
+        examples: usize,
+        /// The training conditions, `+`-joined.
+        condition: String,
+        seconds: f64,
+    },
+}
+
+impl FoldModelSource {
+    /// The progress line of the fold without `held_out`.
+    pub fn describe(&self, held_out: &[u32]) -> String {
+        match self {
+            Self::Cached { path } => format!(
+                "fold without actors {held_out:?}: cached model {}",
+                path.display()
+            ),
+            Self::Trained {
+                path,
+                examples,
+                condition,
+                seconds,
+            } => format!(
+                "fold without actors {held_out:?}: trained on {examples} examples ({condition}) in {seconds:.0} s -> {}",
+                path.display()
+            ),
+        }
+    }
+}
+
 /// Every corpus a fold model may train on, extracted once (the per-file features are cached
 /// by `attune train`'s cache as well).
 pub struct FoldCorpus {
     ravdess: Extracted,
     emodb: Option<Extracted>,
     training: FoldTraining,
+    cache_dir: PathBuf,
 }
 
 /// The RAVDESS actor number of a speaker name (`ravdess-07` → 7).
@@ -70,7 +123,13 @@ pub fn ravdess_actor(speaker: &str) -> Option<u32> {
 }
 
 impl FoldCorpus {
-    pub fn load(ravdess_dir: &Path, training: FoldTraining) -> anyhow::Result<Self> {
+    /// Extracts RAVDESS (and EmoDB when `training` names it); fold models are cached in
+    /// `cache_dir`.
+    pub fn load(
+        ravdess_dir: &Path,
+        training: FoldTraining,
+        cache_dir: PathBuf,
+    ) -> Result<Self, FoldModelError> {
         let ravdess = extract(ravdess_entries(ravdess_dir)?, training.noise_snr_db)?;
         let emodb = match &training.emodb {
             Some(dir) => Some(extract(emodb_entries(dir)?, training.noise_snr_db)?),
@@ -80,6 +139,7 @@ impl FoldCorpus {
             ravdess,
             emodb,
             training,
+            cache_dir,
         })
     }
 
@@ -117,33 +177,61 @@ impl FoldCorpus {
     }
 
     /// The model trained without the RAVDESS actors `held_out`, from the cache when it holds it.
-    pub fn model_without(&self, held_out: &[u32]) -> anyhow::Result<EmotionModel> {
+    pub fn model_without(
+        &self,
+        held_out: &[u32],
+    ) -> Result<(EmotionModel, FoldModelSource), FoldModelError> {
         let (samples, key, condition) = self.training_set(held_out);
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| PathBuf::from("target"), PathBuf::from);
-        let path = target
-            .join("attune-folds")
-            .join(format!("{:016x}.json", fnv1a(&key)));
+        let path = self.cache_dir.join(format!("{:016x}.json", fnv1a(&key)));
         if let Ok(model) = attune_qa::files::load_model(&path) {
-            eprintln!(
-                "fold without actors {held_out:?}: cached model {}",
-                path.display()
-            );
-            return Ok(model);
+            return Ok((model, FoldModelSource::Cached { path }));
         }
         let started = std::time::Instant::now();
         let model = EmotionModel::train(&samples, &self.training.config, &condition);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
+        std::fs::create_dir_all(&self.cache_dir).map_err(|source| FoldModelError::CacheDir {
+            path: self.cache_dir.display().to_string(),
+            source,
+        })?;
         attune_qa::files::save_model(&model, &path)?;
-        eprintln!(
-            "fold without actors {held_out:?}: trained on {} examples ({condition}) in {:.0} s -> {}",
-            samples.len(),
-            started.elapsed().as_secs_f64(),
-            path.display()
+        let source = FoldModelSource::Trained {
+            path,
+            examples: samples.len(),
+            condition,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        Ok((model, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_numbers_of_speaker_names() {
+        assert_eq!(ravdess_actor("ravdess-07"), Some(7));
+        assert_eq!(ravdess_actor("ravdess-24/tel"), None);
+        assert_eq!(ravdess_actor("emodb-03"), None);
+    }
+
+    #[test]
+    fn progress_lines_name_the_fold_and_the_file() {
+        let cached = FoldModelSource::Cached {
+            path: PathBuf::from("target/attune-folds/00.json"),
+        };
+        assert_eq!(
+            cached.describe(&[1, 2]),
+            "fold without actors [1, 2]: cached model target/attune-folds/00.json"
         );
-        Ok(model)
+        let trained = FoldModelSource::Trained {
+            path: PathBuf::from("f.json"),
+            examples: 10,
+            condition: "tel+rec".into(),
+            seconds: 3.4,
+        };
+        assert_eq!(
+            trained.describe(&[5]),
+            "fold without actors [5]: trained on 10 examples (tel+rec) in 3 s -> f.json"
+        );
     }
 }
