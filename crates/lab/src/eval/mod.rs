@@ -5,6 +5,7 @@ pub mod caller;
 pub mod cues;
 pub mod dialog;
 pub mod emotion;
+pub mod empathy;
 pub mod folds;
 pub mod pitch;
 pub mod rate;
