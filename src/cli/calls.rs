@@ -46,8 +46,8 @@ pub struct CallsArgs {
     /// Only calls where the agent interrupted more than N times.
     #[arg(long, value_name = "N")]
     agent_interruptions_over: Option<i64>,
-    /// Per-agent trends (calls, mean and lowest score, automatic fails, upset endings per
-    /// period) instead of the calls.
+    /// Per-agent trends (calls, mean and lowest score, automatic fails, upset endings, mean
+    /// empathy scores per period: docs/empathy.md) instead of the calls.
     #[arg(long)]
     trend: bool,
     /// Period of --trend.
@@ -97,15 +97,34 @@ pub fn run(args: &CallsArgs) -> anyhow::Result<()> {
             Period::Month => TrendPeriod::Month,
         };
         let rows = store.agent_trends(&query, period)?;
+        let empathy = attune_qa::trend::agent_empathy_trends(&mut store, &query, period)?;
+        let empathy_of = |r: &attune_qa::store::TrendRow| {
+            empathy
+                .iter()
+                .find(|e| e.agent == r.agent && e.period == r.period)
+        };
         match args.format {
             CallsFormat::Json => {
-                serde_json::to_writer_pretty(&mut out, &rows)?;
+                #[derive(serde::Serialize)]
+                struct Row<'a> {
+                    #[serde(flatten)]
+                    trend: &'a attune_qa::store::TrendRow,
+                    empathy: Option<&'a attune_qa::trend::EmpathyTrendRow>,
+                }
+                let joined: Vec<Row> = rows
+                    .iter()
+                    .map(|r| Row {
+                        trend: r,
+                        empathy: empathy_of(r),
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut out, &joined)?;
                 writeln!(out)?;
             }
             CallsFormat::Table => {
                 writeln!(
                     out,
-                    "{:<20} {:<10} {:>5} {:>10} {:>9} {:>10} {:>6} {:>11}",
+                    "{:<20} {:<10} {:>5} {:>10} {:>9} {:>10} {:>6} {:>11} {:>9} {:>9} {:>9} {:>14}",
                     "agent",
                     "period",
                     "calls",
@@ -113,12 +132,17 @@ pub fn run(args: &CallsArgs) -> anyhow::Result<()> {
                     "min score",
                     "auto-fails",
                     "upset",
-                    "interrupts"
+                    "interrupts",
+                    "listening",
+                    "attuned",
+                    "de-escal",
+                    "upset-interr."
                 )?;
                 for r in &rows {
+                    let e = empathy_of(r);
                     writeln!(
                         out,
-                        "{:<20} {:<10} {:>5} {:>10} {:>9} {:>10} {:>6} {:>11.1}",
+                        "{:<20} {:<10} {:>5} {:>10} {:>9} {:>10} {:>6} {:>11.1} {:>9} {:>9} {:>9} {:>14}",
                         r.agent,
                         r.period,
                         r.calls,
@@ -126,7 +150,11 @@ pub fn run(args: &CallsArgs) -> anyhow::Result<()> {
                         num(r.min_score_pct),
                         r.auto_fails,
                         r.callers_ended_upset,
-                        r.mean_agent_interruptions
+                        r.mean_agent_interruptions,
+                        num(e.and_then(|e| e.mean_active_listening)),
+                        num(e.and_then(|e| e.mean_attunement)),
+                        num(e.and_then(|e| e.mean_de_escalation)),
+                        e.map_or(0, |e| e.interruptions_while_upset)
                     )?;
                 }
             }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 
+use attune_lab::compose::empathy::{Scenario, scripted_spec};
 use attune_lab::compose::random::{Catalog, RandomCallConfig, random_spec};
 use attune_lab::compose::{self, CallSpec, ComposedCall, OutputEncoding, SourceCache};
 
@@ -17,15 +18,20 @@ pub enum EncodingArg {
 /// Build a stereo test call (WAV + CALL.truth.json) from a timeline spec, or N random calls.
 #[derive(Debug, clap::Args)]
 pub struct ComposeArgs {
-    /// A timeline spec (JSON); omit with --random.
-    #[arg(required_unless_present = "random", conflicts_with = "random")]
+    /// A timeline spec (JSON); omit with --random or --empathy.
+    #[arg(required_unless_present_any = ["random", "empathy"], conflicts_with_all = ["random", "empathy"])]
     spec: Option<PathBuf>,
     /// Output: the WAV for a spec (truth beside it), or the folder for --random.
     #[arg(long)]
     out: PathBuf,
     /// Generate this many random calls.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "empathy")]
     random: Option<u32>,
+    /// One scripted empathy call (docs/empathy.md): interrupts_upset_caller,
+    /// lets_upset_caller_finish, mirrors_loud_caller, stays_slow_and_soft,
+    /// mirrors_caller_stays_upset or backchannels; --seed picks the voices and sentences.
+    #[arg(long, value_name = "CASE")]
+    empathy: Option<String>,
     /// Seed of the random calls.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -95,6 +101,9 @@ fn report(call: &ComposedCall, wav: &Path) {
 
 /// Runs `attune compose`.
 pub fn run(args: &ComposeArgs) -> anyhow::Result<()> {
+    if let Some(case) = &args.empathy {
+        return run_empathy(args, case);
+    }
     match (args.random, &args.spec) {
         (Some(count), _) => run_random(args, count),
         (None, Some(spec_path)) => {
@@ -111,6 +120,28 @@ pub fn run(args: &ComposeArgs) -> anyhow::Result<()> {
         }
         (None, None) => bail!("give a spec file or --random N"),
     }
+}
+
+fn run_empathy(args: &ComposeArgs, case: &str) -> anyhow::Result<()> {
+    let Some(scenario) = Scenario::parse(case) else {
+        let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.as_str()).collect();
+        bail!("--empathy {case}: expected one of {}", known.join(", "));
+    };
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(compose::spec::DEFAULT_DATA_DIR));
+    let catalog = Catalog::scan(&data_dir)?;
+    let mut cache = SourceCache::new(&data_dir, 8_000, true);
+    let spec = scripted_spec(scenario.script(), args.seed, 0, &catalog, &mut cache)?;
+    let call = compose::compose_with(&spec, &mut cache)
+        .with_context(|| format!("cannot compose the {case} call"))?;
+    compose::write_call(&call, &args.out)?;
+    let spec_path = args.out.with_extension("spec.json");
+    std::fs::write(&spec_path, serde_json::to_string_pretty(&spec)? + "\n")
+        .with_context(|| format!("cannot write {}", spec_path.display()))?;
+    report(&call, &args.out);
+    Ok(())
 }
 
 fn run_random(args: &ComposeArgs, count: u32) -> anyhow::Result<()> {

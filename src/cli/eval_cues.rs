@@ -85,7 +85,7 @@ fn model_label(args: &EvalCuesArgs) -> String {
 }
 
 /// Where fold models are cached: `target/attune-folds/` (or under `$CARGO_TARGET_DIR`).
-fn fold_cache_dir() -> PathBuf {
+pub(super) fn fold_cache_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| PathBuf::from("target"), PathBuf::from)
         .join("attune-folds")

@@ -22,6 +22,7 @@ mod demo;
 mod emotion;
 mod eval_cues;
 mod eval_dialog;
+mod eval_empathy;
 mod replay;
 mod serve;
 mod watch;
@@ -125,6 +126,9 @@ enum EvalCommand {
     /// Cue accuracy on composed calls: caller_upset delay on upset callers, false cues on calm
     /// calls.
     Cues(eval_cues::EvalCuesArgs),
+    /// How well each empathy measure (active listening, attunement, de-escalation) separates
+    /// scripted behaviours, on callers the model never heard.
+    Empathy(eval_empathy::EvalEmpathyArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -174,6 +178,7 @@ pub fn main() -> ExitCode {
         Command::Capture(args) => capture::run(&args),
         Command::Eval(EvalCommand::Emotion(args)) => emotion::run_eval(&args),
         Command::Eval(EvalCommand::Cues(args)) => eval_cues::run(&args),
+        Command::Eval(EvalCommand::Empathy(args)) => eval_empathy::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Replay(args) => replay::run(&args),

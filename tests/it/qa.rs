@@ -70,6 +70,25 @@ fn one_file_gives_the_extended_document_and_the_same_result_twice() {
     for key in ["model", "cue_rules", "rubric", "rubric_digest"] {
         assert!(first["versions"][key].is_string(), "no version {key}");
     }
+    // The empathy object (docs/empathy.md): its three measures, each a score or a reason,
+    // with its measures and evidence moments.
+    let empathy = &first["empathy"];
+    for key in ["active_listening", "attunement", "de_escalation"] {
+        let m = &empathy[key];
+        assert!(
+            m["score"].is_number() || m["reason"].is_string(),
+            "{key} has neither score nor reason: {m}"
+        );
+        if let Some(score) = m["score"].as_f64() {
+            assert!((0.0..=100.0).contains(&score), "{key} score {score}");
+        }
+        assert!(m["measures"].is_object(), "{key}: {m}");
+        for e in m["evidence"].as_array().unwrap() {
+            assert!(e["t_s"].is_number() && e["what"].is_string(), "{e}");
+        }
+    }
+    assert!(empathy["active_listening"]["measures"]["agent_interruptions"] == 4);
+    assert!(first["facts"]["empathy_active_listening_score"].is_object());
 }
 
 #[test]
@@ -84,6 +103,15 @@ fn mono_recording_has_no_applicable_qa_item() {
     let items = doc["qa"]["items"].as_array().unwrap();
     assert!(items.iter().all(|i| i["result"] == "not_applicable"));
     assert!(items[0]["reason"].as_str().unwrap().contains("mono"));
+    for key in ["active_listening", "attunement", "de_escalation"] {
+        assert!(doc["empathy"][key]["score"].is_null());
+        assert!(
+            doc["empathy"][key]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("mono")
+        );
+    }
 }
 
 fn write_rubric(dir: &Path, body: &str) -> PathBuf {
@@ -269,7 +297,9 @@ fn csv_rows_and_summary() {
     let rows = std::fs::read_to_string(out.join("backchannels_crosstalk.csv")).unwrap();
     let mut lines = rows.lines();
     assert!(lines.next().unwrap().starts_with("file,section,item"));
-    assert_eq!(lines.count(), 9);
+    // One row per item of the default rubric (12 since the Empathy section of qa-2026.12-1).
+    assert_eq!(lines.count(), attune_qa::Rubric::default().items.len());
+    assert_eq!(attune_qa::Rubric::default().items.len(), 12);
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert_eq!(summary.lines().count(), 2);
 }

@@ -541,3 +541,51 @@ fn calls_command_filters_and_trends() {
     let e = crate::util::run_err(&["calls", "--db", dir.join("none.db").to_str().unwrap()]);
     assert!(e.contains("no database"), "{e}");
 }
+
+/// `attune calls --trend`'s empathy columns: means over the calls where each measure was
+/// scored, read from the stored documents (calls stored before the measures count in none).
+#[test]
+fn empathy_trends_come_from_the_stored_documents() {
+    let dir = temp_dir("empathy-trend");
+    let db = dir.join("attune.db");
+    let mut store = Store::open(db.to_str().unwrap()).unwrap();
+    let with = |listening: Option<f64>, de_escalation: Option<f64>, upset_interruptions: u64| {
+        let mut doc = document(Some(70.0), 1, 0.1);
+        doc["empathy"] = json!({
+            "active_listening": {"score": listening, "measures": {"interruptions_while_upset": upset_interruptions}, "evidence": []},
+            "attunement": {"score": 50.0, "measures": {}, "evidence": []},
+            "de_escalation": {"score": de_escalation, "reason": "x", "measures": {}, "evidence": []}
+        });
+        doc
+    };
+    let calls = [
+        (
+            "e1",
+            "2026-12-01T09:00:00.000Z",
+            with(Some(80.0), Some(40.0), 0),
+        ),
+        ("e2", "2026-12-01T10:00:00.000Z", with(Some(60.0), None, 2)),
+        // Stored before the empathy measures: no empathy object.
+        (
+            "e3",
+            "2026-12-01T11:00:00.000Z",
+            document(Some(70.0), 1, 0.1),
+        ),
+    ];
+    for (id, at, doc) in &calls {
+        store.save_call(&call(id, "cai", "blue", at, doc)).unwrap();
+    }
+    let rows =
+        attune_qa::trend::agent_empathy_trends(&mut store, &CallQuery::default(), TrendPeriod::Day)
+            .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!((r.agent.as_str(), r.period.as_str()), ("cai", "2026-12-01"));
+    assert_eq!(r.mean_active_listening, Some(70.0));
+    assert_eq!(r.active_listening_calls, 2);
+    assert_eq!(r.mean_attunement, Some(50.0));
+    assert_eq!(r.mean_de_escalation, Some(40.0));
+    assert_eq!(r.de_escalation_calls, 1);
+    assert_eq!(r.interruptions_while_upset, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,7 +8,8 @@
 //! party's frames into window functionals judged against the speaker's baseline; [`model`] reads
 //! caller emotion and agent calmness from them; [`cues`] applies the published cue rules with
 //! hysteresis; [`call`] ties it all together as [`call::CallAnalyzer`] (live or recorded) and
-//! [`call::analyze_recording`], the one entry point for a recording.
+//! [`call::analyze_recording`], the one entry point for a recording; at a call's end [`empathy`]
+//! measures active listening, attunement and de-escalation from the typed results.
 //!
 //! The core is synchronous and deterministic: the same samples give the same frames and cues. It
 //! reads no files, environment or clock (the compiler enforces it: no such dependency is in
@@ -21,6 +22,7 @@ pub mod call;
 pub mod cues;
 pub mod dialog;
 pub mod dsp;
+pub mod empathy;
 pub mod features;
 pub mod model;
 pub mod prosody;

@@ -3,7 +3,8 @@
 //! document ([`CallReport`], built from one pass of the call analyzer by [`score_recording`]),
 //! its HTML report ([`html::render_call`], [`html::render_index`]) and CSV rows ([`csv`]),
 //! batch scoring (worker pool, resume, store sync, result naming, atomic writes: [`batch`]), and writing a
-//! document without holding it as one JSON tree ([`stream`]).
+//! document without holding it as one JSON tree ([`stream`]), and the empathy measures per agent
+//! and period from stored documents ([`trend`]).
 //!
 //! The file edge of the analysis lives here too ([`files`]: recordings, models, rules), and the
 //! store of scored and live calls ([`store`]: SQLite, PostgreSQL with feature `postgres`), and
@@ -19,6 +20,7 @@ mod rubric;
 mod score;
 pub mod store;
 pub mod stream;
+pub mod trend;
 
 pub use report::{
     CallReport, CalmnessSample, EmotionSample, InputIdentity, ScoreError, ScoringSetup, Versions,

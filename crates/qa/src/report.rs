@@ -17,6 +17,7 @@ use attune_core::call::{CallAnalysis, CallError};
 use attune_core::call::{CallConfig, CallOutcome, RecordingError, analyze_recording};
 use attune_core::cues::{CueEvent, CueRules, RulesError};
 use attune_core::dialog::DialogConfig;
+use attune_core::empathy::EmpathyReport;
 use attune_core::model::emotion::{EMBEDDED_MODEL_JSON, EmotionModel, MODEL_VERSION, ModelError};
 
 /// One point of the caller's emotion track.
@@ -83,6 +84,8 @@ pub struct CallReport {
     pub caller_emotion: Vec<EmotionSample>,
     pub agent_calmness: Vec<CalmnessSample>,
     pub cues: Vec<CueEvent>,
+    /// Active listening, attunement and de-escalation (docs/empathy.md).
+    pub empathy: EmpathyReport,
     /// Every measured fact a rubric can judge, with its evidence.
     pub facts: CallFacts,
     pub qa: QaScore,
@@ -258,6 +261,7 @@ impl CallReport {
                 })
                 .collect(),
             cues: outcome.cues.clone(),
+            empathy: outcome.empathy.clone(),
             facts,
             qa,
             versions: setup.versions.clone(),
@@ -354,9 +358,8 @@ fn score_reader(
         for w in &analysis.warnings {
             warn(w);
         }
-        let facts = CallFacts::not_applicable(
-            "mono recording: QA items need one channel per party (agent and caller)",
-        );
+        let why = "mono recording: QA items need one channel per party (agent and caller)";
+        let facts = CallFacts::not_applicable(why);
         let qa = score_call(&setup.rubric, &facts);
         return Ok(CallReport {
             file,
@@ -364,6 +367,7 @@ fn score_reader(
             caller_emotion: Vec::new(),
             agent_calmness: Vec::new(),
             cues: Vec::new(),
+            empathy: EmpathyReport::not_applicable(why),
             facts,
             qa,
             versions: setup.versions.clone(),

@@ -111,6 +111,46 @@ pub const FACTS: &[FactDef] = &[
         "agent syllables per second of talk",
         (0.0, 50.0),
     ),
+    fact(
+        "empathy_active_listening_score",
+        "active listening score, 0..100 (docs/empathy.md)",
+        (0.0, 100.0),
+    ),
+    fact(
+        "empathy_attunement_score",
+        "attunement score, 0..100 (docs/empathy.md)",
+        (0.0, 100.0),
+    ),
+    fact(
+        "empathy_de_escalation_score",
+        "de-escalation score, 0..100; only when caller_upset opened (docs/empathy.md)",
+        (0.0, 100.0),
+    ),
+    fact(
+        "agent_backchannels_per_min",
+        "agent backchannels per minute of caller talk",
+        COUNT,
+    ),
+    fact(
+        "agent_interruptions_while_caller_upset",
+        "agent interruptions while caller_upset was open; only when it opened",
+        COUNT,
+    ),
+    fact(
+        "agent_pause_before_emotional_answer_s",
+        "median gap from an emotional caller turn's end to the agent's answer, seconds (negative: started before the caller finished)",
+        (-60.0, 60.0),
+    ),
+    fact(
+        "agent_stays_below_raised_caller_share",
+        "share of raised caller turns the agent answered without matching the rise, 0..1",
+        SHARE,
+    ),
+    fact(
+        "caller_upset_to_close_s",
+        "from caller_upset opening to its close, seconds; only when it opened and closed",
+        SECONDS,
+    ),
 ];
 
 /// Prefix of the per-cue-kind count facts (`cue_count.caller_upset`): cues opened in the call.

@@ -9,6 +9,7 @@ use super::rubric::{CUE_COUNT_PREFIX, FACTS, Rubric};
 use attune_core::call::{CallOutcome, EmotionPoint};
 use attune_core::cues::{CueKind, CueTransition};
 use attune_core::dialog::{Speaker, TurnKind};
+use attune_core::empathy::{EmpathyReport, EmpathyScore};
 
 /// A moment or stretch of the call that backs a result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -334,6 +335,8 @@ impl CallFacts {
             },
         );
 
+        empathy_facts(&outcome.empathy, &mut put);
+
         for kind in CueKind::ALL {
             let spans: Vec<_> = outcome
                 .cues
@@ -348,6 +351,80 @@ impl CallFacts {
         }
         Self(facts)
     }
+}
+
+/// The empathy measures as facts (evidence: the measure's moments).
+fn empathy_facts(empathy: &EmpathyReport, put: &mut impl FnMut(&str, Fact)) {
+    fn moments<M>(s: &EmpathyScore<M>, only: Option<&str>) -> Vec<EvidenceSpan> {
+        s.evidence
+            .iter()
+            .filter(|m| only.is_none_or(|w| m.what.contains(w)))
+            .map(|m| span(m.t_s, m.t_s, m.what.clone()))
+            .collect()
+    }
+    fn score_fact<M>(s: &EmpathyScore<M>) -> Fact {
+        match s.score {
+            Some(v) => Fact::known(v, moments(s, None)),
+            None => Fact::unknown(s.reason.as_deref().unwrap_or("not measured")),
+        }
+    }
+    let (al, at, de) = (
+        &empathy.active_listening,
+        &empathy.attunement,
+        &empathy.de_escalation,
+    );
+    put("empathy_active_listening_score", score_fact(al));
+    put("empathy_attunement_score", score_fact(at));
+    put("empathy_de_escalation_score", score_fact(de));
+    let or_reason = |value: Option<f64>, evidence: Vec<EvidenceSpan>, why: &str| match value {
+        Some(v) => Fact::known(v, evidence),
+        None => Fact::unknown(why),
+    };
+    put(
+        "agent_backchannels_per_min",
+        or_reason(
+            al.measures.backchannels_per_min,
+            moments(al, Some("backchannel")),
+            al.reason.as_deref().unwrap_or("too little caller talk"),
+        ),
+    );
+    put(
+        "agent_interruptions_while_caller_upset",
+        or_reason(
+            (al.measures.caller_upset_s > 0.0)
+                .then_some(al.measures.interruptions_while_upset as f64),
+            moments(al, Some("interrupted the upset caller")),
+            "the caller was never upset (no caller_upset cue)",
+        ),
+    );
+    put(
+        "agent_pause_before_emotional_answer_s",
+        or_reason(
+            al.measures.pause_before_emotional_answer_median_s,
+            moments(al, Some("emotional caller turn")),
+            "no emotional caller turn (caller_upset or caller_anxious open) was answered",
+        ),
+    );
+    put(
+        "agent_stays_below_raised_caller_share",
+        or_reason(
+            at.measures.stays_below_share,
+            moments(at, Some("raised caller")),
+            "no raised caller turn was answered",
+        ),
+    );
+    put(
+        "caller_upset_to_close_s",
+        or_reason(
+            de.measures.upset_to_close_s,
+            moments(de, Some("caller_upset")),
+            if de.measures.upset_episodes == 0 {
+                "the caller was never upset (no caller_upset cue)"
+            } else {
+                "caller_upset stayed open to the end of the call"
+            },
+        ),
+    );
 }
 
 /// How an item came out.

@@ -83,6 +83,8 @@ fn rest_of(report: &CallReport) -> serde_json::Result<Value> {
         caller_emotion: Vec::new(),
         agent_calmness: Vec::new(),
         cues: Vec::new(),
+        // Bounded: at most `attune_core::empathy::MAX_EVIDENCE` moments per measure.
+        empathy: report.empathy.clone(),
         facts: report.facts.clone(),
         qa: report.qa.clone(),
         versions: report.versions.clone(),

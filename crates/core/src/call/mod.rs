@@ -34,6 +34,8 @@ use crate::dialog::{
     DialogConfig, DialogConfigError, DialogEvent, DialogReport, DialogTracker, LiveDialog, PerParty,
 };
 use crate::dsp::{ANALYSIS_RATE_HZ, FRAME_PERIOD_S};
+use crate::empathy::turns::ProsodyFrame;
+use crate::empathy::{EmpathyConfig, EmpathyInput, EmpathyReport, TurnProsody, TurnProsodyTracker};
 use crate::features::{
     AnalyzerConfig, ChannelAnalyzer, ChannelSummary, FrameFeatures, LagHistogram, StageLags,
     SyllableMarks,
@@ -181,6 +183,10 @@ pub struct CallOutcome {
     pub agent_emotion: Vec<EmotionPoint>,
     /// Every cue event in time order.
     pub cues: Vec<CueEvent>,
+    /// Every turn with its prosody (pitch, loudness, rate), in the order decided.
+    pub turn_prosody: Vec<TurnProsody>,
+    /// Active listening, attunement and de-escalation ([`crate::empathy`]).
+    pub empathy: EmpathyReport,
 }
 
 /// Windows of a fixed length of speech, `LANES` of them started one after the other so a
@@ -362,6 +368,23 @@ fn party_frame(f: &FrameFeatures) -> PartyFrame {
     }
 }
 
+fn prosody_frame(f: &FrameFeatures) -> ProsodyFrame {
+    ProsodyFrame {
+        speech: f.activity == crate::dsp::vad::VoiceActivity::Speech,
+        loudness_db: f.loudness_db,
+        f0_hz: if f.voiced { f.f0_hz } else { 0.0 },
+        syllable_nucleus: f.syllable_nucleus,
+    }
+}
+
+fn add_turns(tracker: &mut TurnProsodyTracker, events: &[DialogEvent]) {
+    for e in events {
+        if let DialogEvent::Turn(t) = e {
+            tracker.add_turn(t);
+        }
+    }
+}
+
 /// One call's analysis. See the module docs.
 pub struct CallAnalyzer {
     config: CallConfig,
@@ -375,6 +398,8 @@ pub struct CallAnalyzer {
     /// Agent, caller.
     parties: [PartyWindows; 2],
     cues: CueEngine,
+    /// Per-turn prosody for the empathy measures.
+    turn_prosody: Box<TurnProsodyTracker>,
     frames: u64,
     next_snapshot_s: f64,
     outcome_caller: Vec<EmotionPoint>,
@@ -430,6 +455,7 @@ impl CallAnalyzer {
                 PartyWindows::new(config.rules.caller_upset_onset.map(|o| o.window_speech_s)),
             ],
             cues: CueEngine::new(config.rules.clone()),
+            turn_prosody: Box::new(TurnProsodyTracker::new()),
             frames: 0,
             next_snapshot_s: config.snapshot_period_s,
             outcome_caller: Vec::new(),
@@ -511,6 +537,7 @@ impl CallAnalyzer {
             self.drain_pairs(out);
             self.dialog_scratch.clear();
             self.dialog_scratch.extend_from_slice(self.tracker.finish());
+            add_turns(&mut self.turn_prosody, &self.dialog_scratch);
             for e in &self.dialog_scratch {
                 out.push(CallEvent::Dialog(*e));
             }
@@ -525,16 +552,34 @@ impl CallAnalyzer {
             )));
         }
         let agent_channel = self.config.agent_channel;
+        let dialog = self.tracker.report();
+        let caller_emotion = std::mem::take(&mut self.outcome_caller);
+        let cues = std::mem::take(&mut self.outcome_cues);
+        let turn_prosody = self.turn_prosody.take_turns();
+        let empathy = crate::empathy::assess(
+            &EmpathyInput {
+                duration_s: self.analysed_s(),
+                turns: &turn_prosody,
+                interruptions: &dialog.interruptions,
+                overlaps: &dialog.overlaps,
+                caller_talk_s: dialog.talk.caller_s,
+                caller_emotion: &caller_emotion,
+                cues: &cues,
+            },
+            &EmpathyConfig::default(),
+        );
         CallOutcome {
             duration_s: self.analysed_s(),
-            dialog: self.tracker.report(),
+            dialog,
             prosody: PerParty {
                 agent: self.channels[agent_channel].summary(),
                 caller: self.channels[1 - agent_channel].summary(),
             },
-            caller_emotion: std::mem::take(&mut self.outcome_caller),
+            caller_emotion,
             agent_emotion: std::mem::take(&mut self.outcome_agent),
-            cues: std::mem::take(&mut self.outcome_cues),
+            cues,
+            turn_prosody,
+            empathy,
         }
     }
 
@@ -563,6 +608,12 @@ impl CallAnalyzer {
         self.dialog_scratch.clear();
         self.dialog_scratch
             .extend_from_slice(self.tracker.push(agent, caller));
+        self.turn_prosody.push(
+            self.frames - 1,
+            &prosody_frame(agent),
+            &prosody_frame(caller),
+        );
+        add_turns(&mut self.turn_prosody, &self.dialog_scratch);
         for e in &self.dialog_scratch {
             out.push(CallEvent::Dialog(*e));
         }

@@ -127,6 +127,7 @@ struct RuleStates {
     escalating: LevelState,
     calmed: LevelState,
     positive: LevelState,
+    pressing: LevelState,
 }
 
 /// Runs the rules over one call. See the module docs.
@@ -147,6 +148,9 @@ pub struct CueEngine {
     /// Fast opens of caller_upset: strong full-length windows, strong onset windows.
     strong_streak: Streak,
     onset_streak: Streak,
+    /// Call time of the agent's latest speech frame and of its latest interruption, seconds.
+    agent_spoke_s: Option<f64>,
+    agent_interrupted_s: Option<f64>,
     open_cues: Vec<CueEvent>,
 }
 
@@ -163,6 +167,8 @@ impl CueEngine {
             closed_speech_s: [0.0; 3],
             strong_streak: Streak::default(),
             onset_streak: Streak::default(),
+            agent_spoke_s: None,
+            agent_interrupted_s: None,
             open_cues: Vec::with_capacity(16),
         }
     }
@@ -182,6 +188,7 @@ impl CueEngine {
         self.agent_tension(input, out);
         self.timing(input, out);
         self.caller_emotion(input, out);
+        self.pressing_upset_caller(input, out);
     }
 
     /// Closes every open cue at the end of the call.
@@ -691,6 +698,70 @@ impl CueEngine {
         }
     }
 
+    /// The live empathy cue: the caller is upset and the agent fast, loud or interrupting
+    /// ([`CueRules::agent_pressing_upset_caller`]).
+    fn pressing_upset_caller(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
+        let Some(rule) = self.rules.agent_pressing_upset_caller else {
+            return;
+        };
+        let t = input.t_s;
+        if input.agent.speech {
+            self.agent_spoke_s = Some(t);
+        }
+        for event in input.dialog_events {
+            if let DialogEvent::Interruption(i) = event
+                && i.by == Speaker::Agent
+            {
+                self.agent_interrupted_s = Some(i.t_s);
+            }
+        }
+        let speaking = self
+            .agent_spoke_s
+            .is_some_and(|s| t - s <= rule.agent_spoke_within_s);
+        let baseline = self.rules.baseline_min_speech_s;
+        let rate_ratio = self.agent.rate_ratio(baseline).filter(|_| speaking);
+        let loudness = self
+            .agent
+            .loudness_vs_baseline_db(baseline)
+            .filter(|_| speaking);
+        let since_interruption = self.agent_interrupted_s.map(|s| t - s);
+        let fast = rate_ratio.is_some_and(|r| r >= rule.rate_ratio_min);
+        let loud = loudness.is_some_and(|d| d >= rule.loudness_vs_baseline_db_min);
+        let interrupting = since_interruption.is_some_and(|s| s <= rule.interruption_window_s);
+        let upset = self.states.upset.open;
+        let pressing = upset && (fast || loud || interrupting);
+        let h = rule.level();
+        let measure = Some(f64::from(u8::from(pressing)));
+        if let Some(step) = self.states.pressing.step(measure, t, t, &h) {
+            let values = vec![
+                value("caller_upset_open", f64::from(u8::from(upset))),
+                value("rate_ratio", rate_ratio.unwrap_or(f64::NAN)),
+                value("loudness_vs_baseline_db", loudness.unwrap_or(f64::NAN)),
+                value(
+                    "since_agent_interruption_s",
+                    since_interruption.unwrap_or(f64::NAN),
+                ),
+            ];
+            let text = format!(
+                "caller_upset open and the agent fast (rate_ratio >= {}), loud (loudness_vs_baseline_db >= {}) while speaking (within {} s), or interrupting (within {} s), for {} s (closes when none holds for {} s)",
+                rule.rate_ratio_min,
+                rule.loudness_vs_baseline_db_min,
+                rule.agent_spoke_within_s,
+                rule.interruption_window_s,
+                rule.open_min_s,
+                rule.close_min_s
+            );
+            self.transition(
+                step,
+                CueKind::AgentPressingUpsetCaller,
+                t,
+                text,
+                values,
+                out,
+            );
+        }
+    }
+
     /// The caller's habitual angry level of a series beyond the allowance (0 until the caller
     /// has `baseline_min_speech_s` of speech while caller_upset was closed), excluding the
     /// newest `recent` windows.
@@ -867,6 +938,9 @@ pub fn guidance(kind: CueKind) -> Option<&'static str> {
         CueKind::CallerAnxious => "Reassure: explain the next steps clearly.",
         CueKind::CallerEscalating => "Pause, acknowledge the frustration, then summarise.",
         CueKind::AgentTension => "Take a breath and pause before answering.",
+        CueKind::AgentPressingUpsetCaller => {
+            "The caller sounds upset — slow down and let them finish."
+        }
         CueKind::CallerCalmedDown | CueKind::PositiveInteraction => return None,
     };
     Some(text)

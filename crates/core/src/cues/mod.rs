@@ -17,8 +17,9 @@ mod tests;
 
 pub use engine::{CueEngine, CueInput, guidance, party, severity};
 pub use rules::{
-    CueRules, DEFAULT_RULES_TOML, EventRule, Hysteresis, ONSET_WINDOW_LANES, RulesError,
-    SlowResponseRule, SpanRule, TrendHysteresis, UpsetOnsetRule, UpsetStrongRule, WindowHysteresis,
+    CueRules, DEFAULT_RULES_TOML, EventRule, Hysteresis, ONSET_WINDOW_LANES,
+    PressingUpsetCallerRule, RulesError, SlowResponseRule, SpanRule, TrendHysteresis,
+    UpsetOnsetRule, UpsetStrongRule, WindowHysteresis,
 };
 pub use state::PartyFrame;
 
@@ -45,10 +46,11 @@ pub enum CueKind {
     CallerCalmedDown,
     PositiveInteraction,
     AgentTension,
+    AgentPressingUpsetCaller,
 }
 
 impl CueKind {
-    pub const ALL: [CueKind; 15] = [
+    pub const ALL: [CueKind; 16] = [
         CueKind::AgentSpeakingQuickly,
         CueKind::AgentSpeakingSlowly,
         CueKind::AgentLowEnergy,
@@ -64,6 +66,7 @@ impl CueKind {
         CueKind::CallerCalmedDown,
         CueKind::PositiveInteraction,
         CueKind::AgentTension,
+        CueKind::AgentPressingUpsetCaller,
     ];
 
     /// The snake_case name used in JSON, TOML and the proto.
@@ -84,6 +87,7 @@ impl CueKind {
             CueKind::CallerCalmedDown => "caller_calmed_down",
             CueKind::PositiveInteraction => "positive_interaction",
             CueKind::AgentTension => "agent_tension",
+            CueKind::AgentPressingUpsetCaller => "agent_pressing_upset_caller",
         }
     }
 

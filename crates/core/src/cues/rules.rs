@@ -185,6 +185,36 @@ impl SlowResponseRule {
     }
 }
 
+/// The live empathy cue (`agent_pressing_upset_caller`): while `caller_upset` is open, the
+/// agent is fast (its rate ratio against its own baseline at least `rate_ratio_min`), loud (its
+/// loudness at least `loudness_vs_baseline_db_min` above its own baseline) — either judged only
+/// while the agent has spoken within the last `agent_spoke_within_s` — or it interrupted the
+/// caller within the last `interruption_window_s`. Opens when that holds for `open_min_s` of
+/// call time, closes when it has not held for `close_min_s` (also once the caller is no longer
+/// upset).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PressingUpsetCallerRule {
+    pub rate_ratio_min: f64,
+    pub loudness_vs_baseline_db_min: f64,
+    pub interruption_window_s: f64,
+    pub agent_spoke_within_s: f64,
+    pub open_min_s: f64,
+    pub close_min_s: f64,
+}
+
+impl PressingUpsetCallerRule {
+    /// The rule as a level rule over its 0/1 condition.
+    pub fn level(&self) -> Hysteresis {
+        Hysteresis {
+            open: 1.0,
+            close: 0.0,
+            open_min_s: self.open_min_s,
+            close_min_s: self.close_min_s,
+        }
+    }
+}
+
 /// Every rule's thresholds. Field names carry the unit of the measure. See `rules/cues.toml`
 /// for what each rule measures.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -224,6 +254,10 @@ pub struct CueRules {
     pub caller_escalating_rise: TrendHysteresis,
     pub caller_calmed_down_probability: WindowHysteresis,
     pub positive_interaction_probability: WindowHysteresis,
+    /// Optional live empathy cue: the caller is upset and the agent fast, loud or interrupting
+    /// (leave the table out to switch it off).
+    #[serde(default)]
+    pub agent_pressing_upset_caller: Option<PressingUpsetCallerRule>,
 }
 
 impl Default for CueRules {
@@ -498,6 +532,26 @@ impl CueRules {
             non_negative(table, "window_s", e.window_s)?;
             non_negative(table, "close_after_s", e.close_after_s)?;
         }
+        if let Some(p) = self.agent_pressing_upset_caller {
+            let table = "agent_pressing_upset_caller";
+            if !(p.rate_ratio_min.is_finite() && p.rate_ratio_min > 1.0) {
+                return Err(invalid(
+                    table,
+                    "rate_ratio_min",
+                    p.rate_ratio_min,
+                    "must be a finite number > 1 (faster than the agent's own baseline)".into(),
+                ));
+            }
+            non_negative(
+                table,
+                "loudness_vs_baseline_db_min",
+                p.loudness_vs_baseline_db_min,
+            )?;
+            non_negative(table, "interruption_window_s", p.interruption_window_s)?;
+            non_negative(table, "agent_spoke_within_s", p.agent_spoke_within_s)?;
+            non_negative(table, "open_min_s", p.open_min_s)?;
+            non_negative(table, "close_min_s", p.close_min_s)?;
+        }
         Ok(())
     }
 }
@@ -656,6 +710,31 @@ mod tests {
             .to_string();
         assert!(
             e.contains("caller_upset_onset.arousal_probability_min"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pressing_rule_is_optional_and_checked() {
+        let shipped = CueRules::default();
+        let rule = shipped
+            .agent_pressing_upset_caller
+            .expect("the shipped rules have the empathy cue");
+        assert!(rule.rate_ratio_min > 1.0);
+        let without = DEFAULT_RULES_TOML
+            .split("[agent_pressing_upset_caller]")
+            .next()
+            .unwrap()
+            .to_owned();
+        let rules = CueRules::from_toml(&without, "x.toml").unwrap();
+        assert!(rules.agent_pressing_upset_caller.is_none());
+        let bad = DEFAULT_RULES_TOML.replace(
+            &format!("rate_ratio_min = {}", rule.rate_ratio_min),
+            "rate_ratio_min = 0.9",
+        );
+        let e = CueRules::from_toml(&bad, "x.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("agent_pressing_upset_caller.rate_ratio_min") && e.contains("line"),
             "{e}"
         );
     }

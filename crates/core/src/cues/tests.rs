@@ -767,3 +767,91 @@ fn caller_upset_strong_full_length_windows_open_fast() {
         opens[0] - start
     );
 }
+
+#[test]
+fn pressing_upset_caller_opens_when_the_agent_interrupts_or_rushes_an_upset_caller() {
+    static BY_AGENT: [DialogEvent; 1] = [DialogEvent::Interruption(Interruption {
+        t_s: 0.0,
+        by: Speaker::Agent,
+        overlap_s: 0.6,
+    })];
+    let mut sim = Sim::new();
+    // An agent interruption while the caller is calm: no empathy cue.
+    sim.run(20.0, |k| Frame {
+        dialog_events: if k == 100 { &BY_AGENT } else { &[] },
+        ..caller_windows(|_| (angry(0.1), angry(0.1)))(k)
+    });
+    assert!(sim.of(CueKind::AgentPressingUpsetCaller).is_empty());
+    // The caller is upset; the agent stays quiet: no empathy cue.
+    sim.run(10.0, caller_windows(|_| (angry(0.9), angry(0.9))));
+    assert_eq!(sim.opens(CueKind::CallerUpset).len(), 1, "{:?}", sim.events);
+    assert!(sim.of(CueKind::AgentPressingUpsetCaller).is_empty());
+    // The agent interrupts the upset caller: opens after open_min_s (1 s).
+    let at = sim.t();
+    let now: &'static [DialogEvent] =
+        Box::leak(Box::new([DialogEvent::Interruption(Interruption {
+            t_s: at,
+            by: Speaker::Agent,
+            overlap_s: 0.6,
+        })]));
+    let mut windows = caller_windows(|_| (angry(0.9), angry(0.9)));
+    sim.run(5.0, |k| Frame {
+        dialog_events: if k == 0 { now } else { &[] },
+        ..windows(k)
+    });
+    let opens = sim.opens(CueKind::AgentPressingUpsetCaller);
+    assert_eq!(opens.len(), 1, "{:?}", sim.events);
+    assert!((opens[0] - at - 1.0).abs() < 0.03, "{}", opens[0] - at);
+    let open = sim.of(CueKind::AgentPressingUpsetCaller)[0];
+    assert_eq!(open.party, CueParty::Agent);
+    assert!(
+        open.guidance
+            .unwrap()
+            .contains("slow down and let them finish")
+    );
+    assert!(
+        open.evidence
+            .values
+            .iter()
+            .any(|v| v.name == "since_agent_interruption_s")
+    );
+    // Closes close_min_s (3 s) after the interruption window (10 s) has passed.
+    sim.run(15.0, caller_windows(|_| (angry(0.9), angry(0.9))));
+    let closes = sim.closes(CueKind::AgentPressingUpsetCaller);
+    assert_eq!(closes.len(), 1, "{:?}", sim.events);
+    assert!((closes[0] - at - 13.0).abs() < 0.05, "{}", closes[0] - at);
+}
+
+#[test]
+fn pressing_upset_caller_opens_on_a_loud_agent_and_is_off_without_its_table() {
+    let run = |rules: CueRules| {
+        let mut sim = Sim::new();
+        sim.engine = CueEngine::new(rules);
+        // The agent's baseline at -30 dB while the caller is calm.
+        sim.run(20.0, |k| Frame {
+            agent: speech(-30.0, k.is_multiple_of(25)),
+            ..caller_windows(|_| (angry(0.1), angry(0.1)))(k)
+        });
+        sim.run(10.0, caller_windows(|_| (angry(0.9), angry(0.9))));
+        // The agent answers the upset caller 5 dB louder (below raised voice's 6 dB).
+        let mut windows = caller_windows(|_| (angry(0.9), angry(0.9)));
+        sim.run(10.0, |k| Frame {
+            agent: speech(-25.0, k.is_multiple_of(25)),
+            ..windows(k)
+        });
+        sim
+    };
+    let sim = run(test_rules());
+    assert_eq!(
+        sim.opens(CueKind::AgentPressingUpsetCaller).len(),
+        1,
+        "{:?}",
+        sim.events
+    );
+    assert!(sim.opens(CueKind::AgentRaisedVoice).is_empty());
+    let off = run(CueRules {
+        agent_pressing_upset_caller: None,
+        ..test_rules()
+    });
+    assert!(off.of(CueKind::AgentPressingUpsetCaller).is_empty());
+}

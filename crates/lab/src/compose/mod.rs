@@ -12,6 +12,7 @@
 
 pub mod annotation;
 pub mod channel;
+pub mod empathy;
 pub mod noises;
 pub mod random;
 pub mod source;
@@ -105,7 +106,8 @@ struct Placement {
     /// Call sample of the clip's first sample (may be negative: the lead margin is cut off).
     offset: i64,
     gain: f32,
-    key: (String, Option<f64>),
+    /// Source, `max_s` and speed of its clip.
+    key: (String, Option<f64>, f64),
     speech: (usize, usize),
     /// Index in the spec's utterances.
     index: usize,
@@ -134,7 +136,7 @@ pub fn compose_with(
         };
         u.check().map_err(&fail)?;
         let clip = cache
-            .clip(&u.source, u.max_s)
+            .clip_at_speed(&u.source, u.max_s, u.speed.unwrap_or(1.0))
             .map_err(|error| ComposeError::Source {
                 index,
                 speaker: u.speaker,
@@ -193,7 +195,7 @@ pub fn compose_with(
             speaker: u.speaker,
             offset: start as i64 - clip.speech_start() as i64,
             gain,
-            key: (u.source.clone(), u.max_s),
+            key: (u.source.clone(), u.max_s, u.speed.unwrap_or(1.0)),
             speech: (start, end),
             index,
         });
@@ -206,7 +208,7 @@ pub fn compose_with(
     let mut activities = Vec::with_capacity(placements.len());
     for p in &placements {
         let clip = cache
-            .clip(&p.key.0, p.key.1)
+            .clip_at_speed(&p.key.0, p.key.1, p.key.2)
             .expect("clip cached while placing");
         let party = &mut clean[usize::from(p.speaker == Speaker::Caller)];
         for (k, x) in clip.samples.iter().enumerate() {

@@ -270,6 +270,7 @@ impl Planner<'_> {
             level_dbfs: (level * 10.0).round() / 10.0,
             kind: None,
             max_s,
+            speed: None,
         });
         self.spans.push((who, begin, begin + duration));
         self.latest_end = self.latest_end.max(begin + duration);

@@ -184,8 +184,10 @@ pub struct SourceCache {
     data_dir: PathBuf,
     sample_rate_hz: u32,
     telephone: bool,
-    sources: HashMap<String, Source>,
-    clips: HashMap<(String, Option<u64>), Clip>,
+    /// By (name, speed bits).
+    sources: HashMap<(String, u64), Source>,
+    /// By (name, max_s bits, speed bits).
+    clips: HashMap<(String, Option<u64>, u64), Clip>,
 }
 
 impl SourceCache {
@@ -212,8 +214,9 @@ impl SourceCache {
             && self.telephone == telephone
     }
 
-    fn load(&mut self, name: &str) -> Result<&Source, SourceError> {
-        if !self.sources.contains_key(name) {
+    fn load(&mut self, name: &str, speed: f64) -> Result<&Source, SourceError> {
+        let key = (name.to_owned(), speed.to_bits());
+        if !self.sources.contains_key(&key) {
             let path = self.data_dir.join(name);
             let buffer = attune_qa::files::read_wav(&path).map_err(|source| SourceError::Read {
                 path: path.clone(),
@@ -224,10 +227,12 @@ impl SourceCache {
             let mono: Vec<f32> = (0..frames)
                 .map(|i| buffer.channels.iter().map(|c| c[i]).sum::<f32>() / count)
                 .collect();
-            let clean = if buffer.sample_rate_hz == self.sample_rate_hz {
+            // Played `speed` times faster: read as if recorded at `speed` times its rate.
+            let source_rate_hz = (f64::from(buffer.sample_rate_hz) * speed).round() as u32;
+            let clean = if source_rate_hz == self.sample_rate_hz {
                 mono
             } else {
-                let mut resampler = Resampler::try_new(buffer.sample_rate_hz, self.sample_rate_hz)
+                let mut resampler = Resampler::try_new(source_rate_hz, self.sample_rate_hz)
                     .map_err(|source| SourceError::Resample {
                         path: path.clone(),
                         source,
@@ -248,7 +253,7 @@ impl SourceCache {
             }
             let speech_level_db = percentile(&levels, SPEECH_LEVEL_PERCENTILE);
             self.sources.insert(
-                name.to_owned(),
+                key.clone(),
                 Source {
                     clean,
                     measured,
@@ -256,7 +261,7 @@ impl SourceCache {
                 },
             );
         }
-        Ok(&self.sources[name])
+        Ok(&self.sources[&key])
     }
 
     fn frame_len(&self) -> usize {
@@ -266,14 +271,25 @@ impl SourceCache {
     /// The clip of source `name` (relative to the data folder), optionally only its first
     /// `max_s` seconds of speech.
     pub fn clip(&mut self, name: &str, max_s: Option<f64>) -> Result<&Clip, SourceError> {
-        let key = (name.to_owned(), max_s.map(f64::to_bits));
+        self.clip_at_speed(name, max_s, 1.0)
+    }
+
+    /// [`Self::clip`] of the source played `speed` times faster (a tape-speed change: rate
+    /// and pitch change together, e.g. 1.15 is 15 % faster and 2.4 semitones higher).
+    pub fn clip_at_speed(
+        &mut self,
+        name: &str,
+        max_s: Option<f64>,
+        speed: f64,
+    ) -> Result<&Clip, SourceError> {
+        let key = (name.to_owned(), max_s.map(f64::to_bits), speed.to_bits());
         if !self.clips.contains_key(&key) {
             let rate = f64::from(self.sample_rate_hz);
             let frame = self.frame_len();
             let margin = (TRIM_MARGIN_S * rate).round() as usize;
             let fade_len = (FADE_S * rate).round() as usize;
             let path = self.data_dir.join(name);
-            let source = self.load(name)?;
+            let source = self.load(name, speed)?;
             let speech_level_db = source.speech_level_db;
             let runs = speech_runs(&source.measured, frame, source.speech_level_db);
             let (Some(first), Some(last)) = (runs.first(), runs.last()) else {

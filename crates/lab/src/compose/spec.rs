@@ -74,6 +74,11 @@ pub struct UtteranceSpec {
     /// of the last 40 % (how backchannels are made: there are no "mm-hm" recordings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_s: Option<f64>,
+    /// Play the source this many times faster (a tape-speed change, [`MIN_SPEED`]..=
+    /// [`MAX_SPEED`]: speaking rate and pitch change together; 1.15 is 15 % faster and 2.4
+    /// semitones higher). Omit for the source as recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<f64>,
     /// Non-speech sounds (breaths, lip clicks) before the speech onset, in the same channel;
     /// never speech in the truth.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -136,6 +141,9 @@ pub const MIN_CROSSTALK_DB: f64 = -80.0;
 pub const MAX_CROSSTALK_DB: f64 = -10.0;
 pub const MAX_CROSSTALK_DELAY_MS: f64 = 50.0;
 pub const MIN_LEVEL_DBFS: f64 = -80.0;
+/// Slowest and fastest [`UtteranceSpec::speed`].
+pub const MIN_SPEED: f64 = 0.75;
+pub const MAX_SPEED: f64 = 1.35;
 /// Longest call composed in memory.
 pub const MAX_CALL_S: f64 = 3_600.0;
 
@@ -216,6 +224,13 @@ impl UtteranceSpec {
             && !(0.1..=MAX_CALL_S).contains(&max_s)
         {
             return Err(format!("max_s {max_s} is below 0.1 s"));
+        }
+        if let Some(speed) = self.speed
+            && !(MIN_SPEED..=MAX_SPEED).contains(&speed)
+        {
+            return Err(format!(
+                "speed {speed} is outside {MIN_SPEED}..={MAX_SPEED}"
+            ));
         }
         for noise in &self.noises {
             noise.check()?;

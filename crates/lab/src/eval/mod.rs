@@ -6,6 +6,7 @@ pub mod cue_folds;
 pub mod cues;
 pub mod dialog;
 pub mod emotion;
+pub mod empathy;
 pub mod fold_models;
 pub mod folds;
 pub mod pitch;
