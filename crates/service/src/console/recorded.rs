@@ -1,0 +1,427 @@
+//! Stored calls (the store): the Recorded calls page, a stored call's report, their JSON, the
+//! upload of a recording to score and the audit log's JSON. Store work runs on blocking
+//! threads; every read of a report is audited.
+
+use super::*;
+
+/// What `/recorded` and `/api/recorded` say when no database is configured.
+pub(super) const NO_STORE: &str = "no database is configured, so no call is stored: start `attune serve` \
+    (or `attune demo`) with --db PATH (a SQLite file) or --db postgres://...";
+
+pub(super) async fn recorded_page(Authed(who): Authed) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
+    page(StatusCode::OK, PAGE_RECORDED)
+}
+
+/// Runs store work on a blocking thread.
+pub(super) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    tokio::task::spawn_blocking(work).await.ok()
+}
+
+/// The report page of a stored call: the stored result document drawn by the QA report.
+pub(super) async fn recorded_report_page(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    ClientAddress(source): ClientAddress,
+    Path(call_id): Path<String>,
+) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
+    let Some(recorder) = state.recorder.clone() else {
+        let html = format!(
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>\
+             <title>No database — Attune</title><link rel='stylesheet' href='/static/console.css'>\
+             </head><body><header class='bar'><h1>Attune</h1><nav><a href='/'>Live wall</a>\
+             <a href='/recorded'>Recorded calls</a></nav></header><main><h2>No database</h2>\
+             <p class='notice' id='no-store'>{}</p></main></body></html>",
+            attune_qa::html::escape(NO_STORE)
+        );
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CACHE_CONTROL, "no-store")],
+            Html(html),
+        )
+            .into_response();
+    };
+    let found = read_stored(&state, &who, &source, recorder, &call_id).await;
+    let doc = match found {
+        Some(Ok(Some(text))) => text,
+        Some(Ok(None)) => return not_found(&format!("stored call {call_id}")),
+        Some(Err(e)) => {
+            return store_failed(&e);
+        }
+        None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let rendered = serde_json::from_str::<serde_json::Value>(&doc)
+        .map_err(|e| format!("bad stored document: {e}"))
+        .and_then(|doc| attune_qa::html::render_document(&doc))
+        .map(|html| {
+            html.replacen(
+                "<body>",
+                "<body><nav><a href='/recorded'>← Recorded calls</a></nav>",
+                1,
+            )
+        });
+    match rendered {
+        // The report as `attune analyze --format html` writes it, with a way back.
+        Ok(html) => (
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, "no-store")],
+            Html(html),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("stored call {call_id}: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+/// Query of `/api/recorded`: the filters of `attune calls`; empty values match everything.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct RecordedQuery {
+    agent: Option<String>,
+    team: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    min_score: Option<String>,
+    max_score: Option<String>,
+    /// `true`/`1`/`on`: only calls whose caller ended upset.
+    caller_ended_upset: Option<String>,
+    agent_interruptions_over: Option<String>,
+    limit: Option<String>,
+}
+
+/// Most rows `/api/recorded` returns when no `limit` is given (and the most it returns).
+pub const RECORDED_DEFAULT_LIMIT: i64 = 500;
+pub const RECORDED_MAX_LIMIT: i64 = 10_000;
+
+impl RecordedQuery {
+    fn to_query(&self) -> Result<attune_qa::store::CallQuery, String> {
+        fn number<T: std::str::FromStr>(
+            name: &str,
+            v: &Option<String>,
+        ) -> Result<Option<T>, String> {
+            match non_empty(v) {
+                None => Ok(None),
+                Some(text) => text
+                    .trim()
+                    .parse::<T>()
+                    .map(Some)
+                    .map_err(|_| format!("{name} must be a number, got {text:?}")),
+            }
+        }
+        let date = |v: &Option<String>| {
+            non_empty(v)
+                .map(|t| attune_qa::store::parse_date(t.trim()))
+                .transpose()
+        };
+        let min_score_pct: Option<f64> = number("min_score", &self.min_score)?;
+        let max_score_pct: Option<f64> = number("max_score", &self.max_score)?;
+        if let (Some(lo), Some(hi)) = (min_score_pct, max_score_pct)
+            && lo > hi
+        {
+            return Err(format!("min_score {lo} is above max_score {hi}"));
+        }
+        let upset = match non_empty(&self.caller_ended_upset).as_deref() {
+            None | Some("false" | "0" | "off") => false,
+            Some("true" | "1" | "on") => true,
+            Some(other) => {
+                return Err(format!(
+                    "caller_ended_upset must be true or false, got {other:?}"
+                ));
+            }
+        };
+        let limit: Option<i64> = number("limit", &self.limit)?;
+        Ok(attune_qa::store::CallQuery {
+            agent: non_empty(&self.agent),
+            team: non_empty(&self.team),
+            from: date(&self.from)?,
+            to: date(&self.to)?,
+            min_score_pct,
+            max_score_pct,
+            caller_ended_upset: upset,
+            agent_interruptions_over: number(
+                "agent_interruptions_over",
+                &self.agent_interruptions_over,
+            )?,
+            limit: Some(
+                limit
+                    .unwrap_or(RECORDED_DEFAULT_LIMIT)
+                    .clamp(1, RECORDED_MAX_LIMIT),
+            ),
+        })
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct RecordedBody {
+    calls: Vec<attune_qa::store::CallRow>,
+}
+
+/// `/api/recorded?agent=&team=&from=&to=&min_score=&max_score=&caller_ended_upset=&agent_interruptions_over=&limit=`:
+/// stored calls, newest first (`Store::calls`); 503 without a database.
+pub(super) async fn api_recorded(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Query(query): Query<RecordedQuery>,
+) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    let query = match query.to_query() {
+        Ok(q) => q,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    let found = blocking(move || {
+        recorder.calls(&query).map(|mut calls| {
+            calls.retain(|c| {
+                who.may(Access::ReadStored {
+                    team: c.team.as_deref(),
+                })
+            });
+            RecordedBody { calls }
+        })
+    })
+    .await;
+    match found {
+        Some(Ok(body)) => axum::Json(body).into_response(),
+        Some(Err(e)) => store_failed(&e),
+        None => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store task failed".into(),
+        ),
+    }
+}
+
+/// `/api/recorded/{call_id}`: a stored call's result document.
+pub(super) async fn api_recorded_call(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    ClientAddress(source): ClientAddress,
+    Path(call_id): Path<String>,
+) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    match read_stored(&state, &who, &source, recorder, &call_id).await {
+        Some(Ok(Some(doc))) => ([(header::CONTENT_TYPE, "application/json")], doc).into_response(),
+        Some(Ok(None)) => json_error(StatusCode::NOT_FOUND, format!("no stored call {call_id:?}")),
+        Some(Err(e)) => store_failed(&e),
+        None => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store task failed".into(),
+        ),
+    }
+}
+
+/// A stored call's document if `who` may read it (None inside: no such call, or one of a team
+/// they do not cover); every read is audited.
+pub(super) async fn read_stored(
+    state: &ConsoleState,
+    who: &Principal,
+    source: &str,
+    recorder: Arc<CallRecorder>,
+    call_id: &str,
+) -> Option<Result<Option<String>, attune_qa::store::StoreError>> {
+    let id = call_id.to_owned();
+    let who_ = who.clone();
+    let result = blocking(move || {
+        let team = match recorder.call_team(&id) {
+            Ok(Some(team)) => team,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if !who_.may(Access::ReadStored {
+            team: team.as_deref(),
+        }) {
+            return Ok(None);
+        }
+        recorder.report_json(&id)
+    })
+    .await;
+    let outcome = match &result {
+        Some(Ok(Some(_))) => "ok",
+        Some(Ok(None)) => "not found",
+        _ => "failed",
+    };
+    audit(&state.gate, who, "report_read", call_id, source, outcome);
+    result
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct UploadQuery {
+    name: Option<String>,
+    agent: Option<String>,
+    team: Option<String>,
+    /// Channel carrying the agent: 0 (default) or 1.
+    agent_channel: Option<String>,
+}
+
+/// A store failure: logged in full on the server; the client learns only that it failed (the
+/// store's location and its messages are not theirs to read).
+pub(super) fn store_failed(e: &attune_qa::store::StoreError) -> Response {
+    eprintln!("attune: console: store: {e}");
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the store failed; the server's log says why".into(),
+    )
+}
+
+/// `/admin/audit`: the audit log (admins).
+pub(super) async fn audit_page(Authed(who): Authed) -> Response {
+    if !who.may(Access::Administer) {
+        return forbidden("the audit log is for admins");
+    }
+    page(StatusCode::OK, PAGE_AUDIT)
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AuditQueryParams {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `/api/audit?actor=&action=&target=&limit=`: audit entries, newest first (admins).
+pub(super) async fn api_audit(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    Query(q): Query<AuditQueryParams>,
+) -> Response {
+    if !who.may(Access::Administer) {
+        return forbidden("the audit log is for admins");
+    }
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    let query = attune_qa::store::AuditQuery {
+        actor: non_empty(&q.actor),
+        action: non_empty(&q.action),
+        target: non_empty(&q.target),
+        limit: Some(q.limit.unwrap_or(500).clamp(1, 10_000)),
+    };
+    match blocking(move || recorder.audit_entries(&query)).await {
+        Some(Ok(entries)) => axum::Json(serde_json::json!({ "entries": entries })).into_response(),
+        Some(Err(e)) => store_failed(&e),
+        None => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store task failed".into(),
+        ),
+    }
+}
+
+/// Content types an upload may carry.
+pub const UPLOAD_CONTENT_TYPES: &[&str] = &["audio/wav", "audio/x-wav", "audio/wave"];
+
+pub(super) fn upload_error(e: &UploadError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_error(status, e.to_string())
+}
+
+/// `POST /api/recordings?name=&agent=&team=&agent_channel=` with a WAV file as the body: scores it with the
+/// default rubric on a blocking thread, stores it (`source = "recording"`) and answers with its
+/// call id and score. At most [`crate::recorder::MAX_CONCURRENT_UPLOADS`] at once.
+pub(super) async fn api_upload(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    ClientAddress(source): ClientAddress,
+    headers: axum::http::HeaderMap,
+    Query(query): Query<UploadQuery>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    if !who.may(Access::Upload) {
+        return forbidden("only QA analysts and admins upload recordings");
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !UPLOAD_CONTENT_TYPES.contains(&content_type) {
+        return json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "an upload's Content-Type must be one of {}, got {content_type:?}",
+                UPLOAD_CONTENT_TYPES.join(", ")
+            ),
+        );
+    }
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            // The only rejection of a plain body is failing to read it: over the limit, or
+            // the client went away.
+            let status = rejection.status();
+            let e = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                UploadError::TooLarge {
+                    size_bytes: recorder.max_upload_bytes as u64 + 1,
+                    limit_bytes: recorder.max_upload_bytes,
+                }
+            } else {
+                return json_error(status, format!("cannot read the upload: {rejection}"));
+            };
+            return upload_error(&e);
+        }
+    };
+    let permit = match recorder.upload_permit() {
+        Ok(p) => p,
+        Err(e) => return upload_error(&e),
+    };
+    let agent_channel = match non_empty(&query.agent_channel) {
+        None => 0,
+        Some(text) => match text.trim().parse::<u16>() {
+            Ok(c) if c <= 1 => c,
+            _ => {
+                return json_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("agent_channel must be 0 or 1, got {text:?}"),
+                );
+            }
+        },
+    };
+    let info = UploadInfo {
+        name: query.name,
+        agent: query.agent,
+        team: query.team,
+        agent_channel,
+    };
+    let scored = blocking(move || {
+        let _permit = permit;
+        recorder.score_upload(&info, Vec::from(body))
+    })
+    .await;
+    match scored {
+        Some(Ok(result)) => {
+            audit(
+                &state.gate,
+                &who,
+                "upload",
+                &result.call_id,
+                &source,
+                &format!("ok sha256={}", result.content_sha256),
+            );
+            (StatusCode::CREATED, axum::Json(result)).into_response()
+        }
+        Some(Err(e)) => upload_error(&e),
+        None => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the scoring task failed".into(),
+        ),
+    }
+}
