@@ -305,3 +305,101 @@ pub fn scripted_spec(
         utterances,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    /// Tone "sentences": two agent files, one actor with calm and angry files.
+    fn tiny_corpus(dir: &Path) {
+        let write = |rel: &str, freq: f64, secs: f64| {
+            let rate = 8_000usize;
+            let len = (secs * rate as f64) as usize;
+            let mut pcm = vec![0i16; len + rate / 2];
+            for (k, v) in pcm[rate / 4..rate / 4 + len].iter_mut().enumerate() {
+                *v = ((std::f64::consts::TAU * freq * k as f64 / rate as f64).sin() * 5_000.0)
+                    as i16;
+            }
+            let path = dir.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let file = std::fs::File::create(path).unwrap();
+            super::super::wav::write_pcm16_wav(std::io::BufWriter::new(file), 8_000, &[pcm])
+                .unwrap();
+        };
+        write("fda/rl001.wav", 120.0, 2.5);
+        write("fda/rl002.wav", 130.0, 1.8);
+        for (code, secs) in [(1, 1.8), (2, 2.2), (5, 2.0), (7, 2.4)] {
+            write(
+                &format!("ravdess/Actor_01/03-01-0{code}-01-01-01-01.wav"),
+                220.0,
+                secs,
+            );
+        }
+    }
+
+    #[test]
+    fn scripts_do_what_they_say_and_compose() {
+        let dir = std::env::temp_dir().join(format!("attune-empathy-{}", std::process::id()));
+        tiny_corpus(&dir);
+        let catalog = Catalog::scan(&dir).unwrap();
+        let mut cache = SourceCache::new(&dir, 8_000, true);
+        let mut spec = |s: Scenario| scripted_spec(s.script(), 4, 0, &catalog, &mut cache).unwrap();
+        let agent = |spec: &CallSpec| -> Vec<UtteranceSpec> {
+            spec.utterances
+                .iter()
+                .filter(|u| u.speaker == Speaker::Agent)
+                .cloned()
+                .collect()
+        };
+        let interrupts = spec(Scenario::InterruptsUpsetCaller);
+        let finish = spec(Scenario::LetsUpsetCallerFinish);
+        let mirrors = spec(Scenario::MirrorsLoudCaller);
+        let soft = spec(Scenario::StaysSlowAndSoft);
+        let backchannels = spec(Scenario::Backchannels);
+        let stays = spec(Scenario::MirrorsCallerStaysUpset);
+        let early = |s: &CallSpec| {
+            agent(s)
+                .iter()
+                .filter(|u| matches!(u.start, Start::BeforeOtherEndS(_)))
+                .count()
+        };
+        assert_eq!(early(&interrupts), UPSET_TURNS);
+        assert_eq!(early(&finish), 0);
+        let at_speed =
+            |s: &CallSpec, speed: f64| agent(s).iter().filter(|u| u.speed == Some(speed)).count();
+        // Two sentences per answer to each upset turn.
+        assert_eq!(at_speed(&mirrors, MIRROR_SPEED), 2 * UPSET_TURNS);
+        assert_eq!(at_speed(&soft, SOFT_SPEED), 2 * UPSET_TURNS);
+        // Upset to the end: every answer after the calm start (the last turn is unanswered).
+        assert_eq!(
+            at_speed(&stays, MIRROR_SPEED),
+            2 * (UPSET_TURNS + TURNS_AFTER - 1)
+        );
+        let short = |s: &CallSpec| agent(s).iter().filter(|u| u.max_s.is_some()).count();
+        assert_eq!(short(&finish), 0);
+        // One "mm" per caller turn whose first sentence lasts >= 1.3 s (all of them here).
+        assert_eq!(
+            short(&backchannels),
+            CALM_TURNS_BEFORE + UPSET_TURNS + TURNS_AFTER
+        );
+        for s in [&interrupts, &mirrors, &backchannels] {
+            let call = super::super::compose_with(s, &mut cache).unwrap();
+            assert!(call.annotation.duration_s > 60.0);
+        }
+        let truth = super::super::compose_with(&interrupts, &mut cache)
+            .unwrap()
+            .annotation;
+        assert!(
+            truth
+                .interruptions
+                .iter()
+                .filter(|i| i.by == Speaker::Agent)
+                .count()
+                >= UPSET_TURNS - 1,
+            "{:?}",
+            truth.interruptions
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
