@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 
 use attune_core::cues::CueRules;
+use attune_core::dsp::vad::VadConfig;
 use attune_lab::compose;
 use attune_lab::eval::cue_folds::{self, CueEvalConfig, Judge, SpeakerDisjointCueReport, targets};
 use attune_lab::eval::fold_models::{FoldCorpus, FoldTraining};
@@ -69,6 +70,10 @@ pub struct EvalCuesArgs {
     /// Keep the composed calls (WAV, truth and spec) in this folder.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Voice-activity thresholds as JSON (fields of VadConfig; missing ones keep their
+    /// default), on both channels.
+    #[arg(long)]
+    vad_config: Option<String>,
     /// List every call.
     #[arg(long)]
     verbose: bool,
@@ -100,6 +105,10 @@ pub fn run(args: &EvalCuesArgs) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(compose::spec::DEFAULT_DATA_DIR));
+    let vad: VadConfig = match &args.vad_config {
+        Some(json) => serde_json::from_str(json).context("--vad-config")?,
+        None => VadConfig::default(),
+    };
     let config = CueEvalConfig {
         folds: args.folds,
         only_folds: args.only_folds.clone(),
@@ -107,6 +116,7 @@ pub fn run(args: &EvalCuesArgs) -> anyhow::Result<()> {
         seed: args.seed,
         minutes: args.minutes,
         rules,
+        vad,
         work_dir: args.out.clone().unwrap_or_else(|| {
             std::env::temp_dir().join(format!(
                 "attune-eval-cues-{}-{}",

@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 
 use attune_core::dialog::DialogConfig;
+use attune_core::dsp::vad::VadConfig;
 use attune_lab::compose::random::{Catalog, RandomCallConfig, random_spec};
 use attune_lab::compose::{self, SourceCache};
 use attune_lab::eval::dialog::{self as eval, DialogEvalReport};
@@ -49,6 +50,10 @@ pub struct EvalDialogArgs {
     /// Tracker settings as JSON (fields of DialogConfig; missing ones keep their default).
     #[arg(long)]
     dialog_config: Option<String>,
+    /// Voice-activity thresholds as JSON (fields of VadConfig; missing ones keep their
+    /// default), on both channels.
+    #[arg(long)]
+    vad_config: Option<String>,
     /// List every call.
     #[arg(long)]
     verbose: bool,
@@ -89,7 +94,11 @@ pub fn run(args: &EvalDialogArgs) -> anyhow::Result<()> {
         Some(json) => serde_json::from_str(json).context("--dialog-config")?,
         None => DialogConfig::default(),
     };
-    let report = eval::evaluate_dirs(&dirs, &config);
+    let vad: VadConfig = match &args.vad_config {
+        Some(json) => serde_json::from_str(json).context("--vad-config")?,
+        None => VadConfig::default(),
+    };
+    let report = eval::evaluate_dirs(&dirs, &config, &vad);
     if let Some(dir) = temporary {
         let _ = std::fs::remove_dir_all(dir);
     }

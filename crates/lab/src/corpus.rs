@@ -1,10 +1,12 @@
 //! Speech corpora for training and evaluation: RAVDESS folders, EmoDB and manifest CSVs
 //! (`path,label,speaker`) read into labelled [`Entry`]s, and their functionals through a channel
 //! condition, extracted on two threads and cached under `target/attune-emotion-cache/` (keyed by
-//! the file list, the condition and the feature set) so repeated runs skip extraction.
+//! the file list, the condition, the feature set and the voice-activity thresholds) so repeated
+//! runs skip extraction.
 
 use std::path::{Path, PathBuf};
 
+use attune_core::dsp::vad::VadConfig;
 use attune_core::model::emotion::LabelledFunctionals;
 use attune_core::model::labels::Label;
 use attune_core::prosody::functionals::{FEATURE_COUNT, FEATURE_NAMES};
@@ -219,10 +221,12 @@ fn cache_path(
     condition: ChannelCondition,
     window_speech_s: Option<f64>,
 ) -> PathBuf {
+    // The functionals depend on the voice-activity thresholds (which frames are speech).
     let mut key = format!(
-        "{CACHE_VERSION}|{}|{}",
+        "{CACHE_VERSION}|{}|{}|vad {}",
         condition_name(condition),
-        FEATURE_NAMES.join(",")
+        FEATURE_NAMES.join(","),
+        serde_json::to_string(&VadConfig::default()).unwrap_or_default()
     );
     if let Some(w) = window_speech_s {
         key.push_str(&format!("|first {w} s of speech"));

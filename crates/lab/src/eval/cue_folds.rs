@@ -19,6 +19,8 @@ use attune_core::audio::AudioError;
 use attune_core::call::{CallConfig, CallEvent, EmotionPoint, RecordingError, analyze_recording};
 use attune_core::cues::{CueEvent, CueKind, CueRules};
 use attune_core::dialog::Speaker;
+use attune_core::dsp::vad::VadConfig;
+use attune_core::features::AnalyzerConfig;
 use attune_core::model::emotion::EmotionModel;
 use attune_core::rng::SplitMix64;
 
@@ -107,6 +109,8 @@ pub struct CueEvalConfig {
     /// Length of each call, minutes.
     pub minutes: f64,
     pub rules: CueRules,
+    /// Voice-activity thresholds of both channels.
+    pub vad: VadConfig,
     /// The corpora folder.
     pub data_dir: PathBuf,
     /// Where the composed calls are written while they are judged.
@@ -480,10 +484,15 @@ fn evaluate_fold(
             path: path.clone(),
             source,
         })?;
+        let defaults = CallConfig::default();
         let call_config = CallConfig {
             agent_channel: usize::from(truth.agent_channel),
             rules: rules.clone(),
-            ..CallConfig::default()
+            analyzer: AnalyzerConfig {
+                vad: config.vad.clone(),
+                ..defaults.analyzer.clone()
+            },
+            ..defaults
         };
         let mut cues: Vec<CueEvent> = Vec::new();
         let mut caller_points: Vec<EmotionPoint> = Vec::new();

@@ -28,6 +28,8 @@ use std::sync::Arc;
 
 use attune_core::call::{CallAnalysis, CallConfig, RecordingError, analyze_recording};
 use attune_core::dialog::DialogConfig;
+use attune_core::dsp::vad::VadConfig;
+use attune_core::features::AnalyzerConfig;
 use attune_core::model::emotion::EmotionModel;
 
 /// Onsets closer than this match, seconds.
@@ -326,8 +328,13 @@ pub fn read_truth(wav: &Path) -> Result<CallAnnotation, EvalError> {
     })
 }
 
-/// Analyses one composed call and scores it (agent channel from its annotation).
-pub fn evaluate_call(wav: &Path, config: &DialogConfig) -> Result<CallScore, EvalError> {
+/// Analyses one composed call and scores it (agent channel from its annotation), with the
+/// tracker settings `config` and the voice-activity thresholds `vad` on both channels.
+pub fn evaluate_call(
+    wav: &Path,
+    config: &DialogConfig,
+    vad: &VadConfig,
+) -> Result<CallScore, EvalError> {
     let truth = read_truth(wav)?;
     let audio_error = |source| EvalError::Audio {
         path: wav.display().to_string(),
@@ -338,10 +345,15 @@ pub fn evaluate_call(wav: &Path, config: &DialogConfig) -> Result<CallScore, Eva
         agent_channel: truth.agent_channel,
         ..config.clone()
     };
+    let defaults = CallConfig::default();
     let config = CallConfig {
         agent_channel: usize::from(truth.agent_channel),
         dialog: config,
-        ..CallConfig::default()
+        analyzer: AnalyzerConfig {
+            vad: vad.clone(),
+            ..defaults.analyzer.clone()
+        },
+        ..defaults
     };
     let model = Arc::new(EmotionModel::embedded());
     let recording =
@@ -359,10 +371,11 @@ pub fn evaluate_call(wav: &Path, config: &DialogConfig) -> Result<CallScore, Eva
     ))
 }
 
-/// Evaluates every composed call of the folders.
+/// Evaluates every composed call of the folders (settings as [`evaluate_call`]).
 pub fn evaluate_dirs(
     dirs: &[PathBuf],
     config: &DialogConfig,
+    vad: &VadConfig,
 ) -> Result<DialogEvalReport, EvalError> {
     let mut items = Vec::new();
     for dir in dirs {
@@ -371,7 +384,7 @@ pub fn evaluate_dirs(
             return Err(EvalError::Empty(dir.display().to_string()));
         }
         for wav in calls {
-            items.push(evaluate_call(&wav, config)?);
+            items.push(evaluate_call(&wav, config, vad)?);
         }
     }
     Ok(aggregate(items))

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use attune_core::dsp::vad::VadConfig;
 use attune_core::model::emotion::{EmotionModel, LabelledFunctionals, MODEL_VERSION, ModelError};
 use attune_core::model::mlp::TrainConfig;
 use attune_core::prosody::functionals::FEATURE_NAMES;
@@ -145,10 +146,12 @@ impl FoldCorpus {
 
     /// The training samples of a model that has not heard `held_out`, with the cache key.
     fn training_set(&self, held_out: &[u32]) -> (Vec<LabelledFunctionals>, String, String) {
+        // The training functionals depend on the voice-activity thresholds as well.
         let mut key = format!(
-            "fold-model {FOLD_CACHE_VERSION}|model {MODEL_VERSION}|{}|{}",
+            "fold-model {FOLD_CACHE_VERSION}|model {MODEL_VERSION}|{}|{}|vad {}",
             FEATURE_NAMES.join(","),
-            serde_json::to_string(&self.training.config).unwrap_or_default()
+            serde_json::to_string(&self.training.config).unwrap_or_default(),
+            serde_json::to_string(&VadConfig::default()).unwrap_or_default()
         );
         let mut samples = Vec::new();
         let mut conditions = Vec::new();
