@@ -30,6 +30,7 @@ fn gate_with_token() -> (Gate, String) {
             created_at: "2026-12-03T00:00:00Z".into(),
             created_by: "bench".into(),
             revoked_at: None,
+            expires_at: None,
         })
         .unwrap();
     let gate = Gate::new(

@@ -78,6 +78,9 @@ pub enum TokensCommand {
         /// A name to recognise it by.
         #[arg(long, default_value = "")]
         name: String,
+        /// Refuse it after this many days (default: until revoked).
+        #[arg(long, value_name = "DAYS")]
+        expires_days: Option<f64>,
         #[command(flatten)]
         db: DbArg,
     },
@@ -284,8 +287,20 @@ pub fn run_tokens(command: &TokensCommand) -> anyhow::Result<()> {
             role,
             teams,
             name,
+            expires_days,
             db,
         } => {
+            let expires_at = match expires_days {
+                None => None,
+                Some(days) if days.is_finite() && *days > 0.0 && *days <= 3650.0 => {
+                    let at = std::time::SystemTime::now()
+                        + std::time::Duration::from_secs_f64(days * 86_400.0);
+                    Some(attune_qa::rfc3339_utc(at))
+                }
+                Some(days) => {
+                    bail!("--expires-days must be a number of days in (0, 3650], got {days}")
+                }
+            };
             let role = Role::parse(role, &Role::MACHINES).map_err(anyhow::Error::msg)?;
             let teams = clean_teams(teams);
             if teams.is_empty() {
@@ -306,6 +321,7 @@ pub fn run_tokens(command: &TokensCommand) -> anyhow::Result<()> {
                 created_at: attune_qa::rfc3339_utc(std::time::SystemTime::now()),
                 created_by: cli_actor(),
                 revoked_at: None,
+                expires_at: expires_at.clone(),
             };
             store.add_token(&record)?;
             store.append_audit(
@@ -316,10 +332,11 @@ pub fn run_tokens(command: &TokensCommand) -> anyhow::Result<()> {
                 &format!("ok role={role} teams={}", record.teams.join(",")),
             )?;
             eprintln!(
-                "created {role} token {} ({}) for teams {}; it is shown once, below:",
+                "created {role} token {} ({}) for teams {}{}; it is shown once, below:",
                 record.token_id,
                 record.name,
-                record.teams.join(",")
+                record.teams.join(","),
+                expires_at.map_or_else(String::new, |at| format!(", expires {at}"))
             );
             let mut out = std::io::stdout().lock();
             writeln!(out, "{token}")?;

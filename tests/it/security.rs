@@ -31,6 +31,7 @@ struct Tokens {
     monitor_t1: String,
     api_t1: String,
     revoked: String,
+    expired: String,
 }
 
 struct SecureServer {
@@ -59,6 +60,15 @@ fn add_user(store: &mut Store, name: &str, role: &str, teams: &[&str], agent_id:
 }
 
 fn add_token(store: &mut Store, role: &str, teams: &[&str]) -> String {
+    add_token_expiring(store, role, teams, None)
+}
+
+fn add_token_expiring(
+    store: &mut Store,
+    role: &str,
+    teams: &[&str],
+    expires_at: Option<&str>,
+) -> String {
     let token = secrets::new_api_token();
     store
         .add_token(&TokenRecord {
@@ -70,6 +80,7 @@ fn add_token(store: &mut Store, role: &str, teams: &[&str]) -> String {
             created_at: "2026-12-03T00:00:00Z".into(),
             created_by: "test".into(),
             revoked_at: None,
+            expires_at: expires_at.map(str::to_owned),
         })
         .unwrap();
     token
@@ -89,6 +100,12 @@ impl SecureServer {
             monitor_t1: add_token(&mut store, "monitor", &["t1"]),
             api_t1: add_token(&mut store, "api", &["t1"]),
             revoked: add_token(&mut store, "monitor", &["*"]),
+            expired: add_token_expiring(
+                &mut store,
+                "monitor",
+                &["*"],
+                Some("2026-01-01T00:00:00Z"),
+            ),
         };
         store
             .revoke_token(&secrets::token_id(&tokens.revoked))
@@ -323,6 +340,10 @@ async fn every_route_answers_each_role_as_its_rights_say() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let expired = As::Bearer(server.tokens.expired.clone());
+    let r = send(&server, &expired, "GET", "/api/calls").await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("expired"), "{}", r.body);
 
     // What each sees in the lists, not only whether the door opens.
     let ids = |r: RawResponse| -> Vec<String> {
@@ -619,7 +640,7 @@ async fn grpc_methods_need_a_token_of_the_right_role() {
     let server = SecureServer::start("sec-grpc", None).await;
     live_calls(&server);
     let t = &server.tokens;
-    let cases: [(&str, Option<&str>, tonic::Code, tonic::Code); 6] = [
+    let cases: [(&str, Option<&str>, tonic::Code, tonic::Code); 7] = [
         // (who, token, Ingest, Monitor)
         (
             "none",
@@ -636,6 +657,12 @@ async fn grpc_methods_need_a_token_of_the_right_role() {
         (
             "revoked",
             Some(&t.revoked),
+            tonic::Code::Unauthenticated,
+            tonic::Code::Unauthenticated,
+        ),
+        (
+            "expired",
+            Some(&t.expired),
             tonic::Code::Unauthenticated,
             tonic::Code::Unauthenticated,
         ),

@@ -283,6 +283,7 @@ fn accounts_suite(store: &mut Store) {
         created_at: "2026-12-03T00:00:00Z".into(),
         created_by: "cli:test".into(),
         revoked_at: None,
+        expires_at: None,
     };
     store.add_token(&token).unwrap();
     assert_eq!(

@@ -3,7 +3,7 @@
 //! analyzer moves into the job and back), so a call's chunks are analysed in order and a call
 //! that falls behind holds back only its own stream (gRPC flow control), never the others.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -104,9 +104,4 @@ impl Drop for AnalysisPool {
     fn drop(&mut self) {
         self.sender.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
-}
-
-/// Counter helper: nanoseconds as seconds.
-pub(crate) fn ns_to_s(counter: &AtomicU64) -> f64 {
-    counter.load(Ordering::Relaxed) as f64 * 1e-9
 }

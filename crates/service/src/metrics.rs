@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::analysis::ns_to_s;
 use super::hub::Hub;
 
 /// Counters of the ingest and monitor streams and of the analysis pool.
@@ -216,4 +215,9 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
     }
     super::ingest::render_metrics(&mut out, &m.telephony);
     out
+}
+
+/// Counter helper: nanoseconds as seconds.
+fn ns_to_s(counter: &std::sync::atomic::AtomicU64) -> f64 {
+    counter.load(std::sync::atomic::Ordering::Relaxed) as f64 * 1e-9
 }

@@ -41,6 +41,8 @@ pub struct TokenRecord {
     pub created_at: String,
     pub created_by: String,
     pub revoked_at: Option<String>,
+    /// RFC 3339 UTC time after which the token is refused (None: never).
+    pub expires_at: Option<String>,
 }
 
 /// One audit log entry.
@@ -126,13 +128,14 @@ fn token_from_row(r: &[Cell]) -> TokenRecord {
         created_at: t(5).unwrap_or_default(),
         created_by: t(6).unwrap_or_default(),
         revoked_at: t(7),
+        expires_at: t(8),
     }
 }
 
 const USER_COLUMNS: &str =
     "name, role, teams, agent_id, password_hash, disabled, created_at, updated_at";
 const TOKEN_COLUMNS: &str =
-    "token_id, name, role, teams, token_sha256, created_at, created_by, revoked_at";
+    "token_id, name, role, teams, token_sha256, created_at, created_by, revoked_at, expires_at";
 
 impl Store {
     /// Adds an account; an existing name is refused.
@@ -206,7 +209,7 @@ impl Store {
         self.backend.transaction(|tx| {
             tx.execute(
                 &format!(
-                    "INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    "INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
                 &[
                     text(&token.token_id),
@@ -217,6 +220,7 @@ impl Store {
                     text(&token.created_at),
                     text(&token.created_by),
                     Param::Text(token.revoked_at.clone()),
+                    Param::Text(token.expires_at.clone()),
                 ],
             )
         })

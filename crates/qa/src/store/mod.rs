@@ -182,7 +182,8 @@ const MIGRATIONS: &[&str] = &[
         token_sha256 TEXT NOT NULL UNIQUE,
         created_at TEXT NOT NULL,
         created_by TEXT NOT NULL,
-        revoked_at TEXT
+        revoked_at TEXT,
+        expires_at TEXT
     );
     CREATE TABLE audit_log (
         seq BIGINT PRIMARY KEY,

@@ -109,6 +109,17 @@ impl IdentitySource for StoreIdentities {
                 "API token {} was revoked",
                 t.token_id
             ))),
+            Some(t)
+                if t.expires_at.as_deref().is_some_and(|at| {
+                    at <= attune_qa::rfc3339_utc(std::time::SystemTime::now()).as_str()
+                }) =>
+            {
+                Err(AuthError::Unauthenticated(format!(
+                    "API token {} expired at {}",
+                    t.token_id,
+                    t.expires_at.as_deref().unwrap_or("")
+                )))
+            }
             Some(t) => {
                 let role = Role::parse(&t.role, &Role::MACHINES).map_err(AuthError::Unavailable)?;
                 Ok(Principal {
