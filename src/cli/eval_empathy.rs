@@ -14,8 +14,9 @@ use serde::Serialize;
 use attune_core::cues::CueRules;
 use attune_lab::compose::random::Catalog;
 use attune_lab::compose::{self, SourceCache};
+use attune_lab::eval::cue_folds::{caller_folds, catalog_actor};
 use attune_lab::eval::empathy::{ComparisonResult, EmpathyCall, compare, evaluate_calls};
-use attune_lab::eval::folds::{DEFAULT_FOLDS, ravdess_sex, speaker_folds};
+use attune_lab::eval::folds::DEFAULT_FOLDS;
 
 use super::EvalFormat;
 use super::emotion::ModelArgs;
@@ -70,14 +71,6 @@ struct EmpathyEvalReport {
     calls: Vec<EmpathyCall>,
 }
 
-/// The RAVDESS actor of a catalog caller (`ravdess/Actor_07/...` → 7).
-fn catalog_actor(files: &[(u8, String)]) -> Option<u32> {
-    let (_, path) = files.first()?;
-    path.split('/')
-        .find_map(|p| p.strip_prefix("Actor_"))
-        .and_then(|n| n.parse().ok())
-}
-
 pub fn run(args: &EvalEmpathyArgs) -> anyhow::Result<()> {
     if args.generate == 0 {
         bail!("--generate must be at least 1");
@@ -92,12 +85,7 @@ pub fn run(args: &EvalEmpathyArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(compose::spec::DEFAULT_DATA_DIR));
     let catalog = Catalog::scan(&data_dir)
         .with_context(|| format!("cannot list the corpora in {}", data_dir.display()))?;
-    let actors: Vec<u32> = catalog
-        .callers
-        .iter()
-        .filter_map(|c| catalog_actor(c))
-        .collect();
-    let folds = speaker_folds(&actors, args.folds, ravdess_sex);
+    let folds = caller_folds(&catalog, args.folds);
     if let Some(bad) = args
         .only_folds
         .iter()

@@ -163,9 +163,20 @@ fn path_actor(path: &str) -> Option<u32> {
 }
 
 /// The RAVDESS actor of a catalog caller.
-fn catalog_actor(files: &[(u8, String)]) -> Option<u32> {
+pub fn catalog_actor(files: &[(u8, String)]) -> Option<u32> {
     let (_, path) = files.first()?;
     path_actor(path)
+}
+
+/// The catalog's caller actors in `k` speaker folds (balanced by sex), as every
+/// speaker-disjoint evaluation over composed calls splits them.
+pub fn caller_folds(catalog: &Catalog, k: usize) -> Vec<Vec<u32>> {
+    let actors: Vec<u32> = catalog
+        .callers
+        .iter()
+        .filter_map(|c| catalog_actor(c))
+        .collect();
+    speaker_folds(&actors, k, ravdess_sex)
 }
 
 /// Counts over a set of calls; every figure is computed from them, so pooling is summing.
@@ -343,12 +354,7 @@ pub fn evaluate(
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let actors: Vec<u32> = catalog
-        .callers
-        .iter()
-        .filter_map(|c| catalog_actor(c))
-        .collect();
-    let folds = speaker_folds(&actors, config.folds, ravdess_sex);
+    let folds = caller_folds(&catalog, config.folds);
     if let Some(bad) = config
         .only_folds
         .iter()

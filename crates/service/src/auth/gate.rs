@@ -249,9 +249,13 @@ pub struct NewSession {
 impl Gate {
     /// A gate that checks identities from `identities`.
     pub fn new(identities: Arc<dyn IdentitySource>, config: GateConfig) -> Self {
+        Self::with_identities(Some(identities), config)
+    }
+
+    fn with_identities(identities: Option<Arc<dyn IdentitySource>>, config: GateConfig) -> Self {
         Self {
             config,
-            identities: Some(identities),
+            identities,
             sessions: Mutex::default(),
             failures: Mutex::default(),
             tokens: Mutex::default(),
@@ -262,14 +266,7 @@ impl Gate {
     /// A gate that lets everyone in as an admin: for library tests of other features only
     /// (`attune serve` and `attune demo` always check).
     pub fn disabled() -> Self {
-        Self {
-            config: GateConfig::default(),
-            identities: None,
-            sessions: Mutex::default(),
-            failures: Mutex::default(),
-            tokens: Mutex::default(),
-            links: Mutex::default(),
-        }
+        Self::with_identities(None, GateConfig::default())
     }
 
     pub fn enabled(&self) -> bool {

@@ -22,6 +22,14 @@ pub(super) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.ok()
 }
 
+/// The answer when a blocking store task died (panicked or was cancelled).
+fn store_task_failed() -> Response {
+    json_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "store task failed".into(),
+    )
+}
+
 /// The report page of a stored call: the stored result document drawn by the QA report.
 pub(super) async fn recorded_report_page(
     State(state): State<ConsoleState>,
@@ -196,10 +204,7 @@ pub(super) async fn api_recorded(
     match found {
         Some(Ok(body)) => axum::Json(body).into_response(),
         Some(Err(e)) => store_failed(&e),
-        None => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store task failed".into(),
-        ),
+        None => store_task_failed(),
     }
 }
 
@@ -220,10 +225,7 @@ pub(super) async fn api_recorded_call(
         Some(Ok(Some(doc))) => ([(header::CONTENT_TYPE, "application/json")], doc).into_response(),
         Some(Ok(None)) => json_error(StatusCode::NOT_FOUND, format!("no stored call {call_id:?}")),
         Some(Err(e)) => store_failed(&e),
-        None => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store task failed".into(),
-        ),
+        None => store_task_failed(),
     }
 }
 
@@ -317,10 +319,7 @@ pub(super) async fn api_audit(
     match blocking(move || recorder.audit_entries(&query)).await {
         Some(Ok(entries)) => axum::Json(serde_json::json!({ "entries": entries })).into_response(),
         Some(Err(e)) => store_failed(&e),
-        None => json_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store task failed".into(),
-        ),
+        None => store_task_failed(),
     }
 }
 
