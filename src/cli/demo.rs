@@ -21,6 +21,9 @@ use attune_service::hub::Hub;
 use attune_service::metrics::ServiceMetrics;
 use attune_service::recorder::CallRecorder;
 
+/// How long the demo may take to end its calls after SIGTERM or Ctrl-C.
+const DEMO_DRAIN_BOUND: Duration = Duration::from_secs(10);
+
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Address the HTTP console listens on (port 0: any free port).
@@ -188,9 +191,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             settings,
             |error| eprintln!("warning: a demo call failed: {error}"),
         ));
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
+        let shutdown = super::shutdown::drain_requested("demo", DEMO_DRAIN_BOUND);
         let served = console::serve(listener, hub, recorder.clone(), gate, shutdown).await;
         demo.abort();
         if let Some(recorder) = recorder {

@@ -25,6 +25,7 @@ mod eval_dialog;
 mod eval_empathy;
 mod replay;
 mod serve;
+mod shutdown;
 mod watch;
 
 /// Attune: real-time call-center audio analysis from the sound alone.

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// A new stream must declare its call within this time, seconds.
     #[arg(long, default_value_t = 10.0)]
     header_timeout_s: f64,
+    /// On SIGTERM or SIGINT, stop accepting, end and store the live calls, then exit; past
+    /// this many seconds (or at a second signal) exit at once, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    drain_timeout_s: f64,
     /// Analysis threads (default: one per core).
     #[arg(long)]
     analysis_threads: Option<usize>,
@@ -258,6 +262,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         config.analysis_threads = threads.max(1);
     }
     let ingest = Arc::new(ingest_config(args)?);
+    let drain_bound = seconds("drain-timeout-s", args.drain_timeout_s)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let grpc = tokio::net::TcpListener::bind(&args.grpc)
@@ -269,7 +274,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         check_plaintext("gRPC", grpc.local_addr()?, tls.is_some(), args.insecure_plaintext)?;
         check_plaintext("HTTP", http.local_addr()?, tls.is_some(), args.insecure_plaintext)?;
         eprintln!(
-            "attune serve: gRPC on {}, HTTP on {} (max {} calls, {} analysis threads); Ctrl-C stops",
+            "attune serve: gRPC on {}, HTTP on {} (max {} calls, {} analysis threads); SIGTERM or Ctrl-C drains and stops",
             grpc.local_addr()?,
             http.local_addr()?,
             config.max_calls,
@@ -333,10 +338,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             service.spawn_audiosocket(listener, ingest.clone());
         }
         service
-            .serve(grpc, http, app, async {
-                let _ = tokio::signal::ctrl_c().await;
-                eprintln!("attune serve: shutting down (ending live calls)");
-            })
+            .serve(grpc, http, app, super::shutdown::drain_requested("serve", drain_bound))
             .await?;
         anyhow::Ok(())
     })

@@ -160,6 +160,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
                 }
                 (None, _) => continue,
             };
+            let line = terminal_safe(&line);
             let mut out = stdout.lock();
             if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
                 break;
@@ -167,4 +168,35 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+/// `line` with every control character (ESC sequences, carriage returns, bells: ids and names
+/// come from clients) shown as a `\u{..}` escape instead of reaching the terminal.
+pub fn terminal_safe(line: &str) -> std::borrow::Cow<'_, str> {
+    if !line.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(line);
+    }
+    let mut safe = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if c.is_control() {
+            safe.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            safe.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(safe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn control_characters_from_clients_do_not_reach_the_terminal() {
+        assert_eq!(terminal_safe("call-1: started"), "call-1: started");
+        let hostile = "c\u{1b}[2J\u{1b}]0;owned\u{7}\rx";
+        let shown = terminal_safe(hostile);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert_eq!(shown, "c\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\u{d}x");
+    }
 }

@@ -711,3 +711,100 @@ async fn a_call_streamed_as_two_mono_streams_gives_the_same_cues_as_the_stereo_f
     assert_eq!(summary.duration_s, outcome.duration_s);
     server.stop().await;
 }
+
+/// SIGTERM (what systemd, Docker and Kubernetes send) drains like Ctrl-C: the live call is
+/// ended and stored, and `attune serve` exits cleanly instead of dying with its calls.
+#[cfg(unix)]
+#[test]
+fn sigterm_drains_the_live_calls_into_the_store_and_exits_cleanly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    use crate::util::{attune, run_ok, temp_dir};
+
+    let dir = temp_dir("sigterm-drain");
+    let db = dir.join("attune.db");
+    let db = db.to_str().unwrap();
+    let token = run_ok(&[
+        "tokens", "create", "--role", "ingest", "--teams", "*", "--db", db,
+    ])
+    .trim()
+    .to_owned();
+    let mut server = attune()
+        .args([
+            "serve",
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            db,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run attune serve");
+    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let grpc = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.split("gRPC on ").nth(1)?;
+            Some(rest.split(',').next()?.trim().to_owned())
+        })
+        .expect("serve prints its gRPC address");
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let call = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/calls/calm.wav");
+    let mut replay = attune()
+        .args([
+            "replay",
+            call,
+            "--server",
+            &format!("http://{grpc}"),
+            "--token",
+            &token,
+        ])
+        .args([
+            "--call-id",
+            "drain-1",
+            "--agent-id",
+            "a1",
+            "--team",
+            "t1",
+            "--quiet",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run attune replay");
+    std::thread::sleep(Duration::from_secs(4));
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "serve did not stop within 40 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = replay.kill();
+    let _ = replay.wait();
+    let log = log.join().unwrap().join("\n");
+    assert!(
+        status.success(),
+        "serve exited with {status} after SIGTERM: {log}"
+    );
+    assert!(log.contains("SIGTERM: draining"), "{log}");
+    let stored = run_ok(&["calls", "--db", db, "--format", "json"]);
+    assert!(
+        stored.contains("\"drain-1\""),
+        "the call live at SIGTERM is stored: {stored}"
+    );
+}

@@ -318,9 +318,11 @@ impl Backend {
         conn.busy_timeout(busy_timeout)
             .map_err(|e| sqlite_error(path, busy_timeout, e))?;
         // WAL: readers never block the writer, and a killed writer leaves a consistent file.
+        // synchronous=FULL: a stored call survives a power cut too, not only a killed process
+        // (NORMAL may lose the last commits); one fsync per commit, and commits are per call.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(|e| sqlite_error(path, busy_timeout, e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
+        conn.pragma_update(None, "synchronous", "FULL")
             .map_err(|e| sqlite_error(path, busy_timeout, e))?;
         Ok(Backend::Sqlite {
             conn,
