@@ -106,6 +106,11 @@ pub struct ReplayArgs {
     /// Print only the summary, not the events.
     #[arg(long)]
     quiet: bool,
+    /// With --protocol twilio|audiohook|audiosocket: also follow the server's gRPC Monitor
+    /// stream at this address (http://HOST:GRPC_PORT, with --token a monitor token) and report
+    /// each cue's latency: its arrival minus when the 20 ms frame holding its `t_s` was sent.
+    #[arg(long, value_name = "URL")]
+    monitor: Option<String>,
     /// No server: analyse the recording in-process, chunk by chunk as a live call would arrive,
     /// and print where the cue latency comes from — each cue's analysis delay (audio pushed past
     /// the end of the chunk containing its `t_s` before it was decided) by kind, and how long
@@ -511,6 +516,11 @@ fn replay_telephony(
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
+    let monitored: Arc<Mutex<Vec<(String, f64, Instant)>>> = Arc::default();
+    let monitor = match &args.monitor {
+        Some(url) => Some(runtime.block_on(follow_cues(url, args, monitored.clone()))?),
+        None => None,
+    };
     let reports = runtime.block_on(async {
         let ramp = Duration::from_secs_f64(args.ramp_s.unwrap_or(0.02).max(0.0));
         let mut tasks = Vec::with_capacity(args.calls);
@@ -559,6 +569,27 @@ fn replay_telephony(
         anyhow::Ok(out)
     })?;
     let wall_s = started.elapsed().as_secs_f64();
+    if let Some(task) = monitor {
+        // The cues closed at a call's end arrive just after its stream closes.
+        runtime.block_on(tokio::time::sleep(Duration::from_secs(2)));
+        task.abort();
+    }
+    let mut cue_latency_ms = Vec::new();
+    let by_call: BTreeMap<&str, &attune_service::ingest::clients::ClientReport> = reports
+        .iter()
+        .filter_map(|(id, r)| r.as_ref().ok().map(|r| (id.as_str(), r)))
+        .collect();
+    let monitored = std::mem::take(&mut *monitored.lock().unwrap_or_else(|p| p.into_inner()));
+    for (call_id, t_s, at) in &monitored {
+        let Some(report) = by_call.get(call_id.as_str()) else {
+            continue;
+        };
+        let frame = ((t_s / 0.020).floor().max(0.0) as usize)
+            .min(report.send_lag_ms.len().saturating_sub(1));
+        if let Some(sent_at) = report.frame_sent_at(frame) {
+            cue_latency_ms.push(at.saturating_duration_since(sent_at).as_secs_f64() * 1e3);
+        }
+    }
     let mut lags = Vec::new();
     let (mut sent, mut late, mut failed) = (0u64, 0u64, 0usize);
     let mut closes: BTreeMap<String, u64> = BTreeMap::new();
@@ -592,6 +623,8 @@ fn replay_telephony(
         "send_lag_ms": percentiles_ms(lags),
         "closes": closes,
         "errors": errors,
+        "cues_seen": if args.monitor.is_some() { json!(monitored.len()) } else { Value::Null },
+        "latency_ms": if args.monitor.is_some() { percentiles_ms(cue_latency_ms) } else { Value::Null },
         "speed": args.speed,
         "audio_s": template.caller.len().min(template.agent.len()) as f64 / 8000.0,
         "wall_s": (wall_s * 100.0).round() / 100.0,
@@ -601,4 +634,35 @@ fn replay_telephony(
         bail!("{failed} of {} calls failed", reports.len());
     }
     Ok(())
+}
+
+/// `--monitor`: subscribes to the server's Monitor stream and records each cue of a call as
+/// (call id, t_s, arrival). Returns once subscribed, so no cue of the replayed calls is missed.
+async fn follow_cues(
+    url: &str,
+    args: &ReplayArgs,
+    into: Arc<Mutex<Vec<(String, f64, Instant)>>>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use attune_service::pb::monitor_response;
+    let mut client = connect(url, &args.client.options()?)
+        .await
+        .with_context(|| format!("--monitor: cannot connect to {url}"))?;
+    let mut stream = client
+        .monitor(pb::MonitorRequest::default())
+        .await
+        .with_context(|| format!("--monitor {url}"))?
+        .into_inner();
+    Ok(tokio::spawn(async move {
+        while let Ok(Some(message)) = stream.message().await {
+            if let Some(monitor_response::Msg::Event(event)) = message.msg
+                && let (Some(call), Some(Kind::Cue(cue))) = (event.call, event.kind)
+            {
+                into.lock().unwrap_or_else(|p| p.into_inner()).push((
+                    call.call_id,
+                    cue.t_s,
+                    Instant::now(),
+                ));
+            }
+        }
+    }))
 }

@@ -59,6 +59,19 @@ pub struct ClientReport {
     /// The server's close frame (code, reason), if any.
     pub close: Option<(u16, String)>,
     pub wall_s: f64,
+    /// When frame 0 was due (the pacing origin), to time events against the frames sent.
+    pub started_at: Option<std::time::Instant>,
+    /// Wall time between frames, seconds (20 ms at real time).
+    pub frame_interval_s: f64,
+}
+
+impl ClientReport {
+    /// When frame `i` (20 ms of audio from `i × 20 ms`) was sent, if it was.
+    pub fn frame_sent_at(&self, i: usize) -> Option<std::time::Instant> {
+        let lag_ms = *self.send_lag_ms.get(i)?;
+        let due = self.started_at? + Duration::from_secs_f64(self.frame_interval_s * i as f64);
+        Some(due + Duration::from_secs_f64(lag_ms / 1e3))
+    }
 }
 
 /// A client failure.
@@ -92,10 +105,15 @@ struct Pacer {
 
 impl Pacer {
     fn new(speed: f64) -> Self {
+        let frame = Duration::from_secs_f64(0.020 / speed.max(1e-3));
         Self {
             start: tokio::time::Instant::now(),
-            frame: Duration::from_secs_f64(0.020 / speed.max(1e-3)),
-            report: ClientReport::default(),
+            frame,
+            report: ClientReport {
+                started_at: Some(std::time::Instant::now()),
+                frame_interval_s: frame.as_secs_f64(),
+                ..ClientReport::default()
+            },
         }
     }
 
