@@ -571,7 +571,7 @@ fn replay_telephony(
     let wall_s = started.elapsed().as_secs_f64();
     if let Some(task) = monitor {
         // The cues closed at a call's end arrive just after its stream closes.
-        runtime.block_on(tokio::time::sleep(Duration::from_secs(2)));
+        runtime.block_on(async { tokio::time::sleep(Duration::from_secs(2)).await });
         task.abort();
     }
     let mut cue_latency_ms = Vec::new();
