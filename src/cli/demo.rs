@@ -43,7 +43,8 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 1.0)]
     speed: f64,
     /// Store ended calls here (SQLite file, or postgres://... with the `postgres` feature).
-    /// Default: attune-demo.db in the system's temporary folder (when it cannot be opened the
+    /// Default: attune-demo.db in a fresh private folder (mode 0700, random name) in the system's
+    /// temporary folder (when it cannot be opened the
     /// demo runs without storing, with a warning).
     #[arg(long, value_name = "PATH|URL", conflicts_with = "no_db")]
     db: Option<String>,
@@ -120,8 +121,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             }
             // The default store must never stop the demo: without it, calls are not stored.
             None => {
-                let location = std::env::temp_dir().join("attune-demo.db");
-                match attune_qa::store::Store::open(&location.display().to_string()) {
+                let opened = private_demo_dir(&std::env::temp_dir()).and_then(|dir| {
+                    let location = dir.join("attune-demo.db");
+                    attune_qa::store::Store::open(&location.display().to_string())
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                });
+                match opened {
                     Ok(store) => Some(Arc::new(CallRecorder::start(
                         store,
                         setup.clone(),
@@ -201,4 +206,73 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         }
         served.context("the console server failed")
     })
+}
+
+/// Makes a fresh directory `attune-demo-<random>` under `parent` that only this user may enter
+/// (mode 0700 on Unix), for the demo's default database: a fixed path in a shared temporary
+/// folder could be pre-created or linked by another user. Creation fails if the name exists, so
+/// a planted directory or symlink is never used; another random name is tried.
+fn private_demo_dir(parent: &std::path::Path) -> anyhow::Result<PathBuf> {
+    use std::hash::{BuildHasher, Hasher};
+    let mut last = None;
+    for attempt in 0..16u32 {
+        // RandomState is seeded from the OS's randomness once per process; mixing in the
+        // attempt, the pid and the clock gives a new name per try.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(attempt);
+        h.write_u32(std::process::id());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0),
+        );
+        let dir = parent.join(format!("attune-demo-{:016x}", h.finish()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        match builder.create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => {
+                return Err(anyhow::anyhow!(
+                    "cannot create a private folder in {}: {e}",
+                    parent.display()
+                ));
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "cannot create a private folder in {}: {}",
+        parent.display(),
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
+#[cfg(test)]
+mod private_dir_tests {
+    use super::private_demo_dir;
+
+    #[test]
+    fn demo_dir_is_fresh_private_and_random() {
+        let parent = std::env::temp_dir();
+        let a = private_demo_dir(&parent).unwrap();
+        let b = private_demo_dir(&parent).unwrap();
+        assert_ne!(a, b);
+        assert!(
+            a.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("attune-demo-")
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{mode:o}");
+        }
+        std::fs::remove_dir(&a).unwrap();
+        std::fs::remove_dir(&b).unwrap();
+    }
 }

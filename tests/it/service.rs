@@ -247,6 +247,28 @@ async fn header_faults_get_precise_statuses_and_spare_other_calls() {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("sample rate 3 Hz"), "{status:?}");
 
+    // A 1 MB agent id (just under the 1 MiB message cap) and a team with terminal escapes: refused, naming the field.
+    let mut huge = header("huge", "t");
+    huge.agent_id = "a".repeat(1_000_000);
+    let (_, status) = exchange(&server.url, vec![request(Msg::Header(huge))], true).await;
+    let status = status.expect_err("1 MB agent id");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("agent_id: 1000000 bytes is too long"),
+        "{status:?}"
+    );
+    let mut escapes = header("escapes", "t\x1b[2J\x07");
+    escapes.call_id = "escapes".into();
+    let (_, status) = exchange(&server.url, vec![request(Msg::Header(escapes))], true).await;
+    let status = status.expect_err("control chars");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("team: control character U+001B"),
+        "{status:?}"
+    );
+
     // Bytes that are not whole stereo PCM16 frames (a stream lying about its format).
     let odd = Bytes::from_static(&[1, 2, 3]);
     let (responses, status) = exchange(

@@ -90,6 +90,8 @@ pub enum InputError {
         bytes: usize,
         frame_bytes: usize,
     },
+    #[error("{field}: {reason}")]
+    Field { field: &'static str, reason: String },
     #[error(
         "chunk {seq} arrived while chunk {missing} is still missing: more than {window} chunks out of order"
     )]
@@ -100,9 +102,55 @@ pub enum InputError {
     },
 }
 
+/// The most characters an id from a client (call id, agent id, team, upload name) may hold.
+pub const MAX_CLIENT_ID_CHARS: usize = 128;
+
+/// The one check of an id a client sends (gRPC header, Twilio, AudioHook, AudioSocket,
+/// upload query): at most [`MAX_CLIENT_ID_CHARS`] characters and no control characters.
+/// `field` names the field in the error, e.g. `agent_id`.
+pub fn check_client_id(field: &'static str, value: &str) -> Result<(), InputError> {
+    let chars = value.chars().take(MAX_CLIENT_ID_CHARS + 1).count();
+    if chars > MAX_CLIENT_ID_CHARS {
+        return Err(InputError::Field {
+            field,
+            reason: format!(
+                "{} bytes is too long (at most {MAX_CLIENT_ID_CHARS} characters)",
+                value.len()
+            ),
+        });
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(InputError::Field {
+            field,
+            reason: format!(
+                "control character U+{:04X} is not allowed (printable characters only)",
+                c as u32
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl CallSpec {
+    /// Checks the client-supplied ids of a spec with [`check_client_id`] and its sample rate.
+    pub fn validate(&self) -> Result<(), InputError> {
+        check_client_id("call_id", &self.call_id)?;
+        check_client_id("agent_id", &self.agent_id)?;
+        check_client_id("team", &self.team)?;
+        if !SAMPLE_RATE_RANGE_HZ.contains(&self.sample_rate_hz) {
+            return Err(InputError::SampleRate(self.sample_rate_hz));
+        }
+        if self.agent_channel > 1 {
+            return Err(InputError::AgentChannel(self.agent_channel as u32));
+        }
+        Ok(())
+    }
+
     /// Validates a declared header.
     pub fn from_header(h: &pb::CallHeader) -> Result<Self, InputError> {
+        check_client_id("call_id", &h.call_id)?;
+        check_client_id("agent_id", &h.agent_id)?;
+        check_client_id("team", &h.team)?;
         if !SAMPLE_RATE_RANGE_HZ.contains(&h.sample_rate_hz) {
             return Err(InputError::SampleRate(h.sample_rate_hz));
         }
@@ -454,6 +502,21 @@ mod tests {
         assert_eq!(
             CallSpec::from_header(&bad_rate),
             Err(InputError::SampleRate(1_000_000))
+        );
+        let mut long = good.clone();
+        long.agent_id = "a".repeat(1 << 20);
+        let e = CallSpec::from_header(&long).unwrap_err().to_string();
+        assert!(e.starts_with("agent_id: 1048576 bytes is too long"), "{e}");
+        let mut ctl = good.clone();
+        ctl.team = "t\x1b[2J".into();
+        let e = CallSpec::from_header(&ctl).unwrap_err().to_string();
+        assert!(e.starts_with("team: control character U+001B"), "{e}");
+        let mut ok = good.clone();
+        ok.call_id = "é".repeat(MAX_CLIENT_ID_CHARS);
+        assert!(CallSpec::from_header(&ok).is_ok());
+        assert_eq!(
+            check_client_id("x", &"b".repeat(MAX_CLIENT_ID_CHARS + 1)).map_err(|e| e.to_string()),
+            Err("x: 129 bytes is too long (at most 128 characters)".to_string())
         );
         let bad_encoding = pb::CallHeader {
             encoding: 0,

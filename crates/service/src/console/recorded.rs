@@ -378,6 +378,15 @@ pub(super) async fn api_upload(
             return upload_error(&e);
         }
     };
+    for (field, value) in [
+        ("name", &query.name),
+        ("agent", &query.agent),
+        ("team", &query.team),
+    ] {
+        if let Err(e) = crate::session::check_client_id(field, value.as_deref().unwrap_or("")) {
+            return json_error(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    }
     let permit = match recorder.upload_permit() {
         Ok(p) => p,
         Err(e) => return upload_error(&e),

@@ -192,6 +192,9 @@ pub enum StartError {
     Hub(#[from] HubError),
     #[error("call setup: {0}")]
     Setup(String),
+    /// A field the client sent (ids, sample rate) broke its rule; closed with 1008.
+    #[error(transparent)]
+    Input(#[from] InputError),
     #[error("the server is shutting down")]
     Shutdown,
 }
@@ -222,6 +225,7 @@ impl LiveCall {
     /// must describe interleaved stereo.
     pub async fn start(shared: Arc<Shared>, spec: CallSpec) -> Result<Self, StartError> {
         debug_assert_eq!(spec.layout, Layout::InterleavedStereo);
+        spec.validate()?;
         let call = shared.hub.start_call(CallInfo {
             call_id: spec.call_id.clone(),
             agent_id: spec.agent_id.clone(),
