@@ -1,7 +1,10 @@
 //! The HTML report of a scored call ([`render_call`]) and the batch index page
 //! ([`render_index`]). Self-contained: inline CSS and SVG, no scripts, no network fetches; every
 //! text from the data is escaped. Evidence links in the rubric table jump to highlighted spans
-//! on the timeline (`#ev-ITEM-N`), cue markers to the cue list (`#cue-N`).
+//! on the timeline (`#ev-ITEM-N`), cue markers to the cue list (`#cue-N`). The empathy section
+//! (active listening, attunement, de-escalation: score or reason, measures, evidence moments)
+//! links each moment to its marker on the timeline's empathy row, anchored by call time
+//! (`#t=12.3`, seconds to one decimal; the first moment at a time owns the anchor).
 //!
 //! The page is drawn from one typed view of the call: taken from the [`CallReport`]
 //! ([`render_call`]) or deserialised from a stored result document ([`render_document`]), so a
@@ -37,6 +40,7 @@ td,th{border-bottom:1px solid #ddd;padding:4px 6px;text-align:left;vertical-alig
 .score{font-size:28px;font-weight:700}.muted{color:#777;font-size:12px}\
 svg{background:#fafafa;border:1px solid #eee}svg text{font-size:10px;fill:#555}\
 .ev{fill:#ffb300;fill-opacity:.35}.ev:target{fill:#ff6f00;fill-opacity:.8;stroke:#e65100}\
+.moment{fill:#00897b;fill-opacity:.6}\
 tr:target{background:#fff3cd}";
 
 /// Width of the charts' drawing area, pixels, and its left margin.
@@ -124,6 +128,9 @@ struct ReportDoc {
     agent_calmness: Vec<CalmnessDoc>,
     #[serde(default)]
     cues: Vec<CueDoc>,
+    /// Absent from documents stored before the empathy measures.
+    #[serde(default)]
+    empathy: Option<EmpathyDoc>,
     qa: QaDoc,
     versions: VersionsDoc,
     finished_at: String,
@@ -192,6 +199,70 @@ struct CueEvidenceDoc {
 struct NamedValueDoc {
     name: String,
     value: f64,
+}
+
+#[derive(Debug, Deserialize)]
+struct EmpathyDoc {
+    active_listening: EmpathyScoreDoc,
+    attunement: EmpathyScoreDoc,
+    de_escalation: EmpathyScoreDoc,
+}
+
+#[derive(Debug, Deserialize)]
+struct EmpathyScoreDoc {
+    score: Option<f64>,
+    #[serde(default)]
+    reason: Option<String>,
+    /// Measure name to value (numbers, nulls, or anything else shown as JSON).
+    #[serde(default)]
+    measures: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    evidence: Vec<MomentDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MomentDoc {
+    t_s: f64,
+    what: String,
+}
+
+impl EmpathyDoc {
+    /// The three measures with their names as in the JSON, in report order.
+    fn measures(&self) -> [(&'static str, &EmpathyScoreDoc); 3] {
+        [
+            ("active_listening", &self.active_listening),
+            ("attunement", &self.attunement),
+            ("de_escalation", &self.de_escalation),
+        ]
+    }
+
+    /// Taken through the report's JSON, so a fresh report and a stored one read the same.
+    fn of(report: &attune_core::empathy::EmpathyReport) -> Option<Self> {
+        let text = serde_json::to_string(report).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// The anchor of a moment at `t_s`: `t=12.3`.
+fn moment_anchor(t_s: f64) -> String {
+    format!("t={t_s:.1}")
+}
+
+/// A measure's value as shown: numbers to three decimals at most, null as a dash.
+fn fmt_measure(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "–".to_owned(),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(f)) => {
+                let s = format!("{f:.3}");
+                s.trim_end_matches('0').trim_end_matches('.').to_owned()
+            }
+            _ => n.to_string(),
+        },
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -328,6 +399,7 @@ impl ReportDoc {
                     },
                 })
                 .collect(),
+            empathy: EmpathyDoc::of(&report.empathy),
             qa: QaDoc {
                 score_pct: q.score_pct,
                 raw_score_pct: q.raw_score_pct,
@@ -427,13 +499,13 @@ fn render_doc(report: &ReportDoc) -> String {
 
     // Timeline: caller emotion, agent calmness, the talk ribbon, cues and evidence.
     h.push_str("<h2 id='timeline'>Timeline</h2>");
-    let height = 330.0;
+    let height = 350.0;
     let _ = write!(
         h,
         "<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{height}' \
          viewBox='0 0 {WIDTH} {height}' role='img' aria-label='call timeline'>"
     );
-    axis.ticks(&mut h, 5.0, 300.0);
+    axis.ticks(&mut h, 5.0, 320.0);
     // Caller arousal and valence: rows 10..90.
     let (top, span) = (10.0, 80.0);
     let _ = write!(
@@ -572,7 +644,71 @@ fn render_doc(report: &ReportDoc) -> String {
             );
         }
     }
+    // Empathy evidence moments: row 302..316, each anchored by its call time (`#t=12.3`).
+    let mut anchors = std::collections::HashSet::new();
+    if let Some(empathy) = &report.empathy {
+        let _ = write!(h, "<text x='4' y='312'>empathy</text>");
+        for (name, m) in empathy.measures() {
+            for moment in &m.evidence {
+                let x = axis.x(moment.t_s);
+                let anchor = moment_anchor(moment.t_s);
+                let id = if anchors.insert(anchor.clone()) {
+                    format!(" id='{}'", escape(&anchor))
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    h,
+                    "<rect class='ev moment'{id} x='{:.1}' y='302' width='4' height='14'>\
+                     <title>{name} {:.1} s: {}</title></rect>",
+                    x - 2.0,
+                    moment.t_s,
+                    escape(&moment.what)
+                );
+            }
+        }
+    }
     h.push_str("</svg>");
+
+    // Empathy: the three measures, their measures and evidence moments.
+    if let Some(empathy) = &report.empathy {
+        h.push_str(
+            "<h2 id='empathy'>Empathy</h2><table><tr><th>measure</th><th>score</th>\
+             <th>measures</th><th>evidence moments</th></tr>",
+        );
+        for (name, m) in empathy.measures() {
+            let score = match (m.score, &m.reason) {
+                (Some(s), _) => format!("{s:.1}"),
+                (None, Some(r)) => format!("<span class='muted'>no score: {}</span>", escape(r)),
+                (None, None) => "<span class='muted'>no score</span>".to_owned(),
+            };
+            let measures: Vec<String> = m
+                .measures
+                .iter()
+                .map(|(k, v)| format!("{} = {}", escape(k), escape(&fmt_measure(v))))
+                .collect();
+            let mut moments = String::new();
+            for moment in &m.evidence {
+                let _ = write!(
+                    moments,
+                    "<a href='#{}'>{:.1} s</a> {}<br>",
+                    escape(&moment_anchor(moment.t_s)),
+                    moment.t_s,
+                    escape(&moment.what)
+                );
+            }
+            if m.evidence.is_empty() {
+                moments.push_str("<span class='muted'>none</span>");
+            }
+            let _ = write!(
+                h,
+                "<tr id='empathy-{name}'><td>{}</td><td>{score}</td><td>{}</td><td>{moments}</td></tr>",
+                name.replace('_', " "),
+                measures.join("<br>")
+            );
+        }
+        h.push_str("</table>");
+    }
 
     // Rubric table.
     let _ = write!(
@@ -714,6 +850,55 @@ pub fn render_index(entries: &[IndexEntry]) -> String {
 
 #[cfg(test)]
 mod tests {
+    fn doc(empathy: serde_json::Value) -> serde_json::Value {
+        serde_json::json!({
+            "file": "c.wav", "duration_s": 60.0,
+            "talk": {"agent_s": 20.0, "caller_s": 30.0, "overlap_s": 1.0, "silence_s": 9.0},
+            "interruption_count": {"agent": 2, "caller": 0},
+            "empathy": empathy,
+            "qa": {"score_pct": 80.0, "raw_score_pct": 80.0, "auto_fail": false, "items": []},
+            "versions": {"attune": "a", "model": "m", "cue_rules": "c", "rubric": "r",
+                         "rubric_digest": "d"},
+            "finished_at": "2026-12-04T00:00:00Z"
+        })
+    }
+
+    #[test]
+    fn empathy_section_shows_scores_reasons_measures_and_anchored_moments() {
+        let empathy = serde_json::json!({
+            "active_listening": {"score": 42.5, "measures": {"backchannels_per_min": 1.25,
+                "upset_interruptions": 3}, "evidence": [
+                {"t_s": 12.3, "what": "agent interrupts <upset> caller"},
+                {"t_s": 12.34, "what": "talks over"}]},
+            "attunement": {"score": null, "reason": "too few adjacent turns",
+                "measures": {"pairs": 1}, "evidence": []},
+            "de_escalation": {"score": 90.0, "measures": {"calmed_after_s": null},
+                "evidence": [{"t_s": 41.0, "what": "caller calmer after slow turn"}]}
+        });
+        let page = super::render_document(&doc(empathy)).unwrap();
+        let section = &page[page.find("<h2 id='empathy'>").expect("empathy section")..];
+        assert!(section.contains("<td>42.5</td>"), "{section}");
+        assert!(section.contains("backchannels_per_min = 1.25"));
+        assert!(section.contains("upset_interruptions = 3"));
+        assert!(section.contains("no score: too few adjacent turns"));
+        assert!(section.contains("calmed_after_s = –"));
+        assert!(section.contains("<a href='#t=12.3'>12.3 s</a> agent interrupts &lt;upset&gt;"));
+        assert!(section.contains("<a href='#t=41.0'>41.0 s</a>"));
+        // Each moment's anchor is on the timeline once (12.3 and 12.34 share `t=12.3`).
+        let svg = &page[..page.find("</svg>").unwrap()];
+        assert_eq!(svg.matches("id='t=12.3'").count(), 1);
+        assert_eq!(svg.matches("id='t=41.0'").count(), 1);
+        assert_eq!(svg.matches("class='ev moment'").count(), 3);
+    }
+
+    #[test]
+    fn a_document_without_empathy_renders_without_the_section() {
+        let mut d = doc(serde_json::Value::Null);
+        d.as_object_mut().unwrap().remove("empathy");
+        let page = super::render_document(&d).unwrap();
+        assert!(!page.contains("id='empathy'") && page.contains("id='rubric'"));
+    }
+
     #[test]
     fn escapes_markup() {
         assert_eq!(
