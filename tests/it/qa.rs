@@ -92,6 +92,26 @@ fn one_file_gives_the_extended_document_and_the_same_result_twice() {
 }
 
 #[test]
+fn a_silent_call_is_not_scored_as_a_pass() {
+    let dir = temp_dir("qa-silent");
+    let path = dir.join("silent.wav");
+    let silence = vec![0.0f32; 8_000 * 20];
+    write_wav_i16(&path, 8_000, &[silence.clone(), silence]);
+    let doc: Value = serde_json::from_str(&run_ok(&["analyze", path.to_str().unwrap()])).unwrap();
+    assert_eq!(doc["two_party"], true);
+    assert!(doc["qa"]["score_pct"].is_null(), "{}", doc["qa"]);
+    let items = doc["qa"]["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    for item in items {
+        assert_eq!(item["result"], "not_applicable", "{item}");
+        assert!(
+            item["reason"].as_str().unwrap().contains("no speech"),
+            "{item}"
+        );
+    }
+}
+
+#[test]
 fn mono_recording_has_no_applicable_qa_item() {
     let dir = temp_dir("qa-mono");
     let path = dir.join("mono.wav");

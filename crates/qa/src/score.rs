@@ -67,6 +67,9 @@ fn judged(points: &[EmotionPoint]) -> impl Iterator<Item = &EmotionPoint> {
     points.iter().filter(|p| p.emotion.is_some())
 }
 
+/// Why no fact of a call without speech applies.
+pub const NO_SPEECH: &str = "no speech in the recording: neither party talks";
+
 /// Judgements compared at the start and the end of the call: up to this many each.
 const CHANGE_POINTS: usize = 3;
 
@@ -86,8 +89,13 @@ impl CallFacts {
         Self(facts)
     }
 
-    /// Measures every fact of a two-party call.
+    /// Measures every fact of a two-party call. A call in which neither party speaks (empty,
+    /// silent or noise only) has no applicable fact, so it scores n/a rather than a pass.
     pub fn measure(outcome: &CallOutcome) -> Self {
+        let talk = outcome.dialog.talk;
+        if talk.agent_s + talk.caller_s <= 0.0 {
+            return Self::not_applicable(NO_SPEECH);
+        }
         let mut facts = BTreeMap::new();
         let mut put = |name: &str, fact: Fact| {
             facts.insert(name.to_owned(), fact);

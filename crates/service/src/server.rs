@@ -26,6 +26,9 @@ use super::recorder::CallRecorder;
 /// Largest gRPC message accepted, bytes (a chunk of 1 s of 48 kHz stereo F32 is 384 kB).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 
+/// HTTP/2 streams a connection may open beyond `max_calls` (Monitor subscriptions).
+const MONITOR_STREAMS_PER_CONNECTION: usize = 64;
+
 /// Settings of the whole service.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -182,7 +185,16 @@ impl Service {
         }
         let grpc_server = builder
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
-            .max_concurrent_streams(Some(u32::MAX))
+            // One connection may carry every call the server accepts plus a few monitors, and
+            // no more: streams that never declare a call are also bounded by the header timeout.
+            .max_concurrent_streams(Some(
+                u32::try_from(
+                    self.config
+                        .max_calls
+                        .saturating_add(MONITOR_STREAMS_PER_CONNECTION),
+                )
+                .unwrap_or(u32::MAX),
+            ))
             .add_service(service)
             .serve_with_incoming_shutdown(
                 // Small messages (acks, cues) must not wait for Nagle's algorithm: with many
