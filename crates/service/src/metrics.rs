@@ -29,6 +29,10 @@ pub struct ServiceMetrics {
     /// Calls that could not be saved (store error, or the writer's queue was full): logged and
     /// counted, never fatal.
     pub store_errors: AtomicU64,
+    /// Ended live calls waiting for the store writer (gauge).
+    pub store_queue_calls: AtomicU64,
+    /// Store writes tried again after a failure (locked, full, unreachable database).
+    pub store_retries: AtomicU64,
     /// Counters of the telephony adapters ([`super::ingest`]).
     pub telephony: super::ingest::IngestMetrics,
 }
@@ -68,6 +72,20 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
         "counter",
         "Calls that could not be saved to the store (logged; the service goes on).",
         get(&m.store_errors),
+    );
+    metric(
+        &mut out,
+        "attune_store_queue_calls",
+        "gauge",
+        "Ended live calls waiting to be scored and saved.",
+        get(&m.store_queue_calls),
+    );
+    metric(
+        &mut out,
+        "attune_store_retries_total",
+        "counter",
+        "Store writes tried again after the database failed (locked, full, unreachable).",
+        get(&m.store_retries),
     );
     metric(
         &mut out,

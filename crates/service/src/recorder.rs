@@ -5,18 +5,22 @@
 //! A live call is scored with the same document builder as `attune analyze`
 //! ([`CallReport::from_outcome`] over the call's [`CallOutcome`], the QA rubric of the
 //! [`ScoringSetup`]) and saved with `source = "live"`. The scoring and the database write run on
-//! one dedicated writer thread fed by a bounded queue, never on tokio's workers; a call that
-//! cannot be saved (store error, or the queue full) is logged and counted
-//! (`attune_store_errors_total`), and the service and the other calls go on.
+//! one dedicated writer thread fed by a queue, never on tokio's workers. The queue holds every
+//! ended call until it is saved (its depth is `attune_store_queue_calls`): a burst of calls
+//! ending at once waits, it is not dropped. A write that fails because the database is locked,
+//! full or unreachable is tried again with backoff for up to [`STORE_RETRY_WINDOW`] (logged,
+//! `attune_store_retries_total`); only then is the call counted as lost
+//! (`attune_store_errors_total`). At shutdown the queue is drained before the process exits.
 //!
 //! An upload ([`CallRecorder::score_upload`], blocking: run it on a blocking thread) is scored
 //! with [`attune_qa::score_wav_bytes`] — the code `attune analyze` runs on a file — and saved
 //! with `source = "recording"`.
 
-use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use attune_core::call::CallOutcome;
 use attune_qa::store::{CallQuery, CallRow, Store, StoreError, StoredCall};
@@ -30,8 +34,13 @@ use super::session::CallSummary;
 pub const MAX_UPLOAD_BYTES: usize = 256 << 20;
 /// Uploads scored at once; more are refused (503) until one finishes.
 pub const MAX_CONCURRENT_UPLOADS: usize = 2;
-/// Ended calls waiting for the writer thread; beyond, a call is not stored (and counted).
-pub const WRITE_QUEUE_CALLS: usize = 1024;
+/// How long a failing store write (locked, full or unreachable database) is tried again before
+/// the call is given up as not stored.
+pub const STORE_RETRY_WINDOW: Duration = Duration::from_secs(120);
+/// The first pause before a failed store write is tried again; it doubles up to
+/// [`STORE_RETRY_MAX_PAUSE`].
+const STORE_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+const STORE_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// An ended live call, as handed to the writer thread.
 struct LiveCallJob {
@@ -126,7 +135,7 @@ pub struct CallRecorder {
     store: SharedStore,
     setup: Arc<ScoringSetup>,
     metrics: Arc<ServiceMetrics>,
-    queue: Mutex<Option<SyncSender<LiveCallJob>>>,
+    queue: Mutex<Option<Sender<LiveCallJob>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     /// Uploads being scored now.
     uploads: Arc<tokio::sync::Semaphore>,
@@ -161,6 +170,50 @@ fn with_store<T>(
     }
 }
 
+/// Whether a failed write may succeed later (the database locked, full or unreachable), as
+/// opposed to a record the store refuses or a store that is closed.
+fn worth_retrying(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Locked { .. }
+            | StoreError::Full { .. }
+            | StoreError::Open { .. }
+            | StoreError::Query { .. }
+            | StoreError::ReadOnly { .. }
+    )
+}
+
+/// Saves one call, trying again with backoff while the database fails for up to
+/// [`STORE_RETRY_WINDOW`]. Runs on the writer thread only.
+fn save_with_retries(
+    store: &SharedStore,
+    call: &StoredCall,
+    metrics: &ServiceMetrics,
+) -> Result<(), StoreError> {
+    let started = Instant::now();
+    let mut pause = STORE_RETRY_FIRST_PAUSE;
+    loop {
+        match with_store(store, |s| s.save_call(call)) {
+            Ok(()) => return Ok(()),
+            Err(e) if worth_retrying(&e) && started.elapsed() < STORE_RETRY_WINDOW => {
+                if metrics
+                    .store_retries
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(100)
+                {
+                    eprintln!(
+                        "attune: storing live calls failed ({e}); trying again for up to {} s",
+                        STORE_RETRY_WINDOW.as_secs()
+                    );
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(STORE_RETRY_MAX_PAUSE);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
@@ -176,7 +229,7 @@ impl CallRecorder {
     ) -> std::io::Result<Self> {
         let location = store.location().to_owned();
         let store: SharedStore = Arc::new(Mutex::new(Some(store)));
-        let (sender, receiver) = mpsc::sync_channel::<LiveCallJob>(WRITE_QUEUE_CALLS);
+        let (sender, receiver) = mpsc::channel::<LiveCallJob>();
         let writer = {
             let (store, setup, metrics) = (store.clone(), setup.clone(), metrics.clone());
             std::thread::Builder::new()
@@ -185,7 +238,8 @@ impl CallRecorder {
                     for job in receiver {
                         let call_id = job.info.call_id.clone();
                         let saved = live_call_record(&job, &setup)
-                            .and_then(|call| with_store(&store, |s| s.save_call(&call)));
+                            .and_then(|call| save_with_retries(&store, &call, &metrics));
+                        metrics.store_queue_calls.fetch_sub(1, Ordering::Relaxed);
                         match saved {
                             Ok(()) => {
                                 metrics
@@ -225,8 +279,8 @@ impl CallRecorder {
     }
 
     /// Queues an ended live call for scoring and saving; never blocks. A call without an
-    /// outcome (its analysis could not finish) is not stored; a full queue or a closed
-    /// recorder is logged and counted as a store error.
+    /// outcome (its analysis could not finish) is not stored; a closed recorder is logged and
+    /// counted as a store error.
     pub fn record_live(
         &self,
         info: &Arc<CallInfo>,
@@ -246,13 +300,18 @@ impl CallRecorder {
             ended_at_unix_ms: now_unix_ms(),
             summary,
         };
+        self.metrics
+            .store_queue_calls
+            .fetch_add(1, Ordering::Relaxed);
         let sent = match &*lock(&self.queue) {
-            Some(queue) => queue.try_send(job).map_err(|e| match e {
-                TrySendError::Full(_) => "the store's write queue is full",
-                TrySendError::Disconnected(_) => "the store writer has stopped",
-            }),
+            Some(queue) => queue.send(job).map_err(|_| "the store writer has stopped"),
             None => Err("the store is closed (the service is stopping)"),
         };
+        if sent.is_err() {
+            self.metrics
+                .store_queue_calls
+                .fetch_sub(1, Ordering::Relaxed);
+        }
         if let Err(why) = sent {
             self.metrics
                 .store_errors
@@ -485,6 +544,66 @@ mod tests {
         );
         drop(first);
         assert!(recorder.upload_permit().is_ok());
+    }
+
+    fn empty_call(recorder: &CallRecorder, call_id: &str) -> (Arc<CallInfo>, Arc<CallSummary>) {
+        let info = Arc::new(CallInfo {
+            call_id: call_id.into(),
+            agent_id: "a".into(),
+            team: "t".into(),
+            started_at_unix_ms: 0,
+        });
+        let outcome = attune_core::call::CallAnalyzer::new(
+            attune_core::call::CallConfig::default(),
+            recorder.setup().model.clone(),
+        )
+        .unwrap()
+        .finish(&mut Vec::new());
+        let summary = Arc::new(CallSummary {
+            reason: "ended".into(),
+            duration_s: 0.0,
+            chunks_received: 0,
+            bytes_received: 0,
+            chunks_out_of_order: 0,
+            chunks_duplicate: 0,
+            outcome: Some(outcome),
+        });
+        (info, summary)
+    }
+
+    #[test]
+    fn a_locked_database_delays_the_ended_calls_but_loses_none() {
+        let dir =
+            std::env::temp_dir().join(format!("attune-recorder-{}-locked", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db").display().to_string();
+        let store = Store::open_with_timeout(&db, Duration::from_millis(20)).unwrap();
+        let setup = Arc::new(ScoringSetup::load(None, None, None, 0).unwrap());
+        let metrics = Arc::new(ServiceMetrics::default());
+        let recorder = CallRecorder::start(store, setup, metrics.clone()).unwrap();
+        let mut holder = Store::open(&db).unwrap();
+        holder.hold_write_lock_for_tests().unwrap();
+        // More calls than the old bounded queue held, all ending at once.
+        for i in 0..1100 {
+            let (info, summary) = empty_call(&recorder, &format!("c{i}"));
+            recorder.record_live(&info, 8000, 0, 0, summary);
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(metrics.calls_stored.load(Ordering::Relaxed), 0);
+        assert!(metrics.store_retries.load(Ordering::Relaxed) > 0);
+        assert!(metrics.store_queue_calls.load(Ordering::Relaxed) > 0);
+        drop(holder);
+        recorder.close();
+        assert_eq!(metrics.store_errors.load(Ordering::Relaxed), 0);
+        assert_eq!(metrics.calls_stored.load(Ordering::Relaxed), 1100);
+        assert_eq!(metrics.store_queue_calls.load(Ordering::Relaxed), 0);
+        let stored = Store::open(&db)
+            .unwrap()
+            .calls(&CallQuery::default())
+            .unwrap()
+            .len();
+        assert_eq!(stored, 1100);
     }
 
     #[test]
