@@ -1,5 +1,6 @@
 // The agent's own view: their current call only (the server filters the stream by agent id) —
-// the caller's state, a gentle calmness gauge and the current tone alerts with guidance.
+// the caller's state, a gentle calmness gauge and the current tone alerts with guidance; after a
+// hard call (or a straining shift), a "take a moment" panel that stays until the next call starts.
 "use strict";
 (() => {
   const A = Attune;
@@ -58,9 +59,19 @@
     render();
   }
 
+  function showMoment(cue) {
+    const panel = document.getElementById("moment-panel");
+    panel.hidden = !cue;
+    if (!cue) return;
+    document.getElementById("moment-text").textContent = cue.guidance || "Take a moment before the next call.";
+    document.getElementById("moment-why").textContent = cue.evidence.rule.split(" (")[0];
+  }
+
   function onEvent(name, data) {
     if (!data.call || data.call.agent_id !== agentId) return;
+    if (name === "cue" && data.kind === "agent_take_a_moment" && data.event === "open") showMoment(data);
     if (name === "call_started") {
+      showMoment(null);
       adopt({ call: data.call, latest: null, open_cues: [] });
     } else {
       if (!current || current.call.call_id !== data.call.call_id) return;

@@ -618,6 +618,98 @@ pub(crate) fn upset_call_analysed_as_a_file(
     (file_cues, outcome)
 }
 
+/// The outcome of an example call analysed as a file (agent on `agent_channel`, as its spec
+/// says).
+fn example_outcome(name: &str, agent_channel: usize) -> attune_core::call::CallOutcome {
+    let config = CallConfig {
+        agent_channel,
+        ..CallConfig::default()
+    };
+    let mut reader = attune_qa::files::open_wav(&Path::new("examples/calls").join(name)).unwrap();
+    analyze_recording(&mut reader, config, model(), |_| {}, |_| {})
+        .unwrap()
+        .outcome
+        .expect("a stereo call has an outcome")
+}
+
+#[test]
+fn the_hub_tells_the_agent_to_take_a_moment_after_a_hard_call_only() {
+    use attune_service::hub::{AlertFilter, CallEnd, CallInfo, HubEventKind};
+    use attune_service::session::CallSummary;
+    let calm = example_outcome("calm.wav", 0);
+    let upset = example_outcome("upset_caller.wav", 1);
+    let hub = Hub::new(8);
+    let (_, mut events) = hub.subscribe(&CallFilter::default());
+    let mut run = |call_id: &str, outcome: &attune_core::call::CallOutcome| {
+        let call = hub
+            .start_call(CallInfo {
+                call_id: call_id.into(),
+                agent_id: "agent-7".into(),
+                team: "t".into(),
+                started_at_unix_ms: 0,
+            })
+            .unwrap();
+        hub.end_call(
+            &call,
+            CallEnd {
+                reason: "ended".into(),
+                duration_s: outcome.duration_s,
+                ended_at_unix_ms: attune_service::hub::now_unix_ms(),
+                summary: Some(Arc::new(CallSummary {
+                    reason: "ended".into(),
+                    duration_s: outcome.duration_s,
+                    chunks_received: 1,
+                    bytes_received: 1,
+                    chunks_out_of_order: 0,
+                    chunks_duplicate: 0,
+                    outcome: Some(outcome.clone()),
+                })),
+            },
+        );
+        let mut kinds = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            kinds.push(match &e.kind {
+                HubEventKind::Cue(c) => c.kind.as_str().to_owned(),
+                HubEventKind::CallEnded(_) => "ended".to_owned(),
+                _ => String::new(),
+            });
+        }
+        kinds.retain(|k| !k.is_empty());
+        kinds
+    };
+    assert_eq!(
+        run("calm-1", &calm),
+        ["ended"],
+        "a calm call asks nothing: {:?}",
+        hub.alerts(&AlertFilter::default(), 10)
+            .iter()
+            .map(|a| a.cue.evidence.rule.clone())
+            .collect::<Vec<_>>()
+    );
+    // The upset example keeps caller_upset open for ~51 s (>= hard_call_upset_s 30).
+    assert_eq!(run("upset-1", &upset), ["agent_take_a_moment", "ended"]);
+    let alerts = hub.alerts(&AlertFilter::default(), 10);
+    let moment = alerts
+        .iter()
+        .find(|a| a.cue.kind.as_str() == "agent_take_a_moment")
+        .expect("an alert for the supervisor");
+    assert_eq!(moment.call.call_id, "upset-1");
+    assert_eq!(moment.cue.party.as_str(), "agent");
+    assert!(
+        moment.cue.evidence.rule.contains("caller upset for"),
+        "{}",
+        moment.cue.evidence.rule
+    );
+    assert!(
+        upset.cues.iter().all(|c| c.cue_id < moment.cue.cue_id),
+        "its cue id is new in the call"
+    );
+    // A second hard call within min_gap_s: no second nudge; switched off: none.
+    assert_eq!(run("upset-2", &upset), ["ended"]);
+    hub.set_take_a_moment_rule(None);
+    assert_eq!(run("upset-3", &upset), ["ended"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
     let path = Path::new("examples/calls/upset_caller.wav");

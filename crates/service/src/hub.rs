@@ -12,8 +12,13 @@
 //! Alerts: every cue that opens is also an [`Alert`] in one hub-wide feed (the newest
 //! [`ALERTS_MAX`]), which a supervisor can acknowledge; acknowledgements are fanned out on their
 //! own channel ([`Hub::subscribe_acks`]) so every console sees them.
+//!
+//! Strain across a shift: the hub follows each agent's consecutive calls
+//! ([`attune_core::empathy::strain::ShiftStrain`], at most [`STRAIN_AGENTS_MAX`] agents) and,
+//! when a call ends hard or the shift strains the agent, opens `agent_take_a_moment` on that
+//! call just before it ends, for the agent's view and their supervisor's alerts.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -22,7 +27,8 @@ use tokio::sync::broadcast;
 
 use crate::session::CallSummary;
 use attune_core::call::{CallSnapshot, EmotionPoint};
-use attune_core::cues::{CueEvent, CueTransition};
+use attune_core::cues::{CueEvent, CueRules, CueTransition, TakeAMomentRule};
+use attune_core::empathy::strain::{CallStrain, ShiftStrain};
 
 /// Events a subscriber may fall behind before it is told it lagged.
 pub const SUBSCRIBER_BUFFER_EVENTS: usize = 16_384;
@@ -36,6 +42,9 @@ pub const TIMELINE_MAX_EMOTION_POINTS: usize = 7_200;
 pub const RECENT_ENDED_CALLS: usize = 200;
 /// Alerts (cue openings across calls) kept in the feed.
 pub const ALERTS_MAX: usize = 2_000;
+/// Agents whose shift the hub follows; past it, the agent whose last call ended longest ago is
+/// forgotten.
+pub const STRAIN_AGENTS_MAX: usize = 10_000;
 /// Acknowledgements a subscriber may fall behind before it is told it lagged.
 const ACK_BUFFER: usize = 1_024;
 
@@ -226,6 +235,8 @@ pub struct Hub {
     ack_sender: broadcast::Sender<AlertAck>,
     seq: AtomicU64,
     pub counters: HubCounters,
+    /// The take-a-moment rule (None: off) and each agent's shift.
+    strain: Mutex<(Option<TakeAMomentRule>, HashMap<String, ShiftStrain>)>,
 }
 
 /// Wall-clock now, ms since the Unix epoch.
@@ -251,7 +262,47 @@ impl Hub {
             ack_sender,
             seq: AtomicU64::new(0),
             counters: HubCounters::default(),
+            strain: Mutex::new((CueRules::default().agent_take_a_moment, HashMap::new())),
         }
+    }
+
+    /// Sets the rule for `agent_take_a_moment` (None switches it off); the embedded rules'
+    /// by default.
+    pub fn set_take_a_moment_rule(&self, rule: Option<TakeAMomentRule>) {
+        let mut strain = self.strain.lock().unwrap_or_else(|p| p.into_inner());
+        strain.0 = rule;
+        strain.1.clear();
+    }
+
+    /// Follows the agent's shift with this ended call; the take-a-moment cue to open on it,
+    /// if due.
+    fn judge_strain(&self, call: &CallInfo, end: &CallEnd) -> Option<CueEvent> {
+        let outcome = end.summary.as_ref()?.outcome.as_ref()?;
+        let this_call = CallStrain::from_outcome(outcome);
+        let cue_id = outcome.cues.iter().map(|c| c.cue_id).max().unwrap_or(0) + 1;
+        let mut guard = self.strain.lock().unwrap_or_else(|p| p.into_inner());
+        let (rule, agents) = &mut *guard;
+        let rule = (*rule)?;
+        if !agents.contains_key(&call.agent_id) && agents.len() >= STRAIN_AGENTS_MAX {
+            let oldest = agents
+                .iter()
+                .min_by(|a, b| {
+                    let end = |s: &ShiftStrain| s.last_end_unix_s().unwrap_or(0.0);
+                    end(a.1).total_cmp(&end(b.1))
+                })
+                .map(|(agent, _)| agent.clone());
+            if let Some(oldest) = oldest {
+                agents.remove(&oldest);
+            }
+        }
+        let shift = agents
+            .entry(call.agent_id.clone())
+            .or_insert_with(|| ShiftStrain::new(rule));
+        let ended_unix_s = end.ended_at_unix_ms as f64 / 1000.0;
+        let started_unix_s = call.started_at_unix_ms as f64 / 1000.0;
+        shift
+            .after_call(started_unix_s, ended_unix_s, &this_call)
+            .cue(&this_call, &rule, cue_id)
     }
 
     pub fn max_calls(&self) -> usize {
@@ -352,7 +403,11 @@ impl Hub {
     }
 
     /// Ends a live call: it leaves the live set and is kept among the recent ended calls.
+    /// An `agent_take_a_moment` cue is opened on it first when the agent's shift calls for one.
     pub fn end_call(&self, call: &Arc<CallInfo>, end: CallEnd) {
+        if let Some(cue) = self.judge_strain(call, &end) {
+            self.publish(call, HubEventKind::Cue(cue));
+        }
         let mut state = self.lock();
         let Some(mut s) = state.live.remove(&call.call_id) else {
             return;

@@ -102,6 +102,7 @@ impl Service {
             config.max_calls,
             config.subscriber_buffer_events,
         ));
+        hub.set_take_a_moment_rule(rules.agent_take_a_moment);
         let (recorder, metrics) = match recorder {
             Some((recorder, metrics)) => (Some(recorder), metrics),
             None => (None, Arc::new(ServiceMetrics::default())),

@@ -941,6 +941,9 @@ pub fn guidance(kind: CueKind) -> Option<&'static str> {
         CueKind::AgentPressingUpsetCaller => {
             "The caller sounds upset — slow down and let them finish."
         }
+        CueKind::AgentTakeAMoment => {
+            "That was a hard call. Take a moment: breathe, stretch, have some water before the next one."
+        }
         CueKind::CallerCalmedDown | CueKind::PositiveInteraction => return None,
     };
     Some(text)

@@ -18,8 +18,8 @@ mod tests;
 pub use engine::{CueEngine, CueInput, guidance, party, severity};
 pub use rules::{
     CueRules, DEFAULT_RULES_TOML, EventRule, Hysteresis, ONSET_WINDOW_LANES,
-    PressingUpsetCallerRule, RulesError, SlowResponseRule, SpanRule, TrendHysteresis,
-    UpsetOnsetRule, UpsetStrongRule, WindowHysteresis,
+    PressingUpsetCallerRule, RulesError, SlowResponseRule, SpanRule, TakeAMomentRule,
+    TrendHysteresis, UpsetOnsetRule, UpsetStrongRule, WindowHysteresis,
 };
 pub use state::PartyFrame;
 
@@ -47,10 +47,12 @@ pub enum CueKind {
     PositiveInteraction,
     AgentTension,
     AgentPressingUpsetCaller,
+    /// Across calls: after a hard call, or when the shift strains the agent.
+    AgentTakeAMoment,
 }
 
 impl CueKind {
-    pub const ALL: [CueKind; 16] = [
+    pub const ALL: [CueKind; 17] = [
         CueKind::AgentSpeakingQuickly,
         CueKind::AgentSpeakingSlowly,
         CueKind::AgentLowEnergy,
@@ -67,6 +69,7 @@ impl CueKind {
         CueKind::PositiveInteraction,
         CueKind::AgentTension,
         CueKind::AgentPressingUpsetCaller,
+        CueKind::AgentTakeAMoment,
     ];
 
     /// The snake_case name used in JSON, TOML and the proto.
@@ -88,6 +91,7 @@ impl CueKind {
             CueKind::PositiveInteraction => "positive_interaction",
             CueKind::AgentTension => "agent_tension",
             CueKind::AgentPressingUpsetCaller => "agent_pressing_upset_caller",
+            CueKind::AgentTakeAMoment => "agent_take_a_moment",
         }
     }
 

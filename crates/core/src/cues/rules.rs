@@ -215,6 +215,26 @@ impl PressingUpsetCallerRule {
     }
 }
 
+/// Agent strain across a shift (`agent_take_a_moment`, judged after each call by the service
+/// with [`crate::empathy::strain::ShiftStrain`]): a call is hard when `caller_upset` was open for
+/// at least `hard_call_upset_s`, `agent_tension` opened, or the agent's mean calmness was at
+/// least `hard_call_calmness_drop_points` below its mean over the shift's earlier calls (at least
+/// `baseline_calls` of them: its own level, not an absolute one); the shift strains the agent when the mean calmness of its last
+/// `strain_calls` calls is at least `strain_drop_points` below that of its earlier calls (at
+/// least `strain_calls` of them). Either opens the cue, at most once per `min_gap_s`; a break of
+/// at least `shift_break_s` between calls starts a new shift.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeAMomentRule {
+    pub shift_break_s: f64,
+    pub hard_call_upset_s: f64,
+    pub hard_call_calmness_drop_points: f64,
+    pub baseline_calls: u32,
+    pub strain_calls: u32,
+    pub strain_drop_points: f64,
+    pub min_gap_s: f64,
+}
+
 /// Every rule's thresholds. Field names carry the unit of the measure. See `rules/cues.toml`
 /// for what each rule measures.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -258,6 +278,10 @@ pub struct CueRules {
     /// (leave the table out to switch it off).
     #[serde(default)]
     pub agent_pressing_upset_caller: Option<PressingUpsetCallerRule>,
+    /// Optional cue across calls: take a moment after a hard call or when the shift strains
+    /// the agent (leave the table out to switch it off).
+    #[serde(default)]
+    pub agent_take_a_moment: Option<TakeAMomentRule>,
 }
 
 impl Default for CueRules {
@@ -551,6 +575,40 @@ impl CueRules {
             non_negative(table, "agent_spoke_within_s", p.agent_spoke_within_s)?;
             non_negative(table, "open_min_s", p.open_min_s)?;
             non_negative(table, "close_min_s", p.close_min_s)?;
+        }
+        if let Some(m) = self.agent_take_a_moment {
+            let table = "agent_take_a_moment";
+            non_negative(table, "shift_break_s", m.shift_break_s)?;
+            non_negative(table, "hard_call_upset_s", m.hard_call_upset_s)?;
+            non_negative(table, "strain_drop_points", m.strain_drop_points)?;
+            non_negative(table, "min_gap_s", m.min_gap_s)?;
+            if !(m.hard_call_calmness_drop_points.is_finite()
+                && (0.0..=100.0).contains(&m.hard_call_calmness_drop_points))
+            {
+                return Err(invalid(
+                    table,
+                    "hard_call_calmness_drop_points",
+                    m.hard_call_calmness_drop_points,
+                    "must be within 0..=100 (calmness points)".into(),
+                ));
+            }
+            if m.baseline_calls == 0 {
+                return Err(invalid(
+                    table,
+                    "baseline_calls",
+                    0.0,
+                    "must be at least 1 (the agent's own earlier calls)".into(),
+                ));
+            }
+            let max = crate::empathy::strain::MAX_STRAIN_CALLS;
+            if !(1..=max).contains(&(m.strain_calls as usize)) {
+                return Err(invalid(
+                    table,
+                    "strain_calls",
+                    f64::from(m.strain_calls),
+                    format!("must be within 1..={max}"),
+                ));
+            }
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod active_listening;
 pub mod attunement;
 pub mod de_escalation;
 pub mod entrainment;
+pub mod strain;
 #[cfg(test)]
 mod tests;
 pub mod turns;
