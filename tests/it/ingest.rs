@@ -57,9 +57,11 @@ impl Server {
             if let Some(view) = self.hub.ended_calls(&filter).first() {
                 let end = view.end.clone().expect("an end");
                 let timeline = self.hub.timeline(call_id).expect("timeline");
+                // The hub's own cue across calls (agent_take_a_moment) is not the engine's.
                 let cues = timeline
                     .cues
                     .iter()
+                    .filter(|c| c.kind.as_str() != "agent_take_a_moment")
                     .map(|c| {
                         (
                             c.kind.as_str().to_owned(),
