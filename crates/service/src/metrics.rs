@@ -29,6 +29,15 @@ pub struct ServiceMetrics {
     /// Calls that could not be saved (store error, or the writer's queue was full): logged and
     /// counted, never fatal.
     pub store_errors: AtomicU64,
+    /// Recordings finished and kept (live calls and uploads, [`super::recordings`]).
+    pub recordings_saved: AtomicU64,
+    /// Recording faults: a chunk left out because the writer fell behind, a file that could
+    /// not be written, finished or kept. Logged (except per chunk) and counted, never fatal.
+    pub recording_errors: AtomicU64,
+    /// Recordings (and stale part files) deleted by the retention sweep.
+    pub recordings_deleted: AtomicU64,
+    /// Live calls being recorded now.
+    pub recordings_active: AtomicU64,
     /// Counters of the telephony adapters ([`super::ingest`]).
     pub telephony: super::ingest::IngestMetrics,
 }
@@ -68,6 +77,34 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
         "counter",
         "Calls that could not be saved to the store (logged; the service goes on).",
         get(&m.store_errors),
+    );
+    metric(
+        &mut out,
+        "attune_recordings_saved_total",
+        "counter",
+        "Call recordings finished and kept (live calls and uploads).",
+        get(&m.recordings_saved),
+    );
+    metric(
+        &mut out,
+        "attune_recording_errors_total",
+        "counter",
+        "Recording faults: chunks left out (writer behind), files not written or kept (the analysis goes on).",
+        get(&m.recording_errors),
+    );
+    metric(
+        &mut out,
+        "attune_recordings_deleted_total",
+        "counter",
+        "Recordings deleted by the retention sweep.",
+        get(&m.recordings_deleted),
+    );
+    metric(
+        &mut out,
+        "attune_recordings_active",
+        "gauge",
+        "Live calls being recorded now.",
+        get(&m.recordings_active),
     );
     metric(
         &mut out,
