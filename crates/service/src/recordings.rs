@@ -867,8 +867,8 @@ pub fn parse_clip(from_s: Option<&str>, to_s: Option<&str>) -> Result<Option<(f6
             )),
         }
     };
-    let blank = |v: Option<&str>| v.filter(|t| !t.trim().is_empty());
-    match (blank(from_s), blank(to_s)) {
+    let blank = |t: &&str| !t.trim().is_empty();
+    match (from_s.filter(blank), to_s.filter(blank)) {
         (None, None) => Ok(None),
         (Some(_), None) => Err(format!(
             "to_s is missing: a clip needs from_s and to_s (at most {MAX_CLIP_S} s apart), or neither for the whole recording"

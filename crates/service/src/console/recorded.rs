@@ -57,6 +57,7 @@ pub(super) async fn recorded_report_page(
         )
             .into_response();
     };
+    let recordings = recorder.recordings().cloned();
     let found = read_stored(&state, &who, &source, recorder, &call_id).await;
     let doc = match found {
         Some(Ok(Some(text))) => text,
@@ -67,7 +68,7 @@ pub(super) async fn recorded_report_page(
         None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     // Only a call its reader may read gets here: whether it has a recording is theirs to know.
-    let has_recording = match recorder.recordings().cloned() {
+    let has_recording = match recordings {
         None => false,
         Some(recordings) => {
             let id = call_id.clone();
