@@ -127,6 +127,20 @@ impl RecordingArgs {
         self.record_teams.is_some()
     }
 
+    /// The validated policy for the store at `db` (None: nothing to record or serve); checks
+    /// the flags only, before anything is opened.
+    pub fn policy(
+        &self,
+        db: &str,
+    ) -> anyhow::Result<Option<attune_service::recordings::RecordingPolicy>> {
+        Ok(attune_service::recordings::RecordingPolicy::from_flags(
+            self.record_teams.as_deref(),
+            self.recordings_dir.as_deref(),
+            self.recording_retention_days,
+            db,
+        )?)
+    }
+
     /// The recordings of the store at `db` (None: nothing to record or serve), opened: the
     /// folder made, the first retention sweep run and the hourly one started.
     pub fn open(
@@ -134,14 +148,8 @@ impl RecordingArgs {
         db: &str,
         metrics: &Arc<ServiceMetrics>,
     ) -> anyhow::Result<Option<Arc<attune_service::recordings::Recordings>>> {
-        use attune_service::recordings::{RecordingPolicy, Recordings};
-        let Some(policy) = RecordingPolicy::from_flags(
-            self.record_teams.as_deref(),
-            self.recordings_dir.as_deref(),
-            self.recording_retention_days,
-            db,
-        )?
-        else {
+        use attune_service::recordings::Recordings;
+        let Some(policy) = self.policy(db)? else {
             return Ok(None);
         };
         let recordings = Recordings::open(policy, metrics.clone())?;
@@ -268,6 +276,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .context("cannot load the emotion model or the cue rules")?,
     );
     let metrics = Arc::new(ServiceMetrics::default());
+    // Bad recording flags are named before anything is opened.
+    args.recordings.policy(&args.db)?;
     let store = attune_qa::store::Store::open(&args.db)
         .with_context(|| format!("cannot open the store {}", args.db))?;
     let recordings = args.recordings.open(&args.db, &metrics)?;
