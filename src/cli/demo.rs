@@ -111,7 +111,8 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         anyhow::bail!("--record-teams needs a store to keep calls in: drop --no-db");
     }
     // Bad recording flags are named before anything is opened.
-    args.recordings.policy(args.db.as_deref().unwrap_or("attune-demo.db"))?;
+    args.recordings
+        .policy(args.db.as_deref().unwrap_or("attune-demo.db"))?;
     let metrics = Arc::new(ServiceMetrics::default());
     let recorder = if args.no_db {
         None

@@ -19,9 +19,9 @@ use attune_service::client::{ChunkedAudio, connect, ingest_call, send_paced};
 use attune_service::grpc::SessionConfig;
 use attune_service::http::router;
 use attune_service::hub::Hub;
+use attune_service::ingest::IngestConfig;
 use attune_service::metrics::ServiceMetrics;
 use attune_service::pb;
-use attune_service::ingest::IngestConfig;
 use attune_service::recorder::CallRecorder;
 use attune_service::recordings::{RecordTeams, RecordingPolicy, Recordings};
 use attune_service::server::{ServerConfig, Service};
@@ -649,7 +649,8 @@ fn tone(rate_hz: u32, seconds: f64, hz: f64, amplitude: f32) -> Vec<f32> {
     let n = (f64::from(rate_hz) * seconds) as usize;
     (0..n)
         .map(|i| {
-            amplitude * (2.0 * std::f64::consts::PI * hz * i as f64 / f64::from(rate_hz)).sin() as f32
+            amplitude
+                * (2.0 * std::f64::consts::PI * hz * i as f64 / f64::from(rate_hz)).sin() as f32
         })
         .collect()
 }
@@ -660,7 +661,10 @@ fn pcm16(v: f32) -> i16 {
 }
 
 fn rms(samples: &[i16]) -> f64 {
-    let sum: f64 = samples.iter().map(|&s| (f64::from(s) / 32_768.0).powi(2)).sum();
+    let sum: f64 = samples
+        .iter()
+        .map(|&s| (f64::from(s) / 32_768.0).powi(2))
+        .sum();
     (sum / samples.len().max(1) as f64).sqrt()
 }
 
@@ -805,7 +809,8 @@ async fn live_calls_of_recorded_teams_are_kept_in_stereo_and_served_whole_or_in_
     assert_eq!(server.metric("attune_recordings_active").await, 0.0);
 
     // The whole recording, as the file.
-    let (status, headers, body) = get_bytes(server.http, "/api/recorded/rec-north/audio", &[]).await;
+    let (status, headers, body) =
+        get_bytes(server.http, "/api/recorded/rec-north/audio", &[]).await;
     assert_eq!(status, 200);
     assert_eq!(header_of(&headers, "content-type"), Some("audio/wav"));
     assert_eq!(header_of(&headers, "accept-ranges"), Some("bytes"));
@@ -867,24 +872,50 @@ async fn live_calls_of_recorded_teams_are_kept_in_stereo_and_served_whole_or_in_
     for (query, says) in [
         ("from_s=abc&to_s=2", "from_s must be a number"),
         ("from_s=1&to_s=-2", "to_s must be a number"),
-        ("from_s=2&to_s=1", "to_s (1) must be greater than from_s (2)"),
+        (
+            "from_s=2&to_s=1",
+            "to_s (1) must be greater than from_s (2)",
+        ),
         ("from_s=0&to_s=121", "a clip is at most 120 s"),
         ("from_s=1", "to_s is missing"),
         ("to_s=1", "from_s is missing"),
-        ("from_s=10&to_s=11", "from_s 10 is past the end of the recording"),
+        (
+            "from_s=10&to_s=11",
+            "from_s 10 is past the end of the recording",
+        ),
     ] {
-        let (status, body) =
-            request(server.http, "GET", &format!("/api/recorded/rec-north/audio?{query}"), b"").await;
+        let (status, body) = request(
+            server.http,
+            "GET",
+            &format!("/api/recorded/rec-north/audio?{query}"),
+            b"",
+        )
+        .await;
         assert_eq!(status, 400, "{query}: {body}");
-        assert!(json(&body)["error"].as_str().unwrap().contains(says), "{query}: {body}");
+        assert!(
+            json(&body)["error"].as_str().unwrap().contains(says),
+            "{query}: {body}"
+        );
     }
     // No recording, no call: 404 with a JSON error.
     let (status, body) = request(server.http, "GET", "/api/recorded/rec-south/audio", b"").await;
     assert_eq!(status, 404);
-    assert!(json(&body)["error"].as_str().unwrap().contains("has no recording"), "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("has no recording"),
+        "{body}"
+    );
     let (status, body) = request(server.http, "GET", "/api/recorded/nothere/audio", b"").await;
     assert_eq!(status, 404);
-    assert!(json(&body)["error"].as_str().unwrap().contains("no stored call"), "{body}");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("no stored call"),
+        "{body}"
+    );
     // The report has a player only when the call has a recording.
     let (status, page) = request(server.http, "GET", "/recorded/rec-north", b"").await;
     assert_eq!(status, 200);
@@ -913,16 +944,23 @@ async fn live_calls_of_recorded_teams_are_kept_in_stereo_and_served_whole_or_in_
     .unwrap();
     assert_eq!(report.close.as_ref().map(|c| c.0), Some(1000), "{report:?}");
     let path = rec_dir.join("CA-recorded.wav");
-    wait_for("the Twilio call's recording", Duration::from_secs(20), || async {
-        path.exists().then_some(())
-    })
+    wait_for(
+        "the Twilio call's recording",
+        Duration::from_secs(20),
+        || async { path.exists().then_some(()) },
+    )
     .await;
     let (rate_hz, channels, left, right) = stereo_of(&std::fs::read(&path).unwrap());
     assert_eq!((rate_hz, channels), (8000, 2));
-    assert!((left.len() as f64 / 8000.0 - 2.0).abs() < 0.1, "{}", left.len());
+    assert!(
+        (left.len() as f64 / 8000.0 - 2.0).abs() < 0.1,
+        "{}",
+        left.len()
+    );
     let (caller_rms, agent_rms) = (rms(&left), rms(&right));
     assert!(
-        (caller_rms - 0.1 / 2f64.sqrt()).abs() < 0.01 && (agent_rms - 0.5 / 2f64.sqrt()).abs() < 0.03,
+        (caller_rms - 0.1 / 2f64.sqrt()).abs() < 0.01
+            && (agent_rms - 0.5 / 2f64.sqrt()).abs() < 0.03,
         "caller (left) rms {caller_rms}, agent (right) rms {agent_rms}"
     );
 
@@ -946,8 +984,17 @@ async fn live_calls_of_recorded_teams_are_kept_in_stereo_and_served_whole_or_in_
     let (rate_hz, _, left, right) = stereo_of(&body);
     assert_eq!(rate_hz, source.sample_rate_hz);
     assert_eq!(left.len(), source.channels[0].len());
-    assert!(right.iter().zip(&source.channels[1]).all(|(&s, &v)| s == pcm16(v)));
-    assert!(left.iter().zip(&source.channels[0]).all(|(&s, &v)| s == pcm16(v)));
+    assert!(
+        right
+            .iter()
+            .zip(&source.channels[1])
+            .all(|(&s, &v)| s == pcm16(v))
+    );
+    assert!(
+        left.iter()
+            .zip(&source.channels[0])
+            .all(|(&s, &v)| s == pcm16(v))
+    );
     let (status, body) = request(
         server.http,
         "POST",
@@ -959,7 +1006,13 @@ async fn live_calls_of_recorded_teams_are_kept_in_stereo_and_served_whole_or_in_
     let answer = json(&body);
     assert!(answer["audio_url"].is_null(), "{body}");
     let id = answer["call_id"].as_str().unwrap();
-    let (status, _) = request(server.http, "GET", &format!("/api/recorded/{id}/audio"), b"").await;
+    let (status, _) = request(
+        server.http,
+        "GET",
+        &format!("/api/recorded/{id}/audio"),
+        b"",
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(server.metric("attune_recordings_saved_total").await, 3.0);
     assert_eq!(server.metric("attune_recording_errors_total").await, 0.0);
@@ -1001,9 +1054,11 @@ async fn a_recorded_report_plays_an_evidence_moment_in_chromium() {
         .await
         .unwrap();
     let moment = "#empathy + table button.play-moment";
-    wait_for("the moments' play buttons", Duration::from_secs(10), || async {
-        (browser.count(moment).await > 0).then_some(())
-    })
+    wait_for(
+        "the moments' play buttons",
+        Duration::from_secs(10),
+        || async { (browser.count(moment).await > 0).then_some(()) },
+    )
     .await;
     assert!(browser.count("#cues + table button.play-moment").await > 0);
     let button = client.find(Locator::Css(moment)).await.unwrap();
@@ -1037,7 +1092,10 @@ async fn a_recorded_report_plays_an_evidence_moment_in_chromium() {
         },
     )
     .await;
-    assert!(reached >= t_s, "played from {reached} s, the moment is at {t_s} s");
+    assert!(
+        reached >= t_s,
+        "played from {reached} s, the moment is at {t_s} s"
+    );
     browser.screenshot("recorded-report-player.png").await;
     let _ = client.clone().close().await;
     server.stop().await;

@@ -854,15 +854,34 @@ fn bad_recording_flags_are_named() {
             &["--record-teams", "t1", "--recording-retention-days", "0"],
             "--recording-retention-days must be at least 1 (got 0)",
         ),
-        (&["--record-teams", "a,,b"], "--record-teams: an empty team name"),
-        (&["--record-teams", "*,north"], "--record-teams: `*` means every team"),
         (
-            &["--record-teams", "t1", "--recordings-dir", "/proc/attune-recordings"],
+            &["--record-teams", "a,,b"],
+            "--record-teams: an empty team name",
+        ),
+        (
+            &["--record-teams", "*,north"],
+            "--record-teams: `*` means every team",
+        ),
+        (
+            &[
+                "--record-teams",
+                "t1",
+                "--recordings-dir",
+                "/proc/attune-recordings",
+            ],
             "--recordings-dir /proc/attune-recordings: cannot create the folder",
         ),
     ];
     for (flags, says) in cases {
-        let mut args = vec!["serve", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0", "--db", &db];
+        let mut args = vec![
+            "serve",
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            &db,
+        ];
         args.extend_from_slice(flags);
         let err = crate::util::run_err(&args);
         assert!(err.contains(says), "{flags:?}: {err}");

@@ -19,11 +19,11 @@ use std::time::Duration;
 use crate::hub::{CallEnd, CallInfo, Hub, HubError, HubEventKind, now_unix_ms};
 use crate::recorder::CallRecorder;
 use crate::session::{CallSpec, CallSummary, Encoding, Layout, encode_chunk};
-use prost::bytes::Bytes;
 use attune_core::audio::AudioError;
 use attune_core::call::{CallAnalyzer, CallConfig, CallEvent, CallSetupError};
 use attune_core::cues::CueRules;
 use attune_core::model::emotion::EmotionModel;
+use prost::bytes::Bytes;
 
 /// Audio pushed per tick, seconds of call time.
 pub const FEED_CHUNK_S: f64 = 0.1;

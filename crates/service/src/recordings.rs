@@ -130,7 +130,12 @@ impl std::fmt::Display for RecordTeams {
         match self {
             Self::All => f.write_str("every team"),
             Self::Only(t) if t.is_empty() => f.write_str("no team"),
-            Self::Only(t) => write!(f, "team{} {}", if t.len() > 1 { "s" } else { "" }, t.join(", ")),
+            Self::Only(t) => write!(
+                f,
+                "team{} {}",
+                if t.len() > 1 { "s" } else { "" },
+                t.join(", ")
+            ),
         }
     }
 }
@@ -188,14 +193,14 @@ impl RecordingPolicy {
         let dir = match dir {
             Some(dir) => dir.to_path_buf(),
             None => {
-                let other = if store.starts_with("postgres://") || store.starts_with("postgresql://")
-                {
-                    Some("a PostgreSQL store")
-                } else if store.is_empty() || store == ":memory:" {
-                    Some("an in-memory store")
-                } else {
-                    None
-                };
+                let other =
+                    if store.starts_with("postgres://") || store.starts_with("postgresql://") {
+                        Some("a PostgreSQL store")
+                    } else if store.is_empty() || store == ":memory:" {
+                        Some("an in-memory store")
+                    } else {
+                        None
+                    };
                 match other {
                     Some(_) if teams.is_none() => return Ok(None),
                     Some(kind) => return Err(RecordingConfigError::DirRequired(kind)),
@@ -547,7 +552,9 @@ impl RecordingTap {
 
     fn left_out(&mut self, channel: usize, frames: u64) {
         self.gap_frames[channel] += frames;
-        self.metrics.recording_errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .recording_errors
+            .fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -623,11 +630,10 @@ impl LiveWriter {
     }
 
     fn fail(&self, what: &str, e: &RecordingError) {
-        self.metrics.recording_errors.fetch_add(1, Ordering::Relaxed);
-        eprintln!(
-            "attune: recording of call {:?} {what}: {e}",
-            self.call_id
-        );
+        self.metrics
+            .recording_errors
+            .fetch_add(1, Ordering::Relaxed);
+        eprintln!("attune: recording of call {:?} {what}: {e}", self.call_id);
     }
 
     fn run(self) {
@@ -680,10 +686,7 @@ impl LiveWriter {
                 }
                 Layout::TwoMono => {
                     decode_chunk(self.encoding, 1, &chunk.audio, &mut decoded[..1]);
-                    mixer.push(
-                        self.party(channel),
-                        decoded[0].iter().map(|&v| to_i16(v)),
-                    );
+                    mixer.push(self.party(channel), decoded[0].iter().map(|&v| to_i16(v)));
                 }
             }
             drop(chunk);
@@ -711,7 +714,9 @@ impl LiveWriter {
         let written_s = part.written_s();
         match part.commit() {
             Ok(_) => {
-                self.metrics.recordings_saved.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .recordings_saved
+                    .fetch_add(1, Ordering::Relaxed);
                 if left_out_frames > 0 {
                     eprintln!(
                         "attune: recording of call {:?}: {:.1} s of audio were left out (the writer fell behind) and are silence",
@@ -1057,7 +1062,9 @@ impl Recordings {
                 writer.run();
             });
         if let Err(e) = spawned {
-            self.metrics.recording_errors.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .recording_errors
+                .fetch_add(1, Ordering::Relaxed);
             eprintln!(
                 "attune: recording of call {:?} not started: cannot start its writer: {e}",
                 spec.call_id
@@ -1096,11 +1103,8 @@ impl Recordings {
         }
         let agent = usize::from(agent_channel.min(1));
         let caller = 1 - agent;
-        let mut part = PartFile::create(
-            &self.policy.dir,
-            &file_stem(call_id),
-            spec.sample_rate_hz,
-        )?;
+        let mut part =
+            PartFile::create(&self.policy.dir, &file_stem(call_id), spec.sample_rate_hz)?;
         let mut input = vec![Vec::new(); usize::from(spec.channels)];
         let mut out = Vec::with_capacity(16_384 * 4);
         loop {
@@ -1123,13 +1127,17 @@ impl Recordings {
     /// Makes an upload's part file its recording (after the call was stored).
     pub fn commit_upload(&self, part: PartFile) -> Result<(), RecordingError> {
         part.commit()?;
-        self.metrics.recordings_saved.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .recordings_saved
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// Counts a recording that could not be kept (the caller logs it).
     pub fn count_error(&self) {
-        self.metrics.recording_errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .recording_errors
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Opens the recording of `call_id` (blocking); None when it has none.
@@ -1142,10 +1150,11 @@ impl Recordings {
         };
         let len = file.metadata().map_err(io_error(&path))?.len();
         let mut header = [0u8; WAV_HEADER_BYTES];
-        file.read_exact(&mut header).map_err(|e| RecordingError::Format {
-            path: path.display().to_string(),
-            reason: format!("no header: {e}"),
-        })?;
+        file.read_exact(&mut header)
+            .map_err(|e| RecordingError::Format {
+                path: path.display().to_string(),
+                reason: format!("no header: {e}"),
+            })?;
         let (sample_rate_hz, channels, data_bytes) =
             parse_wav_header(&header).map_err(|reason| RecordingError::Format {
                 path: path.display().to_string(),
@@ -1198,9 +1207,7 @@ impl Recordings {
             let Ok(modified) = meta.modified() else {
                 continue;
             };
-            let old = now
-                .duration_since(modified)
-                .is_ok_and(|age| age >= max_age);
+            let old = now.duration_since(modified).is_ok_and(|age| age >= max_age);
             if !old {
                 continue;
             }
@@ -1269,10 +1276,8 @@ mod tests {
     use crate::session::encode_chunk;
 
     fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "attune-recordings-{}-{name}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("attune-recordings-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
     }
@@ -1327,7 +1332,10 @@ mod tests {
         let e = RecordingPolicy::from_flags(Some("north"), None, 0, "a.db")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("--recording-retention-days must be at least 1"), "{e}");
+        assert!(
+            e.contains("--recording-retention-days must be at least 1"),
+            "{e}"
+        );
         let e = RecordingPolicy::from_flags(Some("north"), None, 30, "postgres://h/db")
             .unwrap_err()
             .to_string();
@@ -1356,11 +1364,17 @@ mod tests {
         assert_eq!(file_stem(".."), "%2E.");
         assert_eq!(file_stem("a b/é"), "a%20b%2F%C3%A9");
         let long = file_stem(&"é".repeat(100));
-        assert!(long.starts_with("%sha256-") && long.len() == 8 + 64, "{long}");
+        assert!(
+            long.starts_with("%sha256-") && long.len() == 8 + 64,
+            "{long}"
+        );
         assert!(file_stem("").starts_with("%sha256-"));
         for id in ["/", "..", ".", "a/../../b", "\\..\\x", "%2F", "x\0y"] {
             let stem = file_stem(id);
-            assert!(!stem.contains('/') && !stem.contains('\\') && !stem.starts_with('.'), "{id:?} → {stem}");
+            assert!(
+                !stem.contains('/') && !stem.contains('\\') && !stem.starts_with('.'),
+                "{id:?} → {stem}"
+            );
         }
         // Different ids, different names (the encoding is reversible).
         assert_ne!(file_stem("a/b"), file_stem("a%2Fb"));
@@ -1373,8 +1387,16 @@ mod tests {
         let cases = [
             (Some("x"), Some("3"), "from_s must be a number"),
             (Some("1"), Some("NaN"), "to_s must be a number"),
-            (Some("-1"), Some("3"), "from_s must be a number of seconds >= 0"),
-            (Some("3"), Some("1"), "to_s (1) must be greater than from_s (3)"),
+            (
+                Some("-1"),
+                Some("3"),
+                "from_s must be a number of seconds >= 0",
+            ),
+            (
+                Some("3"),
+                Some("1"),
+                "to_s (1) must be greater than from_s (3)",
+            ),
             (Some("0"), Some("121"), "a clip is at most 120 s"),
             (Some("1"), None, "to_s is missing"),
             (None, Some("1"), "from_s is missing"),
@@ -1390,12 +1412,18 @@ mod tests {
         let dir = temp("live");
         let metrics = Arc::new(ServiceMetrics::default());
         let recordings = Recordings::open(policy(&dir, "north"), metrics.clone()).unwrap();
-        assert!(recordings.start_live(&spec("c1", "south", Layout::InterleavedStereo, 1)).is_none());
+        assert!(
+            recordings
+                .start_live(&spec("c1", "south", Layout::InterleavedStereo, 1))
+                .is_none()
+        );
         // Agent on channel 0: the agent's samples go right.
         let mut tap = recordings
             .start_live(&spec("c/1", "north", Layout::InterleavedStereo, 0))
             .unwrap();
-        let agent: Vec<f32> = (0..8000).map(|i| ((i % 100) as f32 - 50.0) / 100.0).collect();
+        let agent: Vec<f32> = (0..8000)
+            .map(|i| ((i % 100) as f32 - 50.0) / 100.0)
+            .collect();
         let caller: Vec<f32> = (0..8000).map(|i| (i % 7) as f32 / 100.0).collect();
         for (a, c) in agent.chunks(160).zip(caller.chunks(160)) {
             let mut bytes = Vec::new();
@@ -1551,7 +1579,13 @@ mod tests {
         set_age("stale.wav.part", 2);
         set_age("notes.txt", 400);
         let report = recordings.sweep(SystemTime::now());
-        assert_eq!(report, SweepReport { deleted: 2, failed: 0 });
+        assert_eq!(
+            report,
+            SweepReport {
+                deleted: 2,
+                failed: 0
+            }
+        );
         assert!(dir.join("new.wav").exists() && dir.join("notes.txt").exists());
         assert!(!dir.join("old.wav").exists() && !dir.join("stale.wav.part").exists());
         // "Now" 31 days on: the new one goes too.
@@ -1564,8 +1598,8 @@ mod tests {
     #[test]
     fn uploads_and_uploaders_are_matched_to_the_policy() {
         let dir = temp("policy");
-        let r = Recordings::open(policy(&dir, "north"), Arc::new(ServiceMetrics::default()))
-            .unwrap();
+        let r =
+            Recordings::open(policy(&dir, "north"), Arc::new(ServiceMetrics::default())).unwrap();
         assert!(r.records_upload(Some("north"), &Teams::All));
         assert!(!r.records_upload(Some("south"), &Teams::All));
         assert!(r.records_upload(None, &Teams::Only(vec!["north".into()])));

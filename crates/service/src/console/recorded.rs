@@ -221,8 +221,7 @@ pub(super) async fn api_recorded_audio(
     let Some(recorder) = state.recorder.clone() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
     };
-    let clip = match crate::recordings::parse_clip(query.from_s.as_deref(), query.to_s.as_deref())
-    {
+    let clip = match crate::recordings::parse_clip(query.from_s.as_deref(), query.to_s.as_deref()) {
         Ok(clip) => clip,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };
@@ -248,15 +247,21 @@ pub(super) async fn api_recorded_audio(
         })
     })
     .await;
-    let listen = |outcome: &str| audit(&state.gate, &who, "recording_listen", &call_id, &source, outcome);
+    let listen = |outcome: &str| {
+        audit(
+            &state.gate,
+            &who,
+            "recording_listen",
+            &call_id,
+            &source,
+            outcome,
+        )
+    };
     let audio = match found {
         Some(Ok(AudioLookup::Found(audio))) => audio,
         Some(Ok(AudioLookup::NoCall)) => {
             listen("not found");
-            return json_error(
-                StatusCode::NOT_FOUND,
-                format!("no stored call {call_id:?}"),
-            );
+            return json_error(StatusCode::NOT_FOUND, format!("no stored call {call_id:?}"));
         }
         Some(Ok(AudioLookup::NoRecording)) => {
             listen("no recording");
@@ -324,10 +329,19 @@ pub(super) async fn api_recorded_audio(
     let value = |v: String| {
         axum::http::HeaderValue::from_str(&v).unwrap_or(axum::http::HeaderValue::from_static("0"))
     };
-    h.insert(header::CONTENT_TYPE, axum::http::HeaderValue::from_static("audio/wav"));
+    h.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("audio/wav"),
+    );
     h.insert(header::CONTENT_LENGTH, value((end - start).to_string()));
-    h.insert(header::ACCEPT_RANGES, axum::http::HeaderValue::from_static("bytes"));
-    h.insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    h.insert(
+        header::ACCEPT_RANGES,
+        axum::http::HeaderValue::from_static("bytes"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     if status == StatusCode::PARTIAL_CONTENT {
         h.insert(
             header::CONTENT_RANGE,
@@ -652,7 +666,11 @@ pub(super) async fn api_upload(
     // The audio is kept when the call's team, or one of the uploader's, is recorded.
     let keep_audio = recorder.recordings().is_some_and(|r| {
         r.records_upload(
-            query.team.as_deref().map(str::trim).filter(|t| !t.is_empty()),
+            query
+                .team
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty()),
             &who.teams,
         )
     });
