@@ -51,6 +51,8 @@ pub struct DemoArgs {
     /// Do not store calls (the Recorded calls page then says there is no database).
     #[arg(long)]
     no_db: bool,
+    #[command(flatten)]
+    recordings: super::serve::RecordingArgs,
 }
 
 /// The demo's admin account.
@@ -105,19 +107,21 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             .context("cannot load the emotion model")?,
     );
     let model = setup.model.clone();
+    if args.no_db && args.recordings.records_any() {
+        anyhow::bail!("--record-teams needs a store to keep calls in: drop --no-db");
+    }
+    // Bad recording flags are named before anything is opened.
+    args.recordings
+        .policy(args.db.as_deref().unwrap_or("attune-demo.db"))?;
+    let metrics = Arc::new(ServiceMetrics::default());
     let recorder = if args.no_db {
         None
     } else {
-        let metrics = Arc::new(ServiceMetrics::default());
         match &args.db {
             Some(location) => {
                 let store = attune_qa::store::Store::open(location)
                     .with_context(|| format!("cannot open the database {location}"))?;
-                Some(Arc::new(CallRecorder::start(
-                    store,
-                    setup.clone(),
-                    metrics,
-                )?))
+                Some(CallRecorder::start(store, setup.clone(), metrics.clone())?)
             }
             // The default store must never stop the demo: without it, calls are not stored.
             None => {
@@ -127,11 +131,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("{e}"))
                 });
                 match opened {
-                    Ok(store) => Some(Arc::new(CallRecorder::start(
-                        store,
-                        setup.clone(),
-                        metrics,
-                    )?)),
+                    Ok(store) => Some(CallRecorder::start(store, setup.clone(), metrics.clone())?),
                     Err(e) => {
                         eprintln!("warning: calls will not be stored: {e}");
                         None
@@ -140,6 +140,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             }
         }
     };
+    // Recordings sit beside the store (the demo's calls are of teams north and south).
+    let call_recordings = match &recorder {
+        Some(r) => args.recordings.open(r.location(), &metrics)?,
+        None => None,
+    };
+    let recorder = recorder.map(|r| match &call_recordings {
+        Some(recordings) => Arc::new(r.with_recordings(recordings.clone())),
+        None => Arc::new(r),
+    });
     // Accounts live beside the stored calls; without a store, in a store in memory.
     let accounts = match &recorder {
         Some(r) => r.location().to_owned(),
@@ -180,6 +189,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             ),
             None => println!("  recorded      (calls are not stored)"),
         }
+        if let Some(recordings) = &call_recordings {
+            let policy = recordings.policy();
+            println!(
+                "  recordings    the calls of {} in {} (kept {} days)",
+                policy.teams,
+                policy.dir.display(),
+                policy.retention_days
+            );
+        }
         println!("Press Ctrl-C to stop.");
         let settings = DemoSettings {
             calls,
@@ -201,6 +219,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         demo.abort();
         if let Some(recorder) = recorder {
             tokio::task::spawn_blocking(move || recorder.close())
+                .await
+                .ok();
+        }
+        if let Some(recordings) = call_recordings {
+            tokio::task::spawn_blocking(move || recordings.close(Duration::from_secs(10)))
                 .await
                 .ok();
         }

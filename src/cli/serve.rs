@@ -99,6 +99,65 @@ pub struct ServeArgs {
     /// A telephony stream that sends no audio this long is closed ("timeout"), seconds.
     #[arg(long, default_value_t = 10.0)]
     no_media_timeout_s: f64,
+    #[command(flatten)]
+    recordings: RecordingArgs,
+}
+
+/// Recording of calls (the options `attune serve` and `attune demo` share).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordingArgs {
+    /// Record the live calls (and keep the uploads' audio) of these teams as stereo WAV files
+    /// (caller left, agent right): `TEAM[,TEAM...]`, or `*` for every team. Default: nothing
+    /// is recorded.
+    #[arg(long, value_name = "TEAM[,TEAM...]")]
+    record_teams: Option<String>,
+    /// Where recordings are kept. Default: beside the SQLite store, `<db file>.recordings/`;
+    /// required with a PostgreSQL store.
+    #[arg(long, value_name = "DIR")]
+    recordings_dir: Option<PathBuf>,
+    /// Days a recording is kept after its call ends (or its upload); older ones are deleted at
+    /// start and then hourly.
+    #[arg(long, value_name = "N", default_value_t = attune_service::recordings::DEFAULT_RETENTION_DAYS)]
+    recording_retention_days: u32,
+}
+
+impl RecordingArgs {
+    /// Whether any team's calls are to be recorded.
+    pub fn records_any(&self) -> bool {
+        self.record_teams.is_some()
+    }
+
+    /// The validated policy for the store at `db` (None: nothing to record or serve); checks
+    /// the flags only, before anything is opened.
+    pub fn policy(
+        &self,
+        db: &str,
+    ) -> anyhow::Result<Option<attune_service::recordings::RecordingPolicy>> {
+        Ok(attune_service::recordings::RecordingPolicy::from_flags(
+            self.record_teams.as_deref(),
+            self.recordings_dir.as_deref(),
+            self.recording_retention_days,
+            db,
+        )?)
+    }
+
+    /// The recordings of the store at `db` (None: nothing to record or serve), opened: the
+    /// folder made, the first retention sweep run and the hourly one started.
+    pub fn open(
+        &self,
+        db: &str,
+        metrics: &Arc<ServiceMetrics>,
+    ) -> anyhow::Result<Option<Arc<attune_service::recordings::Recordings>>> {
+        use attune_service::recordings::Recordings;
+        let Some(policy) = self.policy(db)? else {
+            return Ok(None);
+        };
+        let recordings = Recordings::open(policy, metrics.clone())?;
+        recordings
+            .start_sweeper()
+            .context("cannot start the recordings' retention sweep")?;
+        Ok(Some(recordings))
+    }
 }
 
 fn telephony_state(signed: bool, unsigned_allowed: bool) -> &'static str {
@@ -217,13 +276,16 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .context("cannot load the emotion model or the cue rules")?,
     );
     let metrics = Arc::new(ServiceMetrics::default());
+    // Bad recording flags are named before anything is opened.
+    args.recordings.policy(&args.db)?;
     let store = attune_qa::store::Store::open(&args.db)
         .with_context(|| format!("cannot open the store {}", args.db))?;
-    let recorder = Some(Arc::new(CallRecorder::start(
-        store,
-        setup.clone(),
-        metrics.clone(),
-    )?));
+    let recordings = args.recordings.open(&args.db, &metrics)?;
+    let mut recorder = CallRecorder::start(store, setup.clone(), metrics.clone())?;
+    if let Some(recordings) = &recordings {
+        recorder = recorder.with_recordings(recordings.clone());
+    }
+    let recorder = Some(Arc::new(recorder));
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(attune_service::tls::TlsFiles {
             cert_pem: std::fs::read(cert)
@@ -264,7 +326,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let ingest = Arc::new(ingest_config(args)?);
     let drain_bound = seconds("drain-timeout-s", args.drain_timeout_s)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let grpc = tokio::net::TcpListener::bind(&args.grpc)
             .await
             .with_context(|| format!("cannot listen on {} (gRPC)", args.grpc))?;
@@ -305,6 +367,15 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         );
         if let Some(recorder) = &recorder {
             eprintln!("attune serve: storing ended calls in {}", recorder.location());
+            if let Some(recordings) = recorder.recordings() {
+                let policy = recordings.policy();
+                eprintln!(
+                    "attune serve: recording the calls of {} in {} (kept {} days)",
+                    policy.teams,
+                    policy.dir.display(),
+                    policy.retention_days
+                );
+            }
         }
         let service = Service::with_recorder(
             config,
@@ -341,5 +412,13 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .serve(grpc, http, app, super::shutdown::drain_requested("serve", drain_bound))
             .await?;
         anyhow::Ok(())
-    })
+    });
+    // Calls cut off by the runtime's end finish their recordings too.
+    drop(runtime);
+    if let Some(recordings) = recordings
+        && !recordings.close(Duration::from_secs(10))
+    {
+        eprintln!("attune serve: some recordings were not finished (left as .wav.part)");
+    }
+    served
 }

@@ -415,6 +415,11 @@ pub(crate) fn browser_available(test: &str) -> bool {
 
 impl Browser {
     pub(crate) async fn start() -> Self {
+        Self::start_with_args(&[]).await
+    }
+
+    /// As [`Self::start`], with more Chromium switches (e.g. an autoplay policy).
+    pub(crate) async fn start_with_args(extra_args: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -427,13 +432,23 @@ impl Browser {
             .spawn()
             .map(Driver)
             .expect("chromedriver must be installed (apt-get install chromium chromium-driver)");
+        let mut args = vec![
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            "--disable-background-timer-throttling",
+            "--disable-renderer-backgrounding",
+            "--window-size=1280,900",
+        ];
+        args.extend_from_slice(extra_args);
         let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(
-            serde_json::json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium",
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-background-networking", "--disable-component-update",
-                         "--disable-sync", "--no-first-run", "--disable-quic",
-                         "--disable-background-timer-throttling",
-                         "--disable-renderer-backgrounding", "--window-size=1280,900"]}}),
+            serde_json::json!({"goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}}),
         )
         .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -1,6 +1,9 @@
 //! Stored calls in the service: live calls scored and saved at their end (through the real gRPC
 //! server), a store error counted without harm, the recorded-calls JSON and report pages, the
 //! upload of a recording (good and bad files), and the Recorded calls page in headless Chromium.
+//! Recordings: live calls of opted-in teams (gRPC and Twilio) and their uploads kept as stereo
+//! WAV, the audio endpoint (whole, clips, ranges, bad parameters), the retention sweep, and an
+//! evidence moment played from the report in Chromium.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,9 +19,11 @@ use attune_service::client::{ChunkedAudio, connect, ingest_call, send_paced};
 use attune_service::grpc::SessionConfig;
 use attune_service::http::router;
 use attune_service::hub::Hub;
+use attune_service::ingest::IngestConfig;
 use attune_service::metrics::ServiceMetrics;
 use attune_service::pb;
 use attune_service::recorder::CallRecorder;
+use attune_service::recordings::{RecordTeams, RecordingPolicy, Recordings};
 use attune_service::server::{ServerConfig, Service};
 use attune_service::session::Encoding;
 
@@ -101,7 +106,9 @@ impl LiveServer {
             Some(recorder),
             std::sync::Arc::new(attune_service::auth::Gate::disabled()),
         );
-        let app = router(service.app_state()).merge(console);
+        let app = router(service.app_state())
+            .merge(console)
+            .merge(service.ingest_routes(Arc::new(IngestConfig::default())));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             service
@@ -617,5 +624,483 @@ async fn postgres_stores_live_calls_and_uploads() {
     assert_eq!(status, 200);
     assert!(page.contains("<h2 id='rubric'>"));
     assert_eq!(server.metric("attune_store_errors_total").await, 0.0);
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recordings
+
+/// A store at `db` whose calls of `teams` are recorded in `<db>.recordings`.
+fn recording_recorder(
+    db: &Path,
+    teams: &str,
+) -> (Arc<CallRecorder>, Arc<ServiceMetrics>, Arc<Recordings>) {
+    let metrics = Arc::new(ServiceMetrics::default());
+    let policy = RecordingPolicy {
+        dir: PathBuf::from(format!("{}.recordings", db.display())),
+        teams: RecordTeams::parse(teams).unwrap(),
+        retention_days: 30,
+    };
+    let recordings = Recordings::open(policy, metrics.clone()).unwrap();
+    let store = Store::open(&db.display().to_string()).unwrap();
+    let recorder = CallRecorder::start(store, setup(), metrics.clone())
+        .unwrap()
+        .with_recordings(recordings.clone());
+    (Arc::new(recorder), metrics, recordings)
+}
+
+fn tone(rate_hz: u32, seconds: f64, hz: f64, amplitude: f32) -> Vec<f32> {
+    let n = (f64::from(rate_hz) * seconds) as usize;
+    (0..n)
+        .map(|i| {
+            amplitude
+                * (2.0 * std::f64::consts::PI * hz * i as f64 / f64::from(rate_hz)).sin() as f32
+        })
+        .collect()
+}
+
+/// A sample in -1..=1 as 16-bit PCM, as the recordings store it.
+fn pcm16(v: f32) -> i16 {
+    (v * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16
+}
+
+fn rms(samples: &[i16]) -> f64 {
+    let sum: f64 = samples
+        .iter()
+        .map(|&s| (f64::from(s) / 32_768.0).powi(2))
+        .sum();
+    (sum / samples.len().max(1) as f64).sqrt()
+}
+
+/// A WAV's rate, channels and (left, right) samples.
+fn stereo_of(bytes: &[u8]) -> (u32, u16, Vec<i16>, Vec<i16>) {
+    let mut wav = hound::WavReader::new(std::io::Cursor::new(bytes.to_vec())).expect("a WAV");
+    let spec = wav.spec();
+    assert_eq!(spec.bits_per_sample, 16);
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    let left = samples.iter().step_by(2).copied().collect();
+    let right = samples.iter().skip(1).step_by(2).copied().collect();
+    (spec.sample_rate, spec.channels, left, right)
+}
+
+/// A raw HTTP/1.1 GET with extra headers: (status, lower-case headers, body bytes).
+async fn get_bytes(
+    address: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let body = response[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body)
+}
+
+fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Streams two channels as a PCM16 live call, as fast as it goes.
+async fn stream_pcm16_call(url: &str, header: pb::CallHeader, channels: [&[f32]; 2]) {
+    let audio = ChunkedAudio::interleaved(channels, header.sample_rate_hz, 320, Encoding::Pcm16le);
+    let mut client = connect(url, &Default::default()).await.unwrap();
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move { send_paced(&audio, 1000.0, tokio::time::Instant::now(), tx).await });
+    ingest_call(&mut client, header, rx, |_, _| {})
+        .await
+        .expect("the call ends OK");
+}
+
+fn pcm16_header(call_id: &str, team: &str, rate_hz: u32, agent_channel: u32) -> pb::CallHeader {
+    pb::CallHeader {
+        call_id: call_id.into(),
+        agent_id: "ann".into(),
+        team: team.into(),
+        sample_rate_hz: rate_hz,
+        encoding: pb::AudioEncoding::Pcm16le as i32,
+        layout: pb::ChannelLayout::InterleavedStereo as i32,
+        agent_channel,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_calls_of_recorded_teams_are_kept_in_stereo_and_served_whole_or_in_clips() {
+    let dir = temp_dir("recordings-live");
+    let db = dir.join("rec.db");
+    let rec_dir = dir.join("rec.db.recordings");
+    // A recording of an earlier run, past the retention: deleted by the sweep at start.
+    std::fs::create_dir_all(&rec_dir).unwrap();
+    let old = rec_dir.join("old-call.wav");
+    std::fs::write(&old, b"RIFF").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(40 * 86_400))
+        .unwrap();
+    let (recorder, metrics, recordings) = recording_recorder(&db, "north");
+    assert!(!old.exists(), "the sweep at start deletes old recordings");
+    let server = LiveServer::start(recorder, metrics).await;
+    assert_eq!(server.metric("attune_recordings_deleted_total").await, 1.0);
+
+    // 3 s at 16 kHz with the agent on channel 0: the agent must come out on the right.
+    let rate = 16_000;
+    let agent = tone(rate, 3.0, 220.0, 0.5);
+    let caller = tone(rate, 3.0, 330.0, 0.1);
+    stream_pcm16_call(
+        &server.url,
+        pcm16_header("rec-north", "north", rate, 0),
+        [&agent, &caller],
+    )
+    .await;
+    stream_pcm16_call(
+        &server.url,
+        pcm16_header("rec-south", "south", rate, 0),
+        [&agent, &caller],
+    )
+    .await;
+    wait_stored(&db, "rec-north").await;
+    wait_stored(&db, "rec-south").await;
+    assert!(recordings.wait_idle(Duration::from_secs(10)));
+    let file = std::fs::read(rec_dir.join("rec-north.wav")).expect("the call is recorded");
+    let (file_rate, channels, left, right) = stereo_of(&file);
+    assert_eq!((file_rate, channels), (rate, 2));
+    assert_eq!(left.len(), agent.len(), "every frame sent is recorded");
+    assert!(
+        right.iter().zip(&agent).all(|(&s, &v)| s == pcm16(v)),
+        "the agent is on the right"
+    );
+    assert!(
+        left.iter().zip(&caller).all(|(&s, &v)| s == pcm16(v)),
+        "the caller is on the left"
+    );
+    assert!(
+        !rec_dir.join("rec-south.wav").exists(),
+        "a team not opted in is not recorded"
+    );
+    let names: Vec<String> = std::fs::read_dir(&rec_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["rec-north.wav"], "no part file is left");
+    assert_eq!(server.metric("attune_recordings_saved_total").await, 1.0);
+    assert_eq!(server.metric("attune_recording_errors_total").await, 0.0);
+    assert_eq!(server.metric("attune_recordings_active").await, 0.0);
+
+    // The whole recording, as the file.
+    let (status, headers, body) =
+        get_bytes(server.http, "/api/recorded/rec-north/audio", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(header_of(&headers, "content-type"), Some("audio/wav"));
+    assert_eq!(header_of(&headers, "accept-ranges"), Some("bytes"));
+    assert_eq!(body, file);
+    // A clip: exactly its samples.
+    let (status, _, body) = get_bytes(
+        server.http,
+        "/api/recorded/rec-north/audio?from_s=1&to_s=2.5",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, _, clip_left, clip_right) = stereo_of(&body);
+    assert_eq!(clip_left.len(), 24_000);
+    assert_eq!(clip_right, right[16_000..40_000]);
+    assert_eq!(clip_left, left[16_000..40_000]);
+    // Clamped to the recording's end.
+    let (status, _, body) = get_bytes(
+        server.http,
+        "/api/recorded/rec-north/audio?from_s=2&to_s=100",
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(stereo_of(&body).2.len(), 16_000);
+    // Byte ranges, for a player that seeks.
+    let (status, headers, body) = get_bytes(
+        server.http,
+        "/api/recorded/rec-north/audio",
+        &[("Range", "bytes=0-99")],
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert_eq!(body, file[..100]);
+    assert_eq!(
+        header_of(&headers, "content-range"),
+        Some(format!("bytes 0-99/{}", file.len()).as_str())
+    );
+    let (status, _, body) = get_bytes(
+        server.http,
+        "/api/recorded/rec-north/audio",
+        &[("Range", "bytes=1000-")],
+    )
+    .await;
+    assert_eq!(status, 206);
+    assert_eq!(body, file[1000..]);
+    let (status, headers, _) = get_bytes(
+        server.http,
+        "/api/recorded/rec-north/audio",
+        &[("Range", "bytes=99999999-")],
+    )
+    .await;
+    assert_eq!(status, 416);
+    assert_eq!(
+        header_of(&headers, "content-range"),
+        Some(format!("bytes */{}", file.len()).as_str())
+    );
+    // Bad clips: a 400 naming the parameter.
+    for (query, says) in [
+        ("from_s=abc&to_s=2", "from_s must be a number"),
+        ("from_s=1&to_s=-2", "to_s must be a number"),
+        (
+            "from_s=2&to_s=1",
+            "to_s (1) must be greater than from_s (2)",
+        ),
+        ("from_s=0&to_s=121", "a clip is at most 120 s"),
+        ("from_s=1", "to_s is missing"),
+        ("to_s=1", "from_s is missing"),
+        (
+            "from_s=10&to_s=11",
+            "from_s 10 is past the end of the recording",
+        ),
+    ] {
+        let (status, body) = request(
+            server.http,
+            "GET",
+            &format!("/api/recorded/rec-north/audio?{query}"),
+            b"",
+        )
+        .await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            json(&body)["error"].as_str().unwrap().contains(says),
+            "{query}: {body}"
+        );
+    }
+    // No recording, no call: 404 with a JSON error.
+    let (status, body) = request(server.http, "GET", "/api/recorded/rec-south/audio", b"").await;
+    assert_eq!(status, 404);
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("has no recording"),
+        "{body}"
+    );
+    let (status, body) = request(server.http, "GET", "/api/recorded/nothere/audio", b"").await;
+    assert_eq!(status, 404);
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("no stored call"),
+        "{body}"
+    );
+    // The report has a player only when the call has a recording.
+    let (status, page) = request(server.http, "GET", "/recorded/rec-north", b"").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<audio id='call-audio' controls preload='metadata' src='/api/recorded/rec-north/audio'>"), "{page}");
+    assert!(page.contains("<script src='/static/report-audio.js'></script>"));
+    let (_, page) = request(server.http, "GET", "/recorded/rec-south", b"").await;
+    assert!(!page.contains("<audio") && !page.contains("report-audio.js"));
+    let (status, _) = request(server.http, "GET", "/static/report-audio.js", b"").await;
+    assert_eq!(status, 200);
+
+    // A Twilio call of the team, through the same place: mu-law at 8 kHz, parties not swapped.
+    let call = attune_service::ingest::clients::StereoCall {
+        call_id: "CA-recorded".into(),
+        agent_id: "bo".into(),
+        team: "north".into(),
+        caller: tone(8000, 2.0, 300.0, 0.1),
+        agent: tone(8000, 2.0, 450.0, 0.5),
+    };
+    let report = attune_service::ingest::clients::stream_twilio(
+        &format!("ws://{}", server.http),
+        &call,
+        50.0,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.close.as_ref().map(|c| c.0), Some(1000), "{report:?}");
+    let path = rec_dir.join("CA-recorded.wav");
+    wait_for(
+        "the Twilio call's recording",
+        Duration::from_secs(20),
+        || async { path.exists().then_some(()) },
+    )
+    .await;
+    let (rate_hz, channels, left, right) = stereo_of(&std::fs::read(&path).unwrap());
+    assert_eq!((rate_hz, channels), (8000, 2));
+    assert!(
+        (left.len() as f64 / 8000.0 - 2.0).abs() < 0.1,
+        "{}",
+        left.len()
+    );
+    let (caller_rms, agent_rms) = (rms(&left), rms(&right));
+    assert!(
+        (caller_rms - 0.1 / 2f64.sqrt()).abs() < 0.01
+            && (agent_rms - 0.5 / 2f64.sqrt()).abs() < 0.03,
+        "caller (left) rms {caller_rms}, agent (right) rms {agent_rms}"
+    );
+
+    // Uploads of a recorded team keep their audio (agent on channel 1 → right); others do not.
+    let wav = std::fs::read(upset_wav()).unwrap();
+    let (status, body) = request(
+        server.http,
+        "POST",
+        "/api/recordings?name=u.wav&agent=ann&team=north&agent_channel=1",
+        &wav,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let answer = json(&body);
+    let id = answer["call_id"].as_str().unwrap().to_owned();
+    let audio_url = format!("/api/recorded/{id}/audio");
+    assert_eq!(answer["audio_url"], audio_url.as_str());
+    let (status, _, body) = get_bytes(server.http, &audio_url, &[]).await;
+    assert_eq!(status, 200);
+    let source = attune_qa::files::read_wav(&upset_wav()).unwrap();
+    let (rate_hz, _, left, right) = stereo_of(&body);
+    assert_eq!(rate_hz, source.sample_rate_hz);
+    assert_eq!(left.len(), source.channels[0].len());
+    assert!(
+        right
+            .iter()
+            .zip(&source.channels[1])
+            .all(|(&s, &v)| s == pcm16(v))
+    );
+    assert!(
+        left.iter()
+            .zip(&source.channels[0])
+            .all(|(&s, &v)| s == pcm16(v))
+    );
+    let (status, body) = request(
+        server.http,
+        "POST",
+        "/api/recordings?name=v.wav&agent=ann&team=south",
+        &wav,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let answer = json(&body);
+    assert!(answer["audio_url"].is_null(), "{body}");
+    let id = answer["call_id"].as_str().unwrap();
+    let (status, _) = request(
+        server.http,
+        "GET",
+        &format!("/api/recorded/{id}/audio"),
+        b"",
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert_eq!(server.metric("attune_recordings_saved_total").await, 3.0);
+    assert_eq!(server.metric("attune_recording_errors_total").await, 0.0);
+    server.stop().await;
+    // Retention with "now" a month on: every recording goes, and is counted.
+    let later = std::time::SystemTime::now() + Duration::from_secs(31 * 86_400);
+    assert_eq!(recordings.sweep(later).deleted, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_report_plays_an_evidence_moment_in_chromium() {
+    if !crate::console::browser_available("a_recorded_report_plays_an_evidence_moment_in_chromium")
+    {
+        return;
+    }
+    let dir = temp_dir("recordings-browser");
+    let (recorder, _, _) = recording_recorder(&dir.join("play.db"), "north");
+    let server = ConsoleServer::start_with_store(
+        Arc::new(Hub::new(4)),
+        "127.0.0.1:0".parse().unwrap(),
+        Some(recorder),
+    )
+    .await;
+    let wav = std::fs::read(upset_wav()).unwrap();
+    let (status, body) = request(
+        server.address(),
+        "POST",
+        "/api/recordings?name=upset.wav&agent=zoe&team=north&agent_channel=1",
+        &wav,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = json(&body)["call_id"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start_with_args(&["--autoplay-policy=no-user-gesture-required"]).await;
+    let client = &browser.client;
+    client
+        .goto(&server.url(&format!("/recorded/{id}")))
+        .await
+        .unwrap();
+    let moment = "#empathy + table button.play-moment";
+    wait_for(
+        "the moments' play buttons",
+        Duration::from_secs(10),
+        || async { (browser.count(moment).await > 0).then_some(()) },
+    )
+    .await;
+    assert!(browser.count("#cues + table button.play-moment").await > 0);
+    let button = client.find(Locator::Css(moment)).await.unwrap();
+    let t_s: f64 = button
+        .attr("data-play-s")
+        .await
+        .unwrap()
+        .expect("the moment's time")
+        .parse()
+        .unwrap();
+    button.click().await.unwrap();
+    let state = || async {
+        client
+            .execute(
+                "const a = document.getElementById('call-audio');\
+                 return [a.readyState, a.currentTime, a.error ? a.error.code : 0, a.paused, a.ended];",
+                vec![],
+            )
+            .await
+            .unwrap()
+    };
+    let reached = wait_for(
+        "the player to play from the moment",
+        Duration::from_secs(20),
+        || async {
+            let s = state().await;
+            assert_eq!(s[2], 0, "media error: {s}");
+            let ready = s[0].as_u64().unwrap_or(0);
+            let at = s[1].as_f64().unwrap_or(0.0);
+            (ready >= 2 && (at > t_s + 0.3 || s[4] == true)).then_some(at)
+        },
+    )
+    .await;
+    assert!(
+        reached >= t_s,
+        "played from {reached} s, the moment is at {t_s} s"
+    );
+    browser.screenshot("recorded-report-player.png").await;
+    let _ = client.clone().close().await;
     server.stop().await;
 }

@@ -18,6 +18,7 @@ use attune_service::ingest::IngestConfig;
 use attune_service::metrics::ServiceMetrics;
 use attune_service::pb;
 use attune_service::recorder::CallRecorder;
+use attune_service::recordings::{RecordTeams, RecordingPolicy, Recordings};
 use attune_service::server::{ServerConfig, Service};
 use attune_service::tls::TlsFiles;
 
@@ -121,8 +122,20 @@ impl SecureServer {
         ));
         let setup = Arc::new(ScoringSetup::load(None, None, None, 1).unwrap());
         let metrics = Arc::new(ServiceMetrics::default());
+        // Every team's calls are recorded: who may hear a recording is checked too.
+        let recordings = Recordings::open(
+            RecordingPolicy {
+                dir: dir.join("secure.db.recordings"),
+                teams: RecordTeams::All,
+                retention_days: 30,
+            },
+            metrics.clone(),
+        )
+        .unwrap();
         let recorder = Arc::new(
-            CallRecorder::start(Store::open(&db).unwrap(), setup.clone(), metrics.clone()).unwrap(),
+            CallRecorder::start(Store::open(&db).unwrap(), setup.clone(), metrics.clone())
+                .unwrap()
+                .with_recordings(recordings),
         );
         let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -318,6 +331,7 @@ async fn every_route_answers_each_role_as_its_rights_say() {
         ("GET", "/api/alerts",                    [401, 200, 200, 200, 403, 403, 200, 200, 401, 401]),
         ("GET", "/api/recorded",                  [401, 200, 200, 403, 200, 403, 403, 200, 401, 401]),
         ("GET", "/api/recorded/nothere",          [401, 404, 404, 403, 404, 403, 403, 404, 401, 401]),
+        ("GET", "/api/recorded/nothere/audio",    [401, 404, 404, 403, 404, 403, 403, 404, 401, 401]),
         ("GET", "/api/audit",                     [401, 200, 403, 403, 403, 403, 403, 403, 401, 401]),
         ("GET", "/api/me",                        [401, 200, 200, 200, 200, 200, 200, 200, 401, 401]),
         ("GET", "/metrics",                       [401, 200, 403, 403, 403, 403, 200, 200, 401, 401]),
@@ -632,6 +646,93 @@ async fn uploads_get_server_ids_and_stored_calls_are_never_replaced() {
             .any(|e| e.action == "report_read" && e.target == ids[0] && e.actor == "user:quinn"),
         "{audit:?}"
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_is_heard_only_by_who_may_read_its_call_and_every_listen_is_audited() {
+    let server = SecureServer::start("sec-listen", None).await;
+    let session = |(cookie, csrf): (String, String)| As::Session(cookie, csrf);
+    let qa = session(server.sign_in("quinn").await);
+    let bytes = upload_wav();
+    let mut ids = Vec::new();
+    for team in ["t1", "t2"] {
+        let r = send_body(
+            &server,
+            &qa,
+            "POST",
+            &format!("/api/recordings?agent=a1&team={team}&agent_channel=1"),
+            "audio/wav",
+            &bytes,
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert!(v["audio_url"].is_string(), "{}", r.body);
+        ids.push(v["call_id"].as_str().unwrap().to_owned());
+    }
+    let (t1, t2) = (ids[0].as_str(), ids[1].as_str());
+    let admin = session(server.sign_in("root").await);
+    let sup = session(server.sign_in("sue").await);
+    let agent = session(server.sign_in("al").await);
+    let api = As::Bearer(server.tokens.api_t1.clone());
+    let monitor = As::Bearer(server.tokens.monitor_t1.clone());
+    let ingest = As::Bearer(server.tokens.ingest_t1.clone());
+    // Exactly who may read the call's report; a call one may not read is not found.
+    let cases: [(&str, &As, &str, u16); 12] = [
+        ("admin", &admin, t1, 200),
+        ("admin", &admin, t2, 200),
+        ("qa", &qa, t2, 200),
+        ("supervisor of t1", &sup, t1, 200),
+        ("supervisor of t1", &sup, t2, 404),
+        ("api token of t1", &api, t1, 200),
+        ("api token of t1", &api, t2, 404),
+        ("agent", &agent, t1, 403),
+        ("monitor token", &monitor, t1, 403),
+        ("ingest token", &ingest, t1, 403),
+        ("nobody", &As::Nobody, t1, 401),
+        ("supervisor of t1, a clip", &sup, t1, 200),
+    ];
+    for (i, (name, who, id, want)) in cases.iter().enumerate() {
+        let path = if i == cases.len() - 1 {
+            format!("/api/recorded/{id}/audio?from_s=1&to_s=2")
+        } else {
+            format!("/api/recorded/{id}/audio")
+        };
+        let r = send(&server, who, "GET", &path).await;
+        assert_eq!(r.status, *want, "{name} {path}: {}", r.body);
+        if *want == 200 {
+            assert_eq!(r.header("content-type"), Some("audio/wav"), "{name}");
+            assert_eq!(r.header("cache-control"), Some("no-store"), "{name}");
+        }
+        // The report page answers the same.
+        let page = send(&server, who, "GET", &format!("/recorded/{id}")).await;
+        let page_want = if *want == 401 { 303 } else { *want };
+        assert_eq!(page.status, page_want, "{name} report of {id}");
+        if page.status == 200 {
+            assert!(page.body.contains("id='call-audio'"), "{name}: the player");
+        }
+    }
+    let audit = crate::console::wait_for("the listens audited", Duration::from_secs(5), || async {
+        let entries = Store::open(&server.db)
+            .unwrap()
+            .audit(&attune_qa::store::AuditQuery {
+                action: Some("recording_listen".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        (entries.len() >= 8).then_some(entries)
+    })
+    .await;
+    let has = |actor: &str, target: &str, outcome: &str| {
+        audit
+            .iter()
+            .any(|e| e.actor == actor && e.target == target && e.outcome.starts_with(outcome))
+    };
+    assert!(has("user:sue", t1, "ok whole"), "{audit:?}");
+    assert!(has("user:sue", t1, "ok clip 1-2 s"), "{audit:?}");
+    assert!(has("user:sue", t2, "not found"), "{audit:?}");
+    assert!(has("user:quinn", t2, "ok"), "{audit:?}");
     server.stop().await;
 }
 

@@ -853,6 +853,8 @@ fn sigterm_drains_the_live_calls_into_the_store_and_exits_cleanly() {
             "127.0.0.1:0",
             "--db",
             db,
+            "--record-teams",
+            "t1",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -921,4 +923,67 @@ fn sigterm_drains_the_live_calls_into_the_store_and_exits_cleanly() {
         stored.contains("\"drain-1\""),
         "the call live at SIGTERM is stored: {stored}"
     );
+    // Its team is recorded: the recording is finished too, beside the store, under its name.
+    let recordings = dir.join("attune.db.recordings");
+    let names: Vec<String> = std::fs::read_dir(&recordings)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["drain-1.wav"], "{log}");
+    let wav = hound::WavReader::open(recordings.join("drain-1.wav")).unwrap();
+    assert_eq!((wav.spec().channels, wav.spec().sample_rate), (2, 8000));
+    assert!(wav.duration() > 8000 * 2, "{} frames", wav.duration());
+    assert!(log.contains("recording the calls of team t1"), "{log}");
+}
+
+/// Recording flags are checked before anything starts, each error naming its flag.
+#[test]
+fn bad_recording_flags_are_named() {
+    let dir = crate::util::temp_dir("recording-flags");
+    let db = dir.join("a.db").display().to_string();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--record-teams", "t1", "--recording-retention-days", "0"],
+            "--recording-retention-days must be at least 1 (got 0)",
+        ),
+        (
+            &["--record-teams", "a,,b"],
+            "--record-teams: an empty team name",
+        ),
+        (
+            &["--record-teams", "*,north"],
+            "--record-teams: `*` means every team",
+        ),
+        (
+            &[
+                "--record-teams",
+                "t1",
+                "--recordings-dir",
+                "/proc/attune-recordings",
+            ],
+            "--recordings-dir /proc/attune-recordings: cannot create the folder",
+        ),
+    ];
+    for (flags, says) in cases {
+        let mut args = vec![
+            "serve",
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            &db,
+        ];
+        args.extend_from_slice(flags);
+        let err = crate::util::run_err(&args);
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+    let err = crate::util::run_err(&[
+        "serve",
+        "--db",
+        "postgres://nobody@127.0.0.1:1/none",
+        "--record-teams",
+        "t1",
+    ]);
+    assert!(err.contains("--recordings-dir DIR is required"), "{err}");
 }

@@ -4,7 +4,10 @@
 //! on the timeline (`#ev-ITEM-N`), cue markers to the cue list (`#cue-N`). The empathy section
 //! (active listening, attunement, de-escalation: score or reason, measures, evidence moments)
 //! links each moment to its marker on the timeline's empathy row, anchored by call time
-//! (`#t=12.3`, seconds to one decimal; the first moment at a time owns the anchor).
+//! (`#t=12.3`, seconds to one decimal; the first moment at a time owns the anchor). Each moment,
+//! evidence link and cue row also carries its call time as `data-t-s` (seconds), which the
+//! console's player uses to play it when the call has a recording; the file itself plays
+//! nothing.
 //!
 //! The page is drawn from one typed view of the call: taken from the [`CallReport`]
 //! ([`render_call`]) or deserialised from a stored result document ([`render_document`]), so a
@@ -691,8 +694,9 @@ fn render_doc(report: &ReportDoc) -> String {
             for moment in &m.evidence {
                 let _ = write!(
                     moments,
-                    "<a href='#{}'>{:.1} s</a> {}<br>",
+                    "<a href='#{}' data-t-s='{:.2}'>{:.1} s</a> {}<br>",
                     escape(&moment_anchor(moment.t_s)),
+                    moment.t_s.max(0.0),
                     moment.t_s,
                     escape(&moment.what)
                 );
@@ -726,8 +730,9 @@ fn render_doc(report: &ReportDoc) -> String {
         for (j, e) in item.evidence.iter().enumerate().take(20) {
             let _ = write!(
                 evidence,
-                "<a href='#ev-{}-{j}'>{:.1}–{:.1} s</a> {}<br>",
+                "<a href='#ev-{}-{j}' data-t-s='{:.2}'>{:.1}–{:.1} s</a> {}<br>",
                 escape(&item.id),
+                e.start_s.max(0.0),
                 e.start_s,
                 e.end_s,
                 escape(&e.label)
@@ -777,8 +782,9 @@ fn render_doc(report: &ReportDoc) -> String {
             .collect();
         let _ = write!(
             h,
-            "<tr id='cue-{i}'><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{:.1}–{:.1} s</td><td><code>{}</code> {}</td></tr>",
+            "<tr id='cue-{i}' data-t-s='{:.2}'><td>{:.1} s</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{:.1}–{:.1} s</td><td><code>{}</code> {}</td></tr>",
+            cue.start_s.max(0.0),
             cue.t_s,
             escape(&cue.kind),
             escape(&cue.party),
@@ -882,8 +888,12 @@ mod tests {
         assert!(section.contains("upset_interruptions = 3"));
         assert!(section.contains("no score: too few adjacent turns"));
         assert!(section.contains("calmed_after_s = –"));
-        assert!(section.contains("<a href='#t=12.3'>12.3 s</a> agent interrupts &lt;upset&gt;"));
-        assert!(section.contains("<a href='#t=41.0'>41.0 s</a>"));
+        assert!(section.contains(
+            "<a href='#t=12.3' data-t-s='12.30'>12.3 s</a> agent interrupts &lt;upset&gt;"
+        ));
+        assert!(section.contains("<a href='#t=41.0' data-t-s='41.00'>41.0 s</a>"));
+        // The file plays nothing itself (the console adds a player when it has the audio).
+        assert!(!page.contains("<script") && !page.contains("<audio"));
         // Each moment's anchor is on the timeline once (12.3 and 12.34 share `t=12.3`).
         let svg = &page[..page.find("</svg>").unwrap()];
         assert_eq!(svg.matches("id='t=12.3'").count(), 1);

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use crate::hub::{CallEnd, CallInfo, Hub, HubError, HubEventKind, now_unix_ms};
 use crate::recorder::CallRecorder;
-use crate::session::CallSummary;
+use crate::session::{CallSpec, CallSummary, Encoding, Layout, encode_chunk};
 use attune_core::audio::AudioError;
 use attune_core::call::{CallAnalyzer, CallConfig, CallEvent, CallSetupError};
 use attune_core::cues::CueRules;
 use attune_core::model::emotion::EmotionModel;
+use prost::bytes::Bytes;
 
 /// Audio pushed per tick, seconds of call time.
 pub const FEED_CHUNK_S: f64 = 0.1;
@@ -219,7 +220,8 @@ pub async fn feed_call(
 }
 
 /// As [`feed_call`], and at the end hands the call to `recorder` (scored and stored like a live
-/// call of the gRPC service).
+/// call of the gRPC service); a call of a recorded team is recorded as the service records one
+/// ([`crate::recordings`]).
 pub async fn feed_call_recorded(
     hub: &Hub,
     info: CallInfo,
@@ -238,6 +240,19 @@ pub async fn feed_call_recorded(
         fed_s: 0.0,
         ended: false,
     };
+    let mut tap = recorder
+        .and_then(CallRecorder::recordings)
+        .and_then(|recordings| {
+            recordings.start_live(&CallSpec {
+                call_id: call.call_id.clone(),
+                agent_id: call.agent_id.clone(),
+                team: call.team.clone(),
+                sample_rate_hz: recording.sample_rate_hz,
+                encoding: Encoding::Pcm16le,
+                layout: Layout::InterleavedStereo,
+                agent_channel: recording.agent_channel,
+            })
+        });
     let chunk = ((FEED_CHUNK_S * f64::from(recording.sample_rate_hz)).round() as usize).max(1);
     let total = recording.channels[0].len().max(recording.channels[1].len());
     let mut interval = tokio::time::interval(tick);
@@ -247,9 +262,18 @@ pub async fn feed_call_recorded(
     while start < total {
         interval.tick().await;
         let end = (start + chunk).min(total);
-        for (c, samples) in recording.channels.iter().enumerate() {
-            let slice = &samples[start.min(samples.len())..end.min(samples.len())];
+        let slices = recording
+            .channels
+            .each_ref()
+            .map(|samples| &samples[start.min(samples.len())..end.min(samples.len())]);
+        for (c, slice) in slices.iter().enumerate() {
             analyzer.push(c, slice, &mut events);
+        }
+        if let Some(tap) = &mut tap {
+            // The demo's feed, not the service's real-time path: one buffer per chunk.
+            let mut bytes = Vec::with_capacity(slices[0].len() * 4);
+            encode_chunk(Encoding::Pcm16le, &slices, &mut bytes);
+            tap.push(0, Bytes::from(bytes));
         }
         for event in events.drain(..) {
             publish_call_event(hub, &call, event);
@@ -258,6 +282,7 @@ pub async fn feed_call_recorded(
         guard.fed_s = start as f64 / f64::from(recording.sample_rate_hz);
     }
     let outcome = analyzer.finish(&mut events);
+    drop(tap);
     for event in events.drain(..) {
         publish_call_event(hub, &call, event);
     }

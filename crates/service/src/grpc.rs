@@ -46,6 +46,7 @@ use super::pb::{
     monitor_response,
 };
 use super::recorder::CallRecorder;
+use super::recordings::RecordingTap;
 use super::session::{CallSpec, CallSummary, Sequencer, SessionCore, SessionLimits};
 
 /// Settings of the ingest and monitor streams.
@@ -112,6 +113,12 @@ pub(crate) fn auth_status(e: AuthError) -> Status {
 }
 
 impl Shared {
+    /// The recording of a call whose team is recorded (None: not recorded, or no recordings
+    /// folder).
+    pub(crate) fn start_recording(&self, spec: &CallSpec) -> Option<RecordingTap> {
+        self.recorder.as_ref()?.recordings()?.start_live(spec)
+    }
+
     /// The principal of a gRPC request's `authorization: Bearer TOKEN` metadata.
     pub(crate) async fn authenticate(
         &self,
@@ -287,7 +294,10 @@ impl Shared {
             .run(move || SessionCore::new(setup_spec, rules, model, period_s).map(Box::new))
             .await;
         let core = match core {
-            Ok(Ok(core)) => core,
+            Ok(Ok(mut core)) => {
+                core.set_recording(self.start_recording(&spec));
+                core
+            }
             Ok(Err(e)) => {
                 let status = Status::invalid_argument(format!("call setup: {e}"));
                 self.end_call(
@@ -428,11 +438,11 @@ impl Shared {
                     Some(Status::internal("the call's analysis is gone")),
                 );
             };
-            let chunks = std::mem::take(&mut ready);
+            let mut chunks = std::mem::take(&mut ready);
             let Ok((work, chunks)) = self
                 .pool
                 .run(move || {
-                    work.push_chunks(&chunks);
+                    work.push_chunks(&mut chunks);
                     (work, chunks)
                 })
                 .await
@@ -507,6 +517,7 @@ impl Shared {
                 .pool
                 .run(move || {
                     let outcome = work.finish();
+                    work.end_recording();
                     (work, outcome)
                 })
                 .await

@@ -11,6 +11,8 @@
 //!   fault to a precise status; [`http`] serves `/healthz` and `/metrics` ([`metrics`]).
 //! - [`recorder`] scores ended calls and uploaded recordings and saves them to the store (off
 //!   tokio's workers), and answers the console's "Recorded calls" queries.
+//! - [`recordings`] keeps the audio of the calls of opted-in teams (and their uploads) as
+//!   stereo WAV files beside the store, written off the analysis path, with a retention period.
 //! - [`ingest`] takes calls from telephony platforms (Twilio Media Streams, Genesys AudioHook,
 //!   Asterisk AudioSocket) into the same live-call path as gRPC.
 //! - [`server`] runs both on bound listeners until a shutdown signal.
@@ -33,6 +35,7 @@ pub mod hub;
 pub mod ingest;
 pub mod metrics;
 pub mod recorder;
+pub mod recordings;
 pub mod server;
 pub mod session;
 pub mod tls;

@@ -33,6 +33,15 @@ pub struct ServiceMetrics {
     pub store_queue_calls: AtomicU64,
     /// Store writes tried again after a failure (locked, full, unreachable database).
     pub store_retries: AtomicU64,
+    /// Recordings finished and kept (live calls and uploads, [`super::recordings`]).
+    pub recordings_saved: AtomicU64,
+    /// Recording faults: a chunk left out because the writer fell behind, a file that could
+    /// not be written, finished or kept. Logged (except per chunk) and counted, never fatal.
+    pub recording_errors: AtomicU64,
+    /// Recordings (and stale part files) deleted by the retention sweep.
+    pub recordings_deleted: AtomicU64,
+    /// Live calls being recorded now.
+    pub recordings_active: AtomicU64,
     /// Counters of the telephony adapters ([`super::ingest`]).
     pub telephony: super::ingest::IngestMetrics,
 }
@@ -86,6 +95,34 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
         "counter",
         "Store writes tried again after the database failed (locked, full, unreachable).",
         get(&m.store_retries),
+    );
+    metric(
+        &mut out,
+        "attune_recordings_saved_total",
+        "counter",
+        "Call recordings finished and kept (live calls and uploads).",
+        get(&m.recordings_saved),
+    );
+    metric(
+        &mut out,
+        "attune_recording_errors_total",
+        "counter",
+        "Recording faults: chunks left out (writer behind), files not written or kept (the analysis goes on).",
+        get(&m.recording_errors),
+    );
+    metric(
+        &mut out,
+        "attune_recordings_deleted_total",
+        "counter",
+        "Recordings deleted by the retention sweep.",
+        get(&m.recordings_deleted),
+    );
+    metric(
+        &mut out,
+        "attune_recordings_active",
+        "gauge",
+        "Live calls being recorded now.",
+        get(&m.recordings_active),
     );
     metric(
         &mut out,

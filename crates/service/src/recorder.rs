@@ -14,7 +14,8 @@
 //!
 //! An upload ([`CallRecorder::score_upload`], blocking: run it on a blocking thread) is scored
 //! with [`attune_qa::score_wav_bytes`] — the code `attune analyze` runs on a file — and saved
-//! with `source = "recording"`.
+//! with `source = "recording"`; when its team is recorded its audio is kept too
+//! ([`super::recordings`], the recordings this recorder carries: [`CallRecorder::with_recordings`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Sender};
@@ -28,6 +29,7 @@ use attune_qa::{self as qa, CallReport, InputIdentity, ScoreError, ScoringSetup}
 
 use super::hub::{CallInfo, now_unix_ms};
 use super::metrics::ServiceMetrics;
+use super::recordings::Recordings;
 use super::session::CallSummary;
 
 /// Largest recording accepted by upload, bytes.
@@ -109,6 +111,9 @@ pub struct UploadInfo {
     pub team: Option<String>,
     /// Channel carrying the agent (0 or 1), as `attune analyze --agent-channel`.
     pub agent_channel: u16,
+    /// Keep the audio as the call's recording (the upload's team, or the uploader's, is
+    /// recorded; see [`Recordings::records_upload`]). Nothing is kept without recordings.
+    pub keep_audio: bool,
 }
 
 /// A scored and stored upload.
@@ -126,6 +131,8 @@ pub struct UploadResult {
     pub warnings: Vec<String>,
     /// The call's report page on the console.
     pub report_url: String,
+    /// The call's audio (`GET`), when it was kept as its recording.
+    pub audio_url: Option<String>,
 }
 
 /// The store as the service uses it. See the module docs.
@@ -142,6 +149,8 @@ pub struct CallRecorder {
     /// Largest upload accepted, bytes ([`MAX_UPLOAD_BYTES`] unless changed).
     pub max_upload_bytes: usize,
     location: String,
+    /// Where the audio of recorded calls is kept (none: no call is recorded).
+    recordings: Option<Arc<Recordings>>,
 }
 
 impl std::fmt::Debug for CallRecorder {
@@ -265,7 +274,20 @@ impl CallRecorder {
             uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
             max_upload_bytes: MAX_UPLOAD_BYTES,
             location,
+            recordings: None,
         })
+    }
+
+    /// Keeps the audio of the calls of recorded teams (live calls and uploads) in
+    /// `recordings`, beside this store.
+    pub fn with_recordings(mut self, recordings: Arc<Recordings>) -> Self {
+        self.recordings = Some(recordings);
+        self
+    }
+
+    /// The recordings of this store, if calls are recorded.
+    pub fn recordings(&self) -> Option<&Arc<Recordings>> {
+        self.recordings.as_ref()
     }
 
     /// Where the calls are stored (path, or URL without password).
@@ -373,6 +395,24 @@ impl CallRecorder {
             .unwrap_or_else(|| "upload.wav".to_owned());
         let call_id = format!("up-{}", crate::auth::secrets::random_hex(8));
         let content_sha256 = crate::auth::secrets::sha256_hex(&bytes);
+        // The audio to keep is written first (the scoring takes the bytes), and becomes the
+        // recording only once the call is stored; a failure is logged and counted, and the
+        // upload goes on without it.
+        let mut part = None;
+        let bytes = match self.recordings.as_ref().filter(|_| info.keep_audio) {
+            None => bytes,
+            Some(recordings) => {
+                let shared = Arc::new(bytes);
+                match recordings.write_upload(&call_id, &shared, info.agent_channel) {
+                    Ok(p) => part = Some(p),
+                    Err(e) => {
+                        recordings.count_error();
+                        eprintln!("attune: the audio of upload {call_id} is not kept: {e}");
+                    }
+                }
+                Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone())
+            }
+        };
         let swapped;
         let setup = if info.agent_channel == self.setup.agent_channel {
             &*self.setup
@@ -403,7 +443,18 @@ impl CallRecorder {
         self.metrics
             .calls_stored
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut audio_url = None;
+        if let (Some(recordings), Some(part)) = (&self.recordings, part) {
+            match recordings.commit_upload(part) {
+                Ok(()) => audio_url = Some(format!("/api/recorded/{call_id}/audio")),
+                Err(e) => {
+                    recordings.count_error();
+                    eprintln!("attune: the audio of upload {call_id} is not kept: {e}");
+                }
+            }
+        }
         Ok(UploadResult {
+            audio_url,
             report_url: format!("/recorded/{call_id}"),
             call_id,
             content_sha256,

@@ -29,6 +29,9 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// HTTP/2 streams a connection may open beyond `max_calls` (Monitor subscriptions).
 const MONITOR_STREAMS_PER_CONNECTION: usize = 64;
 
+/// How long a stopping service waits for the recordings of its ended calls to be finished.
+const RECORDINGS_DRAIN_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Settings of the whole service.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -234,6 +237,21 @@ impl Service {
         if let Some(recorder) = &self.shared.recorder {
             // Ended calls still queued are saved before the service returns.
             recorder.close();
+            // So are the recordings of the calls that ended (bounded: a stuck disk must not
+            // hold the shutdown forever).
+            if let Some(recordings) = recorder.recordings().cloned() {
+                let finished = tokio::task::spawn_blocking(move || {
+                    recordings.wait_idle(RECORDINGS_DRAIN_BOUND)
+                })
+                .await
+                .unwrap_or(false);
+                if !finished {
+                    eprintln!(
+                        "attune: some recordings were not finished within {} s of the shutdown (left as .wav.part)",
+                        RECORDINGS_DRAIN_BOUND.as_secs()
+                    );
+                }
+            }
         }
         grpc_result?;
         http_result?;

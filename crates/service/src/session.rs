@@ -5,6 +5,10 @@
 //!
 //! Memory per call is the analyzer plus two decode buffers of one chunk each and the chunks
 //! held for reordering (at most [`SessionLimits::reorder_window_chunks`]).
+//!
+//! A call whose team is recorded carries a [`RecordingTap`]: each chunk's bytes move to it once
+//! analysed (no copy), which is how every ingest path (gRPC and the telephony adapters) is
+//! recorded through one place (see [`super::recordings`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use attune_core::cues::CueRules;
 use attune_core::model::emotion::EmotionModel;
 
 use super::pb;
+use super::recordings::RecordingTap;
 
 /// Lowest and highest sample rate a call may declare, Hz.
 pub const SAMPLE_RATE_RANGE_HZ: std::ops::RangeInclusive<u32> = 8_000..=48_000;
@@ -354,6 +359,8 @@ pub struct SessionCore {
     decoded: [Vec<f32>; 2],
     /// Events of the last call to [`Self::push_chunks`] or [`Self::finish`].
     pub events: Vec<CallEvent>,
+    /// Where the call's audio is recorded (its team opted in), if anywhere.
+    recording: Option<RecordingTap>,
 }
 
 impl SessionCore {
@@ -375,14 +382,29 @@ impl SessionCore {
             decoded: [Vec::new(), Vec::new()],
             events: Vec::with_capacity(16),
             spec,
+            recording: None,
         })
     }
 
+    /// Records the call's audio through `tap` from now on (None: not recorded).
+    pub fn set_recording(&mut self, tap: Option<RecordingTap>) {
+        self.recording = tap;
+    }
+
+    /// Ends the call's recording (the writer finishes its file); also done when dropped.
+    pub fn end_recording(&mut self) {
+        self.recording = None;
+    }
+
     /// Decodes and analyses chunks (already checked and in order); events land in `self.events`.
-    pub fn push_chunks(&mut self, chunks: &[pb::AudioChunk]) {
+    /// A recorded call's chunks give their bytes to the recording once analysed (left empty).
+    pub fn push_chunks(&mut self, chunks: &mut [pb::AudioChunk]) {
         self.events.clear();
         for chunk in chunks {
             self.push_bytes(chunk.channel as usize, &chunk.audio);
+            if let Some(tap) = &mut self.recording {
+                tap.push(chunk.channel as usize, std::mem::take(&mut chunk.audio));
+            }
         }
     }
 

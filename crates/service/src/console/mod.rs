@@ -7,9 +7,11 @@
 //! Stored calls (with a [`CallRecorder`], i.e. `--db`): the "Recorded calls" page
 //! (`/recorded`, filters as `attune calls`, upload of a recording to score), a stored call's QA
 //! report (`/recorded/{call_id}`, the HTML of `attune analyze --format html` drawn from the
-//! stored result document), their JSON (`/api/recorded`, `/api/recorded/{call_id}`) and the
-//! upload (`POST /api/recordings?name=&agent=&team=`, the WAV file as the body). The database
-//! work and the scoring run on blocking threads.
+//! stored result document, with a player when the call has a recording), their JSON
+//! (`/api/recorded`, `/api/recorded/{call_id}`), a call's audio
+//! (`/api/recorded/{call_id}/audio?from_s=&to_s=`, see [`crate::recordings`]) and the upload
+//! (`POST /api/recordings?name=&agent=&team=`, the WAV file as the body). The database work,
+//! the files and the scoring run on blocking threads.
 //!
 //! [`routes`] is the router to merge into a service; [`serve`] runs it alone on an already-bound
 //! listener until a shutdown signal (the demo and the tests).
@@ -196,6 +198,7 @@ pub fn routes(
         .route("/recorded/{call_id}", get(recorded_report_page))
         .route("/api/recorded", get(api_recorded))
         .route("/api/recorded/{call_id}", get(api_recorded_call))
+        .route("/api/recorded/{call_id}/audio", get(api_recorded_audio))
         .route(
             "/api/recordings",
             post(api_upload).layer(DefaultBodyLimit::max(upload_limit)),

@@ -54,6 +54,11 @@ pub(super) const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/audit.js"),
     ),
+    (
+        "report-audio.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/report-audio.js"),
+    ),
 ];
 
 pub(super) fn page(status: StatusCode, html: &'static str) -> Response {

@@ -1,6 +1,7 @@
-//! Stored calls (the store): the Recorded calls page, a stored call's report, their JSON, the
-//! upload of a recording to score and the audit log's JSON. Store work runs on blocking
-//! threads; every read of a report is audited.
+//! Stored calls (the store): the Recorded calls page, a stored call's report (with a player
+//! when the call has a recording), their JSON, a call's audio (whole or a clip), the upload of
+//! a recording to score and the audit log's JSON. Store and file work runs on blocking
+//! threads; every read of a report and every listen is audited.
 
 use super::*;
 
@@ -56,6 +57,7 @@ pub(super) async fn recorded_report_page(
         )
             .into_response();
     };
+    let recordings = recorder.recordings().cloned();
     let found = read_stored(&state, &who, &source, recorder, &call_id).await;
     let doc = match found {
         Some(Ok(Some(text))) => text,
@@ -65,15 +67,39 @@ pub(super) async fn recorded_report_page(
         }
         None => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
+    // Only a call its reader may read gets here: whether it has a recording is theirs to know.
+    let has_recording = match recordings {
+        None => false,
+        Some(recordings) => {
+            let id = call_id.clone();
+            blocking(move || recordings.has(&id)).await.unwrap_or(false)
+        }
+    };
     let rendered = serde_json::from_str::<serde_json::Value>(&doc)
         .map_err(|e| format!("bad stored document: {e}"))
         .and_then(|doc| attune_qa::html::render_document(&doc))
         .map(|html| {
-            html.replacen(
+            let html = html.replacen(
                 "<body>",
-                "<body><nav><a href='/recorded'>← Recorded calls</a></nav>",
+                &format!(
+                    "<body><nav><a href='/recorded'>← Recorded calls</a></nav>{}",
+                    if has_recording {
+                        player(&call_id)
+                    } else {
+                        String::new()
+                    }
+                ),
                 1,
-            )
+            );
+            if has_recording {
+                html.replacen(
+                    "</body>",
+                    "<script src='/static/report-audio.js'></script></body>",
+                    1,
+                )
+            } else {
+                html
+            }
         });
     match rendered {
         // The report as `attune analyze --format html` writes it, with a way back.
@@ -89,6 +115,240 @@ pub(super) async fn recorded_report_page(
         )
             .into_response(),
     }
+}
+
+/// The player atop a recorded call's report: the call's audio, which `report-audio.js` seeks
+/// to a moment when its ▶ (or the moment's link) is clicked.
+fn player(call_id: &str) -> String {
+    let src = format!(
+        "/api/recorded/{}/audio",
+        crate::auth::web::path_segment(call_id)
+    );
+    format!(
+        "<section id='recording' style='position:sticky;top:0;z-index:2;background:#fff;\
+         padding:6px 0;border-bottom:1px solid #ddd'><audio id='call-audio' controls \
+         preload='metadata' src='{}'></audio> <span class='muted' id='recording-note'>\
+         Recording: caller left, agent right. ▶ plays a moment from its time.</span></section>\
+         <style>.play-moment{{border:0;background:none;color:#00897b;cursor:pointer;\
+         padding:0 4px;font-size:12px}}</style>",
+        attune_qa::html::escape(&src)
+    )
+}
+
+/// Query of `/api/recorded/{call_id}/audio`: a clip from `from_s` to `to_s` seconds, or the
+/// whole recording (neither).
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct AudioQuery {
+    from_s: Option<String>,
+    to_s: Option<String>,
+}
+
+/// What looking up a call's audio found.
+enum AudioLookup {
+    /// No such stored call, or one the reader may not read (the same answer: ids cannot be
+    /// probed).
+    NoCall,
+    NoRecording,
+    Found(crate::recordings::StoredAudio),
+    Failed(String),
+}
+
+/// The part of a body a `Range` header asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ByteRange {
+    /// No (usable) range: the whole body.
+    Whole,
+    /// Bytes `start..=end`.
+    Part(u64, u64),
+    /// A range that starts past the end (416).
+    Unsatisfiable,
+}
+
+/// Reads a `Range: bytes=...` header against a body of `len` bytes. One range only; a header
+/// that cannot be read (or asks for several ranges) is ignored, as RFC 9110 allows.
+pub(super) fn byte_range(header: Option<&str>, len: u64) -> ByteRange {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return ByteRange::Whole;
+    };
+    if spec.contains(',') || len == 0 {
+        return ByteRange::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return ByteRange::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    if a.is_empty() {
+        return match b.parse::<u64>() {
+            Ok(0) => ByteRange::Unsatisfiable,
+            Ok(n) => ByteRange::Part(len.saturating_sub(n), len - 1),
+            Err(_) => ByteRange::Whole,
+        };
+    }
+    let Ok(start) = a.parse::<u64>() else {
+        return ByteRange::Whole;
+    };
+    let end = if b.is_empty() {
+        len - 1
+    } else {
+        match b.parse::<u64>() {
+            Ok(end) if end >= start => end.min(len - 1),
+            _ => return ByteRange::Whole,
+        }
+    };
+    if start >= len {
+        return ByteRange::Unsatisfiable;
+    }
+    ByteRange::Part(start, end)
+}
+
+/// `GET /api/recorded/{call_id}/audio[?from_s=A&to_s=B]`: the call's recording as a WAV
+/// (`audio/wav`, stereo: caller left, agent right), whole or the clip A..B seconds (at most
+/// [`crate::recordings::MAX_CLIP_S`], clamped to the recording's end); `Range` requests are
+/// answered (206) so a player can seek. Readable by exactly who may read the call's report
+/// (otherwise 404, as for the report); 404 when the call has no recording; every listen is
+/// audited (`recording_listen`).
+pub(super) async fn api_recorded_audio(
+    State(state): State<ConsoleState>,
+    Authed(who): Authed,
+    ClientAddress(source): ClientAddress,
+    Path(call_id): Path<String>,
+    Query(query): Query<AudioQuery>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if !who.sees_stored_calls() {
+        return forbidden("this role does not see stored calls");
+    }
+    let Some(recorder) = state.recorder.clone() else {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
+    };
+    let clip = match crate::recordings::parse_clip(query.from_s.as_deref(), query.to_s.as_deref()) {
+        Ok(clip) => clip,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    let (id, reader) = (call_id.clone(), who.clone());
+    let found = blocking(move || {
+        let team = match recorder.call_team(&id) {
+            Ok(Some(team)) => team,
+            Ok(None) => return Ok(AudioLookup::NoCall),
+            Err(e) => return Err(e),
+        };
+        if !reader.may(Access::ReadStored {
+            team: team.as_deref(),
+        }) {
+            return Ok(AudioLookup::NoCall);
+        }
+        let Some(recordings) = recorder.recordings() else {
+            return Ok(AudioLookup::NoRecording);
+        };
+        Ok(match recordings.open_audio(&id) {
+            Ok(Some(audio)) => AudioLookup::Found(audio),
+            Ok(None) => AudioLookup::NoRecording,
+            Err(e) => AudioLookup::Failed(e.to_string()),
+        })
+    })
+    .await;
+    let listen = |outcome: &str| {
+        audit(
+            &state.gate,
+            &who,
+            "recording_listen",
+            &call_id,
+            &source,
+            outcome,
+        )
+    };
+    let audio = match found {
+        Some(Ok(AudioLookup::Found(audio))) => audio,
+        Some(Ok(AudioLookup::NoCall)) => {
+            listen("not found");
+            return json_error(StatusCode::NOT_FOUND, format!("no stored call {call_id:?}"));
+        }
+        Some(Ok(AudioLookup::NoRecording)) => {
+            listen("no recording");
+            return json_error(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "stored call {call_id:?} has no recording (its team is not recorded, or the recording was deleted after the retention period)"
+                ),
+            );
+        }
+        Some(Ok(AudioLookup::Failed(e))) => {
+            listen("failed");
+            eprintln!("attune: console: recording of {call_id:?}: {e}");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the recording cannot be read; the server's log says why".into(),
+            );
+        }
+        Some(Err(e)) => return store_failed(&e),
+        None => return store_task_failed(),
+    };
+    let what = match clip {
+        Some((from_s, to_s)) => format!("clip {from_s}-{to_s} s"),
+        None => "whole".to_owned(),
+    };
+    let slice = match audio.slice(clip) {
+        Ok(slice) => slice,
+        Err(e) => {
+            listen(&format!("refused {what}: {e}"));
+            return json_error(StatusCode::BAD_REQUEST, e);
+        }
+    };
+    let len = slice.len();
+    let range = byte_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        len,
+    );
+    let (status, start, end) = match range {
+        ByteRange::Whole => (StatusCode::OK, 0, len),
+        ByteRange::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b + 1),
+        ByteRange::Unsatisfiable => {
+            listen(&format!("refused {what}: range past the end"));
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+            )
+                .into_response();
+        }
+    };
+    listen(&match range {
+        ByteRange::Part(a, b) => format!("ok {what} bytes {a}-{b}"),
+        _ => format!("ok {what}"),
+    });
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        slice.send_range(start, end, |piece| {
+            tx.blocking_send(piece.map(Bytes::from)).is_ok()
+        });
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    ));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    let value = |v: String| {
+        axum::http::HeaderValue::from_str(&v).unwrap_or(axum::http::HeaderValue::from_static("0"))
+    };
+    h.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("audio/wav"),
+    );
+    h.insert(header::CONTENT_LENGTH, value((end - start).to_string()));
+    h.insert(
+        header::ACCEPT_RANGES,
+        axum::http::HeaderValue::from_static("bytes"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            value(format!("bytes {start}-{}/{len}", end - 1)),
+        );
+    }
+    response
 }
 
 /// Query of `/api/recorded`: the filters of `attune calls`; empty values match everything.
@@ -403,11 +663,23 @@ pub(super) async fn api_upload(
             }
         },
     };
+    // The audio is kept when the call's team, or one of the uploader's, is recorded.
+    let keep_audio = recorder.recordings().is_some_and(|r| {
+        r.records_upload(
+            query
+                .team
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty()),
+            &who.teams,
+        )
+    });
     let info = UploadInfo {
         name: query.name,
         agent: query.agent,
         team: query.team,
         agent_channel,
+        keep_audio,
     };
     let scored = blocking(move || {
         let _permit = permit;

@@ -244,7 +244,10 @@ impl LiveCall {
             .run(move || SessionCore::new(setup_spec, rules, model, period_s).map(Box::new))
             .await;
         let (core, failure) = match core {
-            Ok(Ok(core)) => (Some(core), None),
+            Ok(Ok(mut core)) => {
+                core.set_recording(shared.start_recording(&spec));
+                (Some(core), None)
+            }
             Ok(Err(e)) => (None, Some(StartError::Setup(e.to_string()))),
             Err(_) => (None, Some(StartError::Shutdown)),
         };
@@ -299,12 +302,12 @@ impl LiveCall {
         let Some(mut work) = self.core.take() else {
             return Err(PushError::Shutdown);
         };
-        let chunks = std::mem::take(&mut self.batch);
+        let mut chunks = std::mem::take(&mut self.batch);
         let Ok((work, mut chunks)) = self
             .shared
             .pool
             .run(move || {
-                work.push_chunks(&chunks);
+                work.push_chunks(&mut chunks);
                 (work, chunks)
             })
             .await
