@@ -16,6 +16,8 @@ pub enum CallsFormat {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Period {
     Day,
+    /// ISO 8601 week, Monday to Sunday (`2026-W49`).
+    Week,
     Month,
 }
 
@@ -50,7 +52,7 @@ pub struct CallsArgs {
     /// empathy scores per period: docs/empathy.md) instead of the calls.
     #[arg(long)]
     trend: bool,
-    /// Period of --trend.
+    /// Period of --trend: day (`2026-12-03`), ISO week (`2026-W49`) or month (`2026-12`).
     #[arg(long, value_enum, default_value_t = Period::Day)]
     period: Period,
     /// Most calls listed (newest first).
@@ -94,6 +96,7 @@ pub fn run(args: &CallsArgs) -> anyhow::Result<()> {
     if args.trend {
         let period = match args.period {
             Period::Day => TrendPeriod::Day,
+            Period::Week => TrendPeriod::Week,
             Period::Month => TrendPeriod::Month,
         };
         let rows = store.agent_trends(&query, period)?;

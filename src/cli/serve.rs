@@ -101,6 +101,21 @@ pub struct ServeArgs {
     no_media_timeout_s: f64,
     #[command(flatten)]
     recordings: RecordingArgs,
+    /// Join a cluster over NATS JetStream: `nats://HOST:PORT[,nats://HOST:PORT...]` (build
+    /// with `--features cluster`). Every node's console then sees every call of the cluster;
+    /// use one PostgreSQL store for all (--db postgres://...).
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+    /// This node's id in the cluster (default: the host name and the process id).
+    #[arg(long, value_name = "ID", requires = "cluster")]
+    node_id: Option<String>,
+    /// A node whose heartbeat is older than this is gone: its calls end as interrupted on
+    /// the other nodes, seconds.
+    #[arg(long, default_value_t = 5.0, requires = "cluster")]
+    node_timeout_s: f64,
+    /// Copies of the cluster's stream and buckets (at most the number of NATS servers).
+    #[arg(long, default_value_t = 1, requires = "cluster")]
+    cluster_replicas: usize,
 }
 
 /// Recording of calls (the options `attune serve` and `attune demo` share).
@@ -383,6 +398,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             setup.model.clone(),
             recorder.clone().map(|r| (r, metrics.clone())),
         )?;
+        join_cluster(args, &service).await?;
         // /healthz and /metrics, plus the supervisor console, the agent view and the
         // recorded calls.
         let console = attune_service::console::routes(
@@ -421,4 +437,53 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("attune serve: some recordings were not finished (left as .wav.part)");
     }
     served
+}
+
+/// Joins the cluster when `--cluster` is given.
+#[cfg(feature = "cluster")]
+async fn join_cluster(args: &ServeArgs, service: &Service) -> anyhow::Result<()> {
+    let Some(servers) = &args.cluster else {
+        return Ok(());
+    };
+    let node_id = match &args.node_id {
+        Some(id) => id.clone(),
+        None => default_node_id(),
+    };
+    let mut config = attune_service::cluster::ClusterConfig::new(servers, &node_id)?;
+    if !(args.node_timeout_s.is_finite() && args.node_timeout_s >= 1.0) {
+        bail!("--node-timeout-s must be at least 1, got {}", args.node_timeout_s);
+    }
+    config.node_timeout = Duration::from_secs_f64(args.node_timeout_s);
+    config.heartbeat = (config.node_timeout / 5).max(Duration::from_millis(200));
+    config.replicas = args.cluster_replicas.clamp(1, 5);
+    let cluster = attune_service::cluster::Cluster::join(config, service.hub.clone()).await?;
+    eprintln!(
+        "attune serve: cluster node {} on {} (peers gone after {:.1} s)",
+        cluster.config.node_id,
+        cluster.config.servers.join(","),
+        cluster.config.node_timeout.as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(feature = "cluster")]
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(40)
+        .collect();
+    let host = if host.is_empty() { "node".to_owned() } else { host };
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(not(feature = "cluster"))]
+async fn join_cluster(args: &ServeArgs, _service: &Service) -> anyhow::Result<()> {
+    let _ = (&args.node_id, args.node_timeout_s, args.cluster_replicas);
+    if args.cluster.is_some() {
+        bail!("this build has no cluster support: build with `cargo build --release --features cluster`");
+    }
+    Ok(())
 }

@@ -428,6 +428,58 @@ fn finish_moves_the_call_lists_out_instead_of_copying_them() {
     assert_eq!(again.duration_s, outcome.duration_s);
 }
 
+#[test]
+fn a_stalled_channel_keeps_pending_frames_bounded_and_the_call_goes_on() {
+    use attune_core::call::{CallAnalyzer, CallConfig, MAX_PENDING_FRAMES};
+    let model = scoring_setup().model;
+    let agent = crate::util::synthetic_voice(8_000, 60.0, 120.0, 0.2, true);
+    let caller = crate::util::synthetic_voice(8_000, 60.0, 210.0, 0.2, true);
+    let mut events = Vec::new();
+    // Evenly fed: nothing is taken as silent.
+    let mut even = CallAnalyzer::new(CallConfig::default(), model.clone()).unwrap();
+    for (a, c) in agent.chunks(8_000).zip(caller.chunks(8_000)) {
+        even.push(0, a, &mut events);
+        even.push(1, c, &mut events);
+    }
+    assert_eq!(even.frames_taken_as_silent(), [0, 0]);
+    let even_s = even.finish(&mut events).duration_s;
+    // The caller's stream stalls for the whole minute, then sends it all at once.
+    let mut call = CallAnalyzer::new(CallConfig::default(), model).unwrap();
+    for a in agent.chunks(8_000) {
+        call.push(0, a, &mut events);
+        let [p0, p1] = call.pending_frames();
+        assert!(p0 <= MAX_PENDING_FRAMES && p1 == 0, "{p0} {p1}");
+    }
+    // The call went on: all but the last 10 s were analysed, the caller taken as silent.
+    let behind_s = MAX_PENDING_FRAMES as f64 * 0.01;
+    assert!(
+        (call.analysed_s() - (60.0 - behind_s)).abs() < 0.2,
+        "{}",
+        call.analysed_s()
+    );
+    let silent = call.frames_taken_as_silent();
+    assert_eq!(silent[0], 0);
+    assert!(
+        (silent[1] as f64 * 0.01 - (60.0 - behind_s)).abs() < 0.2,
+        "{silent:?}"
+    );
+    // Its late audio fills the last 10 s; what was taken as silent is dropped, not replayed.
+    for c in caller.chunks(8_000) {
+        call.push(1, c, &mut events);
+        assert!(
+            call.pending_frames()
+                .iter()
+                .all(|&p| p <= MAX_PENDING_FRAMES)
+        );
+    }
+    let outcome = call.finish(&mut events);
+    assert!(
+        (outcome.duration_s - even_s).abs() < 0.05,
+        "{} {even_s}",
+        outcome.duration_s
+    );
+}
+
 /// A WAV of `target_s` seconds: the example calls' audio repeated (they share one
 /// format: 8 kHz stereo mu-law).
 fn long_recording(path: &Path, target_s: f64) {

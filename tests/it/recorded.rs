@@ -1104,3 +1104,171 @@ async fn a_recorded_report_plays_an_evidence_moment_in_chromium() {
     let _ = client.clone().close().await;
     server.stop().await;
 }
+
+/// The coaching view in Chromium: zoe's calls on three days (two uploads today with their
+/// recordings, copies of their documents stored on earlier days) and a teammate's call; the
+/// roster leads to zoe's page, which draws her trend against the team and plays an evidence
+/// moment's clip; each moment links to its report's timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coaching_view_shows_an_agents_trend_and_plays_a_moment_in_chromium() {
+    if !crate::console::browser_available(
+        "the_coaching_view_shows_an_agents_trend_and_plays_a_moment_in_chromium",
+    ) {
+        return;
+    }
+    let dir = temp_dir("coaching-browser");
+    let db = dir.join("coach.db");
+    let (recorder, _, _) = recording_recorder(&db, "north");
+    let server = ConsoleServer::start_with_store(
+        Arc::new(Hub::new(4)),
+        "127.0.0.1:0".parse().unwrap(),
+        Some(recorder),
+    )
+    .await;
+    let upset = std::fs::read(upset_wav()).unwrap();
+    let calm = std::fs::read(examples_dir().join("calm.wav")).unwrap();
+    let mut uploaded = Vec::new();
+    for (wav, agent, agent_channel) in [(&upset, "zoe", 1), (&calm, "zoe", 0), (&calm, "yan", 0)] {
+        let (status, body) = request(
+            server.address(),
+            "POST",
+            &format!(
+                "/api/recordings?name=c.wav&agent={agent}&team=north&agent_channel={agent_channel}"
+            ),
+            wav,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        uploaded.push(json(&body)["call_id"].as_str().unwrap().to_owned());
+    }
+    // Copies of zoe's documents on the two days before today (no recordings).
+    let (_, doc) = request(
+        server.address(),
+        "GET",
+        &format!("/api/recorded/{}", uploaded[0]),
+        b"",
+    )
+    .await;
+    let doc = json(&doc);
+    let mut store = Store::open(&db.display().to_string()).unwrap();
+    for days_ago in [1u64, 2] {
+        let at = attune_qa::rfc3339_utc(
+            std::time::SystemTime::now() - Duration::from_secs(days_ago * 86_400),
+        );
+        let call = attune_qa::store::StoredCall::from_document(
+            &doc,
+            &format!("zoe-earlier-{days_ago}"),
+            "recording",
+            Some("zoe".into()),
+            Some("north".into()),
+            at,
+        )
+        .unwrap();
+        store.save_call(&call).unwrap();
+    }
+    drop(store);
+
+    let browser = Browser::start_with_args(&["--autoplay-policy=no-user-gesture-required"]).await;
+    let client = &browser.client;
+    client.goto(&server.url("/coaching")).await.unwrap();
+    let zoe = "#agents a[href='/coaching/agent/zoe']";
+    wait_for("zoe in the roster", Duration::from_secs(10), || async {
+        (browser.count(zoe).await > 0).then_some(())
+    })
+    .await;
+    assert!(browser.count("#teams a[href='/coaching/team/north']").await > 0);
+    client
+        .find(Locator::Css(zoe))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("the trend drawn", Duration::from_secs(10), || async {
+        (browser.count("#trend circle.trend-point.subject").await > 0).then_some(())
+    })
+    .await;
+    // Per day: three days of zoe, each with a point; the team's line beside hers.
+    client
+        .find(Locator::Css("#period"))
+        .await
+        .unwrap()
+        .select_by_value("day")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#range button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for("three days of zoe", Duration::from_secs(10), || async {
+        (browser.count("#trend circle.trend-point.subject").await == 3).then_some(())
+    })
+    .await;
+    assert_eq!(browser.count("#trend polyline.trend-line.subject").await, 1);
+    assert!(browser.count("#trend circle.trend-point.team").await >= 3);
+    assert_eq!(browser.count("#periods tr").await, 3);
+    assert!(browser.count("#items tr").await > 0);
+    assert!(
+        browser
+            .text("#subject-title")
+            .await
+            .unwrap_or_default()
+            .contains("Agent zoe")
+    );
+
+    browser.screenshot("coaching-trend.png").await;
+    // Moments: each links to its report's timeline; the ones of recorded calls play.
+    let links = client
+        .find_all(Locator::Css("#moments a.moment-link"))
+        .await
+        .unwrap();
+    assert!(!links.is_empty(), "no moment to review");
+    for link in &links {
+        let href = link.attr("href").await.unwrap().unwrap();
+        assert!(
+            href.starts_with("/recorded/") && href.contains("#t="),
+            "{href}"
+        );
+    }
+    let play = "#moments button.play-moment";
+    assert!(browser.count(play).await > 0, "no moment with a recording");
+    let button = client.find(Locator::Css(play)).await.unwrap();
+    let url = button.attr("data-audio-url").await.unwrap().unwrap();
+    assert!(url.contains("/audio?from_s="), "{url}");
+    button.click().await.unwrap();
+    let state = || async {
+        client
+            .execute(
+                "const a = document.getElementById('moment-audio');\
+                 return [a.readyState, a.currentTime, a.error ? a.error.code : 0, a.ended];",
+                vec![],
+            )
+            .await
+            .unwrap()
+    };
+    wait_for(
+        "the moment's clip to play",
+        Duration::from_secs(20),
+        || async {
+            let s = state().await;
+            assert_eq!(s[2], 0, "media error: {s}");
+            let ready = s[0].as_u64().unwrap_or(0);
+            let at = s[1].as_f64().unwrap_or(0.0);
+            (ready >= 2 && (at > 0.3 || s[3] == true)).then_some(())
+        },
+    )
+    .await;
+    browser.screenshot("coaching-agent.png").await;
+    // The moment's link opens the report.
+    let href = links[0].attr("href").await.unwrap().unwrap();
+    client.goto(&server.url(&href)).await.unwrap();
+    wait_for("the report", Duration::from_secs(10), || async {
+        (browser.count("#empathy").await > 0).then_some(())
+    })
+    .await;
+    let _ = client.clone().close().await;
+    server.stop().await;
+}

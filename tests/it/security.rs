@@ -324,6 +324,9 @@ async fn every_route_answers_each_role_as_its_rights_say() {
         ("GET", "/agent/a2",                      [303, 200, 404, 403, 403, 403, 404, 404, 401, 401]),
         ("GET", "/recorded",                      [303, 200, 200, 403, 200, 403, 403, 200, 401, 401]),
         ("GET", "/recorded/nothere",              [303, 404, 404, 403, 404, 403, 403, 404, 401, 401]),
+        ("GET", "/coaching",                      [303, 200, 200, 403, 200, 403, 403, 200, 401, 401]),
+        ("GET", "/coaching/agent/a1",             [303, 200, 200, 403, 200, 403, 403, 200, 401, 401]),
+        ("GET", "/coaching/nonsense/a1",          [303, 404, 404, 404, 404, 404, 404, 404, 401, 401]),
         ("GET", "/admin/audit",                   [303, 200, 403, 403, 403, 403, 403, 403, 401, 401]),
         ("GET", "/api/calls",                     [401, 200, 200, 200, 403, 403, 200, 200, 401, 401]),
         ("GET", "/api/calls/c1",                  [401, 200, 200, 200, 404, 404, 200, 200, 401, 401]),
@@ -332,6 +335,11 @@ async fn every_route_answers_each_role_as_its_rights_say() {
         ("GET", "/api/recorded",                  [401, 200, 200, 403, 200, 403, 403, 200, 401, 401]),
         ("GET", "/api/recorded/nothere",          [401, 404, 404, 403, 404, 403, 403, 404, 401, 401]),
         ("GET", "/api/recorded/nothere/audio",    [401, 404, 404, 403, 404, 403, 403, 404, 401, 401]),
+        ("GET", "/api/coaching/roster",           [401, 200, 200, 403, 200, 403, 403, 200, 401, 401]),
+        ("GET", "/api/coaching?agent=a1",         [401, 200, 200, 403, 200, 403, 403, 200, 401, 401]),
+        ("GET", "/api/coaching?team=t1",          [401, 200, 200, 403, 200, 403, 403, 200, 401, 401]),
+        ("GET", "/api/coaching?team=t2",          [401, 200, 403, 403, 200, 403, 403, 403, 401, 401]),
+        ("GET", "/api/coaching",                  [401, 400, 400, 403, 400, 403, 403, 400, 401, 401]),
         ("GET", "/api/audit",                     [401, 200, 403, 403, 403, 403, 403, 403, 401, 401]),
         ("GET", "/api/me",                        [401, 200, 200, 200, 200, 200, 200, 200, 401, 401]),
         ("GET", "/metrics",                       [401, 200, 403, 403, 403, 403, 200, 200, 401, 401]),
@@ -733,6 +741,63 @@ async fn a_recording_is_heard_only_by_who_may_read_its_call_and_every_listen_is_
     assert!(has("user:sue", t1, "ok clip 1-2 s"), "{audit:?}");
     assert!(has("user:sue", t2, "not found"), "{audit:?}");
     assert!(has("user:quinn", t2, "ok"), "{audit:?}");
+
+    // The coaching view counts only the calls the viewer may read: a1 took one call in t1 and
+    // one in t2; the supervisor of t1 sees one, the admin both; the roster the same.
+    let calls_of = |r: RawResponse| -> (u64, Vec<String>) {
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let calls = v["series"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["calls"].as_u64().unwrap())
+            .sum();
+        let moments = v["moments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["call_id"].as_str().unwrap().to_owned())
+            .collect();
+        (calls, moments)
+    };
+    let (n, moments) =
+        calls_of(send(&server, &admin, "GET", "/api/coaching?agent=a1&period=day").await);
+    assert_eq!(n, 2);
+    assert!(moments.iter().any(|m| m == t2), "{moments:?}");
+    let (n, moments) =
+        calls_of(send(&server, &sup, "GET", "/api/coaching?agent=a1&period=day").await);
+    assert_eq!(n, 1);
+    assert!(moments.iter().all(|m| m == t1), "{moments:?}");
+    let roster = send(&server, &sup, "GET", "/api/coaching/roster").await;
+    assert!(
+        roster.body.contains("\"t1\"") && !roster.body.contains("\"t2\""),
+        "{}",
+        roster.body
+    );
+    let refused = send(&server, &sup, "GET", "/api/coaching?team=t2").await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let coaching_audit = crate::console::wait_for(
+        "the coaching reads audited",
+        Duration::from_secs(5),
+        || async {
+            let entries = Store::open(&server.db)
+                .unwrap()
+                .audit(&attune_qa::store::AuditQuery {
+                    action: Some("coaching_read".into()),
+                    ..Default::default()
+                })
+                .unwrap();
+            (entries.len() >= 3).then_some(entries)
+        },
+    )
+    .await;
+    assert!(
+        coaching_audit
+            .iter()
+            .any(|e| e.actor == "user:sue" && e.target == "team:t2" && e.outcome == "forbidden"),
+        "{coaching_audit:?}"
+    );
     server.stop().await;
 }
 

@@ -238,6 +238,30 @@ fn store_suite(location: &str) {
     assert_eq!(ana_nov.min_score_pct, Some(40.0));
     assert_eq!(ana_nov.callers_ended_upset, 1);
     assert!((ana_nov.mean_agent_interruptions - 3.0).abs() < 1e-9);
+    // ISO weeks: 2026-11-01 is a Sunday (week 44), 2026-11-02 a Monday (week 45).
+    let weeks = store
+        .agent_trends(&CallQuery::default(), TrendPeriod::Week)
+        .unwrap();
+    let summary: Vec<(&str, &str, i64, Option<f64>)> = weeks
+        .iter()
+        .map(|t| {
+            (
+                t.agent.as_str(),
+                t.period.as_str(),
+                t.calls,
+                t.mean_score_pct,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("ana", "2026-W44", 1, Some(80.0)), // a1 as saved again
+            ("ana", "2026-W45", 1, Some(40.0)),
+            ("ben", "2026-W45", 1, Some(0.0)),
+            ("ben", "2026-W49", 1, None),
+        ]
+    );
     let ben_nov = &months[1];
     assert_eq!(ben_nov.auto_fails, 1);
 
@@ -536,6 +560,11 @@ fn calls_command_filters_and_trends() {
     assert!(
         trend.contains("2026-11") && trend.contains("65.0"),
         "{trend}"
+    );
+    let weeks = crate::util::run_ok(&["calls", "--db", db, "--trend", "--period", "week"]);
+    assert!(
+        weeks.contains("2026-W44") && weeks.contains("2026-W45") && weeks.contains("90.0"),
+        "{weeks}"
     );
     let e = crate::util::run_err(&["calls", "--db", db, "--from", "yesterday"]);
     assert!(e.contains("yesterday") && e.contains("YYYY-MM-DD"), "{e}");

@@ -3,14 +3,17 @@
 //! document ([`CallReport`], built from one pass of the call analyzer by [`score_recording`]),
 //! its HTML report ([`html::render_call`], [`html::render_index`]) and CSV rows ([`csv`]),
 //! batch scoring (worker pool, resume, store sync, result naming, atomic writes: [`batch`]), and writing a
-//! document without holding it as one JSON tree ([`stream`]), and the empathy measures per agent
-//! and period from stored documents ([`trend`]).
+//! document without holding it as one JSON tree ([`stream`]), the empathy measures per agent
+//! and period from stored documents ([`trend`]), and the coaching view's figures per agent or
+//! team and period, against the team, with the moments to review ([`coaching`]).
 //!
 //! The file edge of the analysis lives here too ([`files`]: recordings, models, rules), and the
 //! store of scored and live calls ([`store`]: SQLite, PostgreSQL with feature `postgres`), and
 //! what the process has used ([`process`]: CPU time, memory from `/proc/self`).
 
 pub mod batch;
+mod calendar;
+pub mod coaching;
 pub mod csv;
 pub mod files;
 pub mod html;

@@ -13,7 +13,7 @@ use super::store::{CallQuery, Store, StoreError, TrendPeriod};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EmpathyTrendRow {
     pub agent: String,
-    /// `YYYY-MM-DD` or `YYYY-MM`, as in [`super::store::TrendRow`].
+    /// `YYYY-MM-DD`, `YYYY-Www` or `YYYY-MM`, as in [`super::store::TrendRow`].
     pub period: String,
     /// Mean score of the calls where each measure was scored (None: none was).
     pub mean_active_listening: Option<f64>,
@@ -27,35 +27,57 @@ pub struct EmpathyTrendRow {
     pub interruptions_while_upset: u64,
 }
 
-/// The part of a stored document these trends read.
+/// The part of a stored document these trends and the coaching view read.
 #[derive(Debug, Deserialize)]
-struct StoredDocument {
+pub(crate) struct StoredDocument {
     #[serde(default)]
-    empathy: Option<StoredEmpathy>,
+    pub empathy: Option<StoredEmpathy>,
 }
 
 #[derive(Debug, Deserialize)]
-struct StoredEmpathy {
-    active_listening: StoredListeningScore,
-    attunement: StoredScore,
-    de_escalation: StoredScore,
+pub(crate) struct StoredEmpathy {
+    pub active_listening: StoredListeningScore,
+    pub attunement: StoredScore,
+    pub de_escalation: StoredScore,
+}
+
+impl StoredEmpathy {
+    /// The three measures' scores and evidence, in [`crate::coaching::MEASURES`] order.
+    pub fn measures(&self) -> [(Option<f64>, &[StoredMoment]); 3] {
+        [
+            (self.active_listening.score, &self.active_listening.evidence),
+            (self.attunement.score, &self.attunement.evidence),
+            (self.de_escalation.score, &self.de_escalation.evidence),
+        ]
+    }
 }
 
 #[derive(Debug, Deserialize)]
-struct StoredScore {
-    score: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-struct StoredListeningScore {
-    score: Option<f64>,
-    measures: StoredListening,
-}
-
-#[derive(Debug, Deserialize)]
-struct StoredListening {
+pub(crate) struct StoredScore {
+    pub score: Option<f64>,
     #[serde(default)]
-    interruptions_while_upset: u64,
+    pub evidence: Vec<StoredMoment>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StoredListeningScore {
+    pub score: Option<f64>,
+    pub measures: StoredListening,
+    #[serde(default)]
+    pub evidence: Vec<StoredMoment>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StoredListening {
+    #[serde(default)]
+    pub interruptions_while_upset: u64,
+}
+
+/// An evidence moment as stored (see [`attune_core::empathy::Moment`]).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StoredMoment {
+    pub t_s: f64,
+    pub what: String,
 }
 
 #[derive(Default)]
@@ -72,10 +94,6 @@ pub fn agent_empathy_trends(
     query: &CallQuery,
     period: TrendPeriod,
 ) -> Result<Vec<EmpathyTrendRow>, StoreError> {
-    let len = match period {
-        TrendPeriod::Day => 10,
-        TrendPeriod::Month => 7,
-    };
     let query = CallQuery {
         limit: None,
         ..query.clone()
@@ -85,7 +103,7 @@ pub fn agent_empathy_trends(
         let Some(agent) = call.agent.clone() else {
             continue;
         };
-        let period: String = call.call_at.chars().take(len).collect();
+        let period = period.label(&call.call_at);
         let sums = groups.entry((agent, period)).or_default();
         let Some(json) = store.report_json(&call.call_id)? else {
             continue;

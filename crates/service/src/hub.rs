@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::session::CallSummary;
@@ -45,11 +45,13 @@ pub const ALERTS_MAX: usize = 2_000;
 /// Agents whose shift the hub follows; past it, the agent whose last call ended longest ago is
 /// forgotten.
 pub const STRAIN_AGENTS_MAX: usize = 10_000;
+/// Other nodes' live calls a hub mirrors at most (cluster).
+pub const REMOTE_CALLS_MAX: usize = 100_000;
 /// Acknowledgements a subscriber may fall behind before it is told it lagged.
 const ACK_BUFFER: usize = 1_024;
 
 /// Who and what a call is, as declared by its ingest stream.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallInfo {
     pub call_id: String,
     pub agent_id: String,
@@ -59,7 +61,7 @@ pub struct CallInfo {
 }
 
 /// How a call ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEnd {
     /// "ended" (explicit), "timeout" (stream silent too long), "disconnected", "error".
     pub reason: String,
@@ -67,12 +69,13 @@ pub struct CallEnd {
     pub ended_at_unix_ms: u64,
     /// What the call amounted to (chunks, cues, the analysis outcome), when the ingest
     /// session could compute it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Not sent to cluster peers (read back: None).
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub summary: Option<Arc<CallSummary>>,
 }
 
 /// What happened in a call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HubEventKind {
     CallStarted,
@@ -155,7 +158,7 @@ pub struct Alert {
 }
 
 /// A supervisor's acknowledgement of an alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertAck {
     pub call: Arc<CallInfo>,
     pub cue_id: u64,
@@ -188,6 +191,8 @@ struct CallState {
     emotion: VecDeque<EmotionPoint>,
     cues: VecDeque<CueEvent>,
     end: Option<CallEnd>,
+    /// Live on another node of the cluster (mirrored here; not counted against max_calls).
+    remote: bool,
 }
 
 impl CallState {
@@ -214,6 +219,8 @@ struct HubState {
     live: BTreeMap<String, CallState>,
     ended: VecDeque<CallState>,
     alerts: VecDeque<Alert>,
+    /// How many of `live` are other nodes' calls.
+    remote_live: usize,
 }
 
 /// Counters for `/metrics`.
@@ -332,7 +339,7 @@ impl Hub {
             self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(HubError::DuplicateCall(info.call_id.clone()));
         }
-        if state.live.len() >= self.max_calls {
+        if state.live.len() - state.remote_live >= self.max_calls {
             self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(HubError::TooManyCalls {
                 limit: self.max_calls,
@@ -348,11 +355,58 @@ impl Hub {
                 emotion: VecDeque::new(),
                 cues: VecDeque::new(),
                 end: None,
+                remote: false,
             },
         );
         self.counters.calls_started.fetch_add(1, Ordering::Relaxed);
         self.send_locked(&info, HubEventKind::CallStarted);
         Ok(info)
+    }
+
+    /// Mirrors a call live on another node of the cluster: its start time is kept, it does
+    /// not count against `max_calls` (at most [`REMOTE_CALLS_MAX`] are mirrored), and its
+    /// events come through [`Self::publish`] and [`Self::end_call`] like a local call's.
+    pub fn start_remote_call(&self, info: CallInfo) -> Result<Arc<CallInfo>, HubError> {
+        let id_ok = !info.call_id.is_empty()
+            && info.call_id.len() <= 128
+            && info.call_id.chars().all(|c| !c.is_control());
+        if !id_ok {
+            return Err(HubError::BadCallId(info.call_id));
+        }
+        let info = Arc::new(info);
+        let mut state = self.lock();
+        if state.live.contains_key(&info.call_id) {
+            return Err(HubError::DuplicateCall(info.call_id.clone()));
+        }
+        if state.remote_live >= REMOTE_CALLS_MAX {
+            return Err(HubError::TooManyCalls {
+                limit: REMOTE_CALLS_MAX,
+            });
+        }
+        state.live.insert(
+            info.call_id.clone(),
+            CallState {
+                info: info.clone(),
+                latest: None,
+                open_cues: Vec::new(),
+                snapshots: VecDeque::new(),
+                emotion: VecDeque::new(),
+                cues: VecDeque::new(),
+                end: None,
+                remote: true,
+            },
+        );
+        state.remote_live += 1;
+        self.send_locked(&info, HubEventKind::CallStarted);
+        Ok(info)
+    }
+
+    /// The live call `call_id`, if any: its info and whether another node holds it.
+    pub fn live_call(&self, call_id: &str) -> Option<(Arc<CallInfo>, bool)> {
+        self.lock()
+            .live
+            .get(call_id)
+            .map(|s| (s.info.clone(), s.remote))
     }
 
     /// Publishes an event of a live call (ignored for unknown or ended calls).
@@ -414,8 +468,12 @@ impl Hub {
         };
         s.end = Some(end.clone());
         s.open_cues.clear();
+        if s.remote {
+            state.remote_live -= 1;
+        } else {
+            self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+        }
         push_bounded(&mut state.ended, s, RECENT_ENDED_CALLS);
-        self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
         self.send_locked(call, HubEventKind::CallEnded(end));
     }
 
@@ -530,6 +588,23 @@ impl Hub {
         // No subscriber is not an error.
         let _ = self.ack_sender.send(ack.clone());
         Ok(ack)
+    }
+
+    /// Applies an acknowledgement made on another node of the cluster (told to this node's
+    /// subscribers of [`Self::subscribe_acks`] like a local one); None when the alert is not
+    /// in this node's feed.
+    pub fn apply_remote_ack(&self, ack: &AlertAck) -> Option<AlertAck> {
+        let mut state = self.lock();
+        let alert = find_alert(&mut state.alerts, &ack.call.call_id, ack.cue_id)?;
+        let ack = AlertAck {
+            call: alert.call.clone(),
+            cue_id: ack.cue_id,
+            by: ack.by.chars().filter(|c| !c.is_control()).take(64).collect(),
+            at_unix_ms: ack.at_unix_ms,
+        };
+        alert.ack = Some(ack.clone());
+        let _ = self.ack_sender.send(ack.clone());
+        Some(ack)
     }
 
     /// A receiver of every acknowledgement made from now on.

@@ -26,6 +26,8 @@
 pub mod analysis;
 pub mod auth;
 pub mod client;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod console;
 pub mod convert;
 pub mod feeder;

@@ -499,6 +499,24 @@ impl CallRecorder {
     pub fn report_json(&self, call_id: &str) -> Result<Option<String>, StoreError> {
         with_store(&self.store, |s| s.report_json(call_id))
     }
+
+    /// Every (agent, team) pair with stored calls (blocking): the coaching view's roster.
+    pub fn roster(&self) -> Result<Vec<attune_qa::store::RosterRow>, StoreError> {
+        with_store(&self.store, |s| s.roster())
+    }
+
+    /// The coaching view of an agent or team (blocking; holds the store while it reads the
+    /// range's documents). `may_read` says whether a team's calls count.
+    pub fn coaching(
+        &self,
+        request: &attune_qa::coaching::CoachingRequest,
+        may_read: &dyn Fn(Option<&str>) -> bool,
+    ) -> Result<attune_qa::coaching::CoachingSummary, attune_qa::coaching::CoachingError> {
+        match lock(&self.store).as_mut() {
+            Some(store) => attune_qa::coaching::coaching_summary(store, request, may_read),
+            None => Err(StoreError::Unsupported("the store is closed".to_owned()).into()),
+        }
+    }
 }
 
 impl Drop for CallRecorder {

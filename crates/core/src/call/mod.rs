@@ -25,7 +25,7 @@ pub use recording::{
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audio::{AudioError, Resampler};
 use crate::cues::{CueEngine, CueEvent, CueInput, CueRules, ONSET_WINDOW_LANES, PartyFrame};
@@ -99,9 +99,10 @@ pub enum CallSetupError {
 pub struct EmotionPoint {
     pub t_s: f64,
     pub party: Speaker,
-    /// `None` when abstaining (see `abstain_reason`).
+    /// `None` when abstaining (see `abstain_reason`). Read back (a cluster peer's event), a
+    /// label that is not one of the model's classes is `None`.
     pub emotion: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub abstain_reason: Option<String>,
     /// angry, anxious, sad, happy, neutral.
     pub probabilities: [f32; 5],
@@ -113,6 +114,47 @@ pub struct EmotionPoint {
     /// Whether the window was judged against the party's own baseline.
     pub normalisation: Normalisation,
     pub speech_s: f64,
+}
+
+/// [`EmotionPoint`] as read back, its label as text.
+#[derive(Deserialize)]
+struct EmotionPointRead {
+    t_s: f64,
+    party: Speaker,
+    emotion: Option<String>,
+    #[serde(default)]
+    abstain_reason: Option<String>,
+    probabilities: [f32; 5],
+    arousal: f32,
+    valence: f32,
+    confidence: f32,
+    calmness: f32,
+    normalisation: Normalisation,
+    speech_s: f64,
+}
+
+impl<'de> Deserialize<'de> for EmotionPoint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        EmotionPointRead::deserialize(deserializer).map(Into::into)
+    }
+}
+
+impl From<EmotionPointRead> for EmotionPoint {
+    fn from(p: EmotionPointRead) -> Self {
+        EmotionPoint {
+            t_s: p.t_s,
+            party: p.party,
+            emotion: p.emotion.as_deref().and_then(crate::model::labels::class_name),
+            abstain_reason: p.abstain_reason,
+            probabilities: p.probabilities,
+            arousal: p.arousal,
+            valence: p.valence,
+            confidence: p.confidence,
+            calmness: p.calmness,
+            normalisation: p.normalisation,
+            speech_s: p.speech_s,
+        }
+    }
 }
 
 impl EmotionPoint {
@@ -134,7 +176,7 @@ impl EmotionPoint {
 }
 
 /// Per-party figures of the last snapshot period.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct PartyNow {
     /// The party is in a turn.
     pub talking: bool,
@@ -145,7 +187,7 @@ pub struct PartyNow {
 }
 
 /// The call's state, every `snapshot_period_s` of call time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallSnapshot {
     pub t_s: f64,
     pub agent: PartyNow,
@@ -392,8 +434,11 @@ pub struct CallAnalyzer {
     resamplers: [Resampler; 2],
     resampled: [Vec<f32>; 2],
     channels: [ChannelAnalyzer; 2],
-    /// Frames of each input channel waiting for the other channel's frame of the same index.
+    /// Frames of each input channel waiting for the other channel's frame of the same index
+    /// (at most [`MAX_PENDING_FRAMES`] after each push).
     pending: [VecDeque<FrameFeatures>; 2],
+    /// Per input channel, frames taken as silent because the other ran too far ahead.
+    frames_taken_as_silent: [u64; 2],
     tracker: DialogTracker,
     /// Agent, caller.
     parties: [PartyWindows; 2],
@@ -427,6 +472,30 @@ pub struct LatencyBreakdown {
 const AGENT: usize = 0;
 const CALLER: usize = 1;
 
+/// Frames one input channel may run ahead of the other (10 s at 10 ms), e.g. when one of two
+/// mono streams stops sending. Past it, the lagging channel is taken as silent for the excess
+/// frames (counted in [`CallAnalyzer::frames_taken_as_silent`]), so the call goes on and memory
+/// stays bounded; that channel's frames for those moments are dropped if they arrive later.
+pub const MAX_PENDING_FRAMES: usize = 1_000;
+
+/// A silent frame of a channel at `index` (a lagging or ended channel's stand-in).
+fn silent_frame(index: u64) -> FrameFeatures {
+    FrameFeatures {
+        index,
+        loudness_db: -120.0,
+        ..FrameFeatures::default()
+    }
+}
+
+/// Queues a channel's next frame unless its moment was already taken as silent (the frame
+/// arrives after [`CallAnalyzer::bound_pending`] filled it in): `next_pair` is the index of the
+/// next frame pair to step.
+fn keep_frame(pending: &mut VecDeque<FrameFeatures>, next_pair: u64, frame: &FrameFeatures) {
+    if frame.index >= next_pair + pending.len() as u64 {
+        pending.push_back(*frame);
+    }
+}
+
 impl CallAnalyzer {
     pub fn new(config: CallConfig, model: Arc<EmotionModel>) -> Result<Self, CallSetupError> {
         if config.agent_channel > 1 {
@@ -449,6 +518,7 @@ impl CallAnalyzer {
                 ChannelAnalyzer::new(1, &config.analyzer),
             ],
             pending: [VecDeque::with_capacity(256), VecDeque::with_capacity(256)],
+            frames_taken_as_silent: [0, 0],
             tracker,
             parties: [
                 PartyWindows::new(None),
@@ -502,9 +572,39 @@ impl CallAnalyzer {
         let buf = &mut self.resampled[channel];
         buf.clear();
         self.resamplers[channel].process(samples, buf);
+        let next = self.frames;
         let pending = &mut self.pending[channel];
-        self.channels[channel].push(buf, &mut |f| pending.push_back(*f));
+        self.channels[channel].push(buf, &mut |f| keep_frame(pending, next, f));
         self.drain_pairs(out);
+        self.bound_pending(out);
+    }
+
+    /// Per input channel, frames taken as silent because the other channel ran more than
+    /// [`MAX_PENDING_FRAMES`] ahead (a stalled stream).
+    pub fn frames_taken_as_silent(&self) -> [u64; 2] {
+        self.frames_taken_as_silent
+    }
+
+    /// Frames waiting for the other channel, per input channel.
+    pub fn pending_frames(&self) -> [usize; 2] {
+        [self.pending[0].len(), self.pending[1].len()]
+    }
+
+    /// Keeps the channel running ahead at most [`MAX_PENDING_FRAMES`] ahead: the other is
+    /// taken as silent for the excess.
+    fn bound_pending(&mut self, out: &mut Vec<CallEvent>) {
+        for ahead in 0..2 {
+            let behind = 1 - ahead;
+            let excess = self.pending[ahead].len().saturating_sub(MAX_PENDING_FRAMES);
+            if excess == 0 || !self.pending[behind].is_empty() {
+                continue;
+            }
+            for k in 0..excess {
+                self.pending[behind].push_back(silent_frame(self.frames + k as u64));
+            }
+            self.frames_taken_as_silent[behind] += excess as u64;
+            self.drain_pairs(out);
+        }
     }
 
     /// Ends the call: flushes both channels, closes open cues, and returns the whole outcome.
@@ -516,20 +616,17 @@ impl CallAnalyzer {
                 let buf = &mut self.resampled[c];
                 buf.clear();
                 self.resamplers[c].finish(buf);
+                let next = self.frames;
                 let pending = &mut self.pending[c];
-                self.channels[c].push(buf, &mut |f| pending.push_back(*f));
-                self.channels[c].finish(&mut |f| pending.push_back(*f));
+                self.channels[c].push(buf, &mut |f| keep_frame(pending, next, f));
+                self.channels[c].finish(&mut |f| keep_frame(pending, next, f));
             }
             // A channel that ended early is padded with silence.
             let longest = self.pending[0].len().max(self.pending[1].len());
             for c in 0..2 {
                 let next_index = self.frames + self.pending[c].len() as u64;
                 for k in 0..(longest - self.pending[c].len()) {
-                    self.pending[c].push_back(FrameFeatures {
-                        index: next_index + k as u64,
-                        loudness_db: -120.0,
-                        ..FrameFeatures::default()
-                    });
+                    self.pending[c].push_back(silent_frame(next_index + k as u64));
                 }
             }
             // Flushed frames are not counted in the step lags.

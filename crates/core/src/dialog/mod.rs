@@ -30,7 +30,7 @@ mod reference;
 #[cfg(test)]
 mod tests;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::config::{DialogConfig, DialogConfigError};
 mod speaker;
@@ -112,7 +112,7 @@ pub enum DialogEvent {
 }
 
 /// Talk-time totals, seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct TalkTime {
     pub agent_s: f64,
     pub caller_s: f64,
@@ -132,14 +132,14 @@ pub struct ResponseLatency {
 }
 
 /// A figure per party.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct PerParty<T> {
     pub agent: T,
     pub caller: T,
 }
 
 /// The conversation as decided so far (see [`DialogTracker::live`]).
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct LiveDialog {
     /// Call time up to which the tracker has decided, seconds.
     pub decided_s: f64,

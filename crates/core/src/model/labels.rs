@@ -105,3 +105,8 @@ mod tests {
         assert_eq!(Label::parse("bogus"), None);
     }
 }
+
+/// The model's class name equal to `label`, if any.
+pub fn class_name(label: &str) -> Option<&'static str> {
+    CLASS_NAMES.iter().copied().find(|c| *c == label)
+}

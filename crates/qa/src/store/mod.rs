@@ -12,6 +12,7 @@
 
 mod accounts;
 mod backend;
+mod coaching;
 mod record;
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ use std::time::Duration;
 pub use accounts::{AckRecord, AuditEntry, AuditQuery, TokenRecord, UserRecord};
 pub use backend::Cell;
 use backend::{Backend, Param};
+pub use coaching::{QaResultRow, RosterRow};
 pub use record::{
     InputDigest, PerPartyCount, QaDigest, ReportDigest, StoredCall, StoredCue, StoredQaItem,
     TalkDigest, VersionsDigest,
@@ -262,18 +264,61 @@ pub struct CallRow {
     pub cue_count: i64,
 }
 
-/// Trend grouping of [`Store::agent_trends`].
+/// Trend grouping of [`Store::agent_trends`] and the coaching view: a call falls in the period
+/// of its `call_at` (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrendPeriod {
+    /// `2026-12-03`.
     Day,
+    /// ISO 8601 week, Monday to Sunday: `2026-W49`.
+    Week,
+    /// `2026-12`.
     Month,
+}
+
+impl TrendPeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrendPeriod::Day => "day",
+            TrendPeriod::Week => "week",
+            TrendPeriod::Month => "month",
+        }
+    }
+
+    /// Parses `day`, `week` or `month`; the error names the accepted ones.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "day" => Ok(TrendPeriod::Day),
+            "week" => Ok(TrendPeriod::Week),
+            "month" => Ok(TrendPeriod::Month),
+            other => Err(format!(
+                "unknown period {other:?} (expected day, week or month)"
+            )),
+        }
+    }
+
+    /// The period a call time (RFC 3339, or a bare `YYYY-MM-DD`) falls in: `2026-12-03`,
+    /// `2026-W49` or `2026-12`. A time that is not a date keeps its first 10 characters.
+    pub fn label(self, call_at: &str) -> String {
+        let day: String = call_at.chars().take(10).collect();
+        match self {
+            TrendPeriod::Day => day,
+            TrendPeriod::Month => day.chars().take(7).collect(),
+            TrendPeriod::Week => match crate::calendar::parse_ymd(&day) {
+                Some((y, m, d)) => {
+                    crate::calendar::iso_week_label(crate::calendar::days_from_civil(y, m, d))
+                }
+                None => day,
+            },
+        }
+    }
 }
 
 /// One agent's figures over one period.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TrendRow {
     pub agent: String,
-    /// `YYYY-MM-DD` or `YYYY-MM`.
+    /// `YYYY-MM-DD`, `YYYY-Www` or `YYYY-MM` ([`TrendPeriod::label`]).
     pub period: String,
     pub calls: i64,
     pub mean_score_pct: Option<f64>,
@@ -496,43 +541,73 @@ impl Store {
     }
 
     /// Per agent and period: calls, mean and lowest score, automatic fails, upset endings.
+    /// The database sums per agent and day; the days are folded into weeks or months here (an
+    /// ISO week has no portable SQL).
     pub fn agent_trends(
         &mut self,
         query: &CallQuery,
         period: TrendPeriod,
     ) -> Result<Vec<TrendRow>, StoreError> {
         let (filter, params) = where_clause(query);
-        let len = match period {
-            TrendPeriod::Day => 10,
-            TrendPeriod::Month => 7,
-        };
         let filter = if filter.is_empty() {
             " WHERE agent IS NOT NULL".to_owned()
         } else {
             format!("{filter} AND agent IS NOT NULL")
         };
         let sql = format!(
-            "SELECT agent, SUBSTR(call_at, 1, {len}) AS period, CAST(COUNT(*) AS BIGINT),
-                CAST(AVG(score_pct) AS DOUBLE PRECISION), CAST(MIN(score_pct) AS DOUBLE PRECISION),
+            "SELECT agent, SUBSTR(call_at, 1, 10) AS day, CAST(COUNT(*) AS BIGINT),
+                CAST(SUM(score_pct) AS DOUBLE PRECISION), CAST(COUNT(score_pct) AS BIGINT),
+                CAST(MIN(score_pct) AS DOUBLE PRECISION),
                 CAST(SUM(auto_fail) AS BIGINT), CAST(SUM(caller_ended_upset) AS BIGINT),
-                CAST(AVG(agent_interruptions) AS DOUBLE PRECISION),
-                CAST(AVG(duration_s) AS DOUBLE PRECISION)
-             FROM calls{filter} GROUP BY agent, SUBSTR(call_at, 1, {len})
-             ORDER BY agent, period"
+                CAST(SUM(agent_interruptions) AS DOUBLE PRECISION),
+                CAST(SUM(duration_s) AS DOUBLE PRECISION)
+             FROM calls{filter} GROUP BY agent, SUBSTR(call_at, 1, 10)
+             ORDER BY agent, day"
         );
-        let rows = self.backend.query(&sql, &params)?;
-        Ok(rows
+        /// Sums of one agent's calls over one period.
+        #[derive(Default)]
+        struct Sums {
+            calls: i64,
+            score_sum: f64,
+            scored: i64,
+            min_score: Option<f64>,
+            auto_fails: i64,
+            upset: i64,
+            interruptions: f64,
+            duration_s: f64,
+        }
+        let mut groups: std::collections::BTreeMap<(String, String), Sums> = Default::default();
+        for r in self.backend.query(&sql, &params)? {
+            let agent = r[0].as_text().unwrap_or_default();
+            let label = period.label(&r[1].as_text().unwrap_or_default());
+            let s = groups.entry((agent, label)).or_default();
+            s.calls += r[2].as_i64().unwrap_or(0);
+            s.score_sum += r[3].as_f64().unwrap_or(0.0);
+            s.scored += r[4].as_i64().unwrap_or(0);
+            if let Some(min) = r[5].as_f64() {
+                s.min_score = Some(s.min_score.map_or(min, |m: f64| m.min(min)));
+            }
+            s.auto_fails += r[6].as_i64().unwrap_or(0);
+            s.upset += r[7].as_i64().unwrap_or(0);
+            s.interruptions += r[8].as_f64().unwrap_or(0.0);
+            s.duration_s += r[9].as_f64().unwrap_or(0.0);
+        }
+        Ok(groups
             .into_iter()
-            .map(|r| TrendRow {
-                agent: r[0].as_text().unwrap_or_default(),
-                period: r[1].as_text().unwrap_or_default(),
-                calls: r[2].as_i64().unwrap_or(0),
-                mean_score_pct: r[3].as_f64().map(|v| (v * 10.0).round() / 10.0),
-                min_score_pct: r[4].as_f64(),
-                auto_fails: r[5].as_i64().unwrap_or(0),
-                callers_ended_upset: r[6].as_i64().unwrap_or(0),
-                mean_agent_interruptions: r[7].as_f64().unwrap_or(0.0),
-                mean_duration_s: r[8].as_f64().unwrap_or(0.0),
+            .map(|((agent, period), s)| {
+                let per_call = |sum: f64| sum / s.calls.max(1) as f64;
+                TrendRow {
+                    agent,
+                    period,
+                    calls: s.calls,
+                    mean_score_pct: (s.scored > 0)
+                        .then(|| (s.score_sum / s.scored as f64 * 10.0).round() / 10.0),
+                    min_score_pct: s.min_score,
+                    auto_fails: s.auto_fails,
+                    callers_ended_upset: s.upset,
+                    mean_agent_interruptions: per_call(s.interruptions),
+                    mean_duration_s: per_call(s.duration_s),
+                }
             })
             .collect())
     }

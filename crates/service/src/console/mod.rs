@@ -18,7 +18,8 @@
 //!
 //! Layout: `pages` (pages and assets, and which role may open which), `live` (the JSON of live
 //! calls and alerts, acknowledging), `recorded` (stored calls, uploads, the audit log's JSON),
-//! `events` (the live push); this file holds the router, the shared state and the access helpers.
+//! `coaching` (the coaching view's pages and JSON), `events` (the live push); this file holds
+//! the router, the shared state and the access helpers.
 //!
 //! Slow consoles never slow ingest: each `/events` stream reads the hub's broadcast at its own
 //! pace; one that falls behind gets a `resync` event (the page re-reads the state) and its
@@ -45,12 +46,14 @@ use crate::hub::{
 };
 use crate::recorder::{CallRecorder, UploadError, UploadInfo};
 
+mod coaching;
 mod events;
 mod live;
 mod pages;
 mod recorded;
 
 use attune_core::cues::Severity;
+use coaching::*;
 use events::*;
 pub use live::*;
 use pages::*;
@@ -203,6 +206,10 @@ pub fn routes(
             "/api/recordings",
             post(api_upload).layer(DefaultBodyLimit::max(upload_limit)),
         )
+        .route("/coaching", get(coaching_page))
+        .route("/coaching/{kind}/{id}", get(coaching_subject_page))
+        .route("/api/coaching", get(api_coaching))
+        .route("/api/coaching/roster", get(api_coaching_roster))
         .route("/", get(wall_page))
         .route("/calls/{call_id}", get(call_page))
         .route("/alerts", get(alerts_page))

@@ -10,6 +10,7 @@ pub(super) const PAGE_ALERTS: &str = include_str!("../../../../web/alerts.html")
 pub(super) const PAGE_AGENT: &str = include_str!("../../../../web/agent.html");
 pub(super) const PAGE_NOT_FOUND: &str = include_str!("../../../../web/404.html");
 pub(super) const PAGE_RECORDED: &str = include_str!("../../../../web/recorded.html");
+pub(super) const PAGE_COACHING: &str = include_str!("../../../../web/coaching.html");
 pub(super) const PAGE_AUDIT: &str = include_str!("../../../../web/audit.html");
 
 /// Embedded assets: (file name, content type, text).
@@ -53,6 +54,11 @@ pub(super) const ASSETS: &[(&str, &str, &str)] = &[
         "audit.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/audit.js"),
+    ),
+    (
+        "coaching.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/coaching.js"),
     ),
     (
         "report-audio.js",
