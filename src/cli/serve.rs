@@ -451,7 +451,10 @@ async fn join_cluster(args: &ServeArgs, service: &Service) -> anyhow::Result<()>
     };
     let mut config = attune_service::cluster::ClusterConfig::new(servers, &node_id)?;
     if !(args.node_timeout_s.is_finite() && args.node_timeout_s >= 1.0) {
-        bail!("--node-timeout-s must be at least 1, got {}", args.node_timeout_s);
+        bail!(
+            "--node-timeout-s must be at least 1, got {}",
+            args.node_timeout_s
+        );
     }
     config.node_timeout = Duration::from_secs_f64(args.node_timeout_s);
     config.heartbeat = (config.node_timeout / 5).max(Duration::from_millis(200));
@@ -475,7 +478,11 @@ fn default_node_id() -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .take(40)
         .collect();
-    let host = if host.is_empty() { "node".to_owned() } else { host };
+    let host = if host.is_empty() {
+        "node".to_owned()
+    } else {
+        host
+    };
     format!("{host}-{}", std::process::id())
 }
 
@@ -483,7 +490,9 @@ fn default_node_id() -> String {
 async fn join_cluster(args: &ServeArgs, _service: &Service) -> anyhow::Result<()> {
     let _ = (&args.node_id, args.node_timeout_s, args.cluster_replicas);
     if args.cluster.is_some() {
-        bail!("this build has no cluster support: build with `cargo build --release --features cluster`");
+        bail!(
+            "this build has no cluster support: build with `cargo build --release --features cluster`"
+        );
     }
     Ok(())
 }

@@ -37,7 +37,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::StreamExt;
 
-use crate::hub::{AlertAck, CallEnd, CallFilter, CallInfo, Hub, HubEvent, HubEventKind, now_unix_ms};
+use crate::hub::{
+    AlertAck, CallEnd, CallFilter, CallInfo, Hub, HubEvent, HubEventKind, now_unix_ms,
+};
 use attune_core::call::CallSnapshot;
 use attune_core::cues::{CueEvent, CueTransition};
 
@@ -83,7 +85,9 @@ impl ClusterConfig {
             .filter(|s| !s.is_empty())
             .collect();
         if servers.is_empty() {
-            return Err(ClusterError::Config("--cluster needs nats://HOST:PORT".into()));
+            return Err(ClusterError::Config(
+                "--cluster needs nats://HOST:PORT".into(),
+            ));
         }
         for s in &servers {
             if !s.starts_with("nats://") {
@@ -239,9 +243,8 @@ impl Cluster {
             .servers
             .iter()
             .map(|s| {
-                s.parse().map_err(|e| {
-                    ClusterError::Config(format!("--cluster {s:?}: {e}"))
-                })
+                s.parse()
+                    .map_err(|e| ClusterError::Config(format!("--cluster {s:?}: {e}")))
             })
             .collect::<Result<_, _>>()?;
         let client = async_nats::ConnectOptions::new()
@@ -267,13 +270,7 @@ impl Cluster {
         .await
         .map_err(|e| js_error("events stream")(&e))?;
         let calls = bucket(&js, CALLS_BUCKET, EVENTS_KEPT, config.replicas).await?;
-        let nodes = bucket(
-            &js,
-            NODES_BUCKET,
-            config.node_timeout * 4,
-            config.replicas,
-        )
-        .await?;
+        let nodes = bucket(&js, NODES_BUCKET, config.node_timeout * 4, config.replicas).await?;
         let cluster = Arc::new(Self {
             config,
             counters: Arc::new(ClusterCounters::default()),
@@ -289,20 +286,29 @@ impl Cluster {
                 servers: cluster.config.servers.join(","),
                 message: e.to_string(),
             })?;
-        let acks = cluster
-            .client
-            .subscribe(ACKS_SUBJECT)
-            .await
-            .map_err(|e| ClusterError::Connect {
-                servers: cluster.config.servers.join(","),
-                message: e.to_string(),
-            })?;
+        let acks =
+            cluster
+                .client
+                .subscribe(ACKS_SUBJECT)
+                .await
+                .map_err(|e| ClusterError::Connect {
+                    servers: cluster.config.servers.join(","),
+                    message: e.to_string(),
+                })?;
         cluster.heartbeat_once(&hub).await;
         let mirror = Arc::new(std::sync::Mutex::new(Mirror::default()));
         cluster.seed(&hub, &calls, &mirror).await;
         tokio::spawn(cluster.clone().share_local(hub.clone(), calls));
-        tokio::spawn(cluster.clone().mirror_peers(hub.clone(), events, mirror.clone()));
-        tokio::spawn(cluster.clone().share_acks(hub.clone(), acks, mirror.clone()));
+        tokio::spawn(
+            cluster
+                .clone()
+                .mirror_peers(hub.clone(), events, mirror.clone()),
+        );
+        tokio::spawn(
+            cluster
+                .clone()
+                .share_acks(hub.clone(), acks, mirror.clone()),
+        );
         tokio::spawn(cluster.clone().watch_nodes(hub, mirror));
         Ok(cluster)
     }
@@ -357,7 +363,9 @@ impl Cluster {
                 continue;
             }
             let Ok(state) = serde_json::from_slice::<LiveState>(&value) else {
-                self.counters.events_rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .events_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             if state.node == self.config.node_id || !alive.contains(&state.node) {
@@ -366,7 +374,9 @@ impl Cluster {
             let Ok(info) = hub.start_remote_call(state.call) else {
                 continue;
             };
-            lock(mirror).owner.insert(info.call_id.clone(), state.node.clone());
+            lock(mirror)
+                .owner
+                .insert(info.call_id.clone(), state.node.clone());
             if let Some(snapshot) = state.latest {
                 hub.publish(&info, HubEventKind::Snapshot(snapshot));
             }
@@ -499,17 +509,23 @@ impl Cluster {
     ) {
         while let Some(message) = events.next().await {
             if message.payload.len() > MAX_EVENT_BYTES {
-                self.counters.events_rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .events_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             let Ok(wire) = serde_json::from_slice::<WireEvent>(&message.payload) else {
-                self.counters.events_rejected.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .events_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             if wire.node == self.config.node_id {
                 continue;
             }
-            self.counters.events_received.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .events_received
+                .fetch_add(1, Ordering::Relaxed);
             let call_id = wire.call.call_id.clone();
             let known = match hub.live_call(&call_id) {
                 Some((info, true)) => Some(info),
@@ -638,7 +654,9 @@ impl Cluster {
                             summary: None,
                         },
                     );
-                    self.counters.calls_interrupted.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .calls_interrupted
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 lock(&mirror).owner.remove(&call_id);
             }

@@ -599,7 +599,12 @@ impl Hub {
         let ack = AlertAck {
             call: alert.call.clone(),
             cue_id: ack.cue_id,
-            by: ack.by.chars().filter(|c| !c.is_control()).take(64).collect(),
+            by: ack
+                .by
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(64)
+                .collect(),
             at_unix_ms: ack.at_unix_ms,
         };
         alert.ack = Some(ack.clone());

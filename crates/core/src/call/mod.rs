@@ -144,7 +144,10 @@ impl From<EmotionPointRead> for EmotionPoint {
         EmotionPoint {
             t_s: p.t_s,
             party: p.party,
-            emotion: p.emotion.as_deref().and_then(crate::model::labels::class_name),
+            emotion: p
+                .emotion
+                .as_deref()
+                .and_then(crate::model::labels::class_name),
             abstain_reason: p.abstain_reason,
             probabilities: p.probabilities,
             arousal: p.arousal,

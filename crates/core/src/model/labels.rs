@@ -91,6 +91,11 @@ impl Label {
     }
 }
 
+/// The model's class name equal to `label`, if any.
+pub fn class_name(label: &str) -> Option<&'static str> {
+    CLASS_NAMES.iter().copied().find(|c| *c == label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,9 +109,4 @@ mod tests {
         assert!(!Label::Sadness.high_arousal());
         assert_eq!(Label::parse("bogus"), None);
     }
-}
-
-/// The model's class name equal to `label`, if any.
-pub fn class_name(label: &str) -> Option<&'static str> {
-    CLASS_NAMES.iter().copied().find(|c| *c == label)
 }
