@@ -459,7 +459,12 @@ async fn join_cluster(args: &ServeArgs, service: &Service) -> anyhow::Result<()>
     config.node_timeout = Duration::from_secs_f64(args.node_timeout_s);
     config.heartbeat = (config.node_timeout / 5).max(Duration::from_millis(200));
     config.replicas = args.cluster_replicas.clamp(1, 5);
-    let cluster = attune_service::cluster::Cluster::join(config, service.hub.clone()).await?;
+    let cluster = attune_service::cluster::Cluster::join(
+        config,
+        service.hub.clone(),
+        service.metrics.cluster.clone(),
+    )
+    .await?;
     eprintln!(
         "attune serve: cluster node {} on {} (peers gone after {:.1} s)",
         cluster.config.node_id,

@@ -5,6 +5,8 @@ mod bad_input;
 #[cfg(feature = "capture")]
 mod capture;
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 mod compose;
 mod console;
 mod cues;

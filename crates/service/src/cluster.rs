@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -40,6 +40,7 @@ use tokio_stream::StreamExt;
 use crate::hub::{
     AlertAck, CallEnd, CallFilter, CallInfo, Hub, HubEvent, HubEventKind, now_unix_ms,
 };
+use crate::metrics::ClusterCounters;
 use attune_core::call::CallSnapshot;
 use attune_core::cues::{CueEvent, CueTransition};
 
@@ -125,20 +126,6 @@ pub enum ClusterError {
     Connect { servers: String, message: String },
     #[error("JetStream ({what}): {message} (is nats-server running with -js?)")]
     JetStream { what: &'static str, message: String },
-}
-
-/// Counters for `/metrics` and the tests.
-#[derive(Debug, Default)]
-pub struct ClusterCounters {
-    pub events_sent: AtomicU64,
-    pub events_received: AtomicU64,
-    /// Peer payloads dropped: too large or not an event.
-    pub events_rejected: AtomicU64,
-    pub send_errors: AtomicU64,
-    /// Peer calls ended as interrupted because their node went silent.
-    pub calls_interrupted: AtomicU64,
-    /// Local events the bridge missed because it fell behind the hub.
-    pub events_lagged: AtomicU64,
 }
 
 /// One call event on the wire.
@@ -238,7 +225,11 @@ async fn bucket(
 impl Cluster {
     /// Joins the cluster: connects, makes sure the stream and buckets exist, shows the live
     /// calls of the other nodes in `hub`, and starts sharing this node's.
-    pub async fn join(config: ClusterConfig, hub: Arc<Hub>) -> Result<Arc<Self>, ClusterError> {
+    pub async fn join(
+        config: ClusterConfig,
+        hub: Arc<Hub>,
+        counters: Arc<ClusterCounters>,
+    ) -> Result<Arc<Self>, ClusterError> {
         let addrs: Vec<async_nats::ServerAddr> = config
             .servers
             .iter()
@@ -273,7 +264,7 @@ impl Cluster {
         let nodes = bucket(&js, NODES_BUCKET, config.node_timeout * 4, config.replicas).await?;
         let cluster = Arc::new(Self {
             config,
-            counters: Arc::new(ClusterCounters::default()),
+            counters,
             client,
             nodes,
         });
@@ -296,6 +287,7 @@ impl Cluster {
                     message: e.to_string(),
                 })?;
         cluster.heartbeat_once(&hub).await;
+        cluster.counters.joined.store(true, Ordering::Relaxed);
         let mirror = Arc::new(std::sync::Mutex::new(Mirror::default()));
         cluster.seed(&hub, &calls, &mirror).await;
         tokio::spawn(cluster.clone().share_local(hub.clone(), calls));
@@ -627,9 +619,6 @@ impl Cluster {
                 .iter()
                 .map(|(c, n)| (c.clone(), n.clone()))
                 .collect();
-            if owners.is_empty() {
-                continue;
-            }
             let now = now_unix_ms();
             let alive: HashSet<String> = self
                 .heartbeats()
@@ -638,6 +627,10 @@ impl Cluster {
                 .filter(|b| now.saturating_sub(b.at_unix_ms) <= self.timeout_ms())
                 .map(|b| b.node)
                 .collect();
+            let peers = alive.iter().filter(|n| **n != self.config.node_id).count();
+            self.counters
+                .peers_live
+                .store(peers as u64, Ordering::Relaxed);
             for (call_id, node) in owners {
                 if alive.contains(&node) {
                     continue;

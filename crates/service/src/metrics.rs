@@ -44,6 +44,80 @@ pub struct ServiceMetrics {
     pub recordings_active: AtomicU64,
     /// Counters of the telephony adapters ([`super::ingest`]).
     pub telephony: super::ingest::IngestMetrics,
+    /// Counters of the cluster bridge (shown once this node has joined a cluster).
+    pub cluster: std::sync::Arc<ClusterCounters>,
+}
+
+/// Counters of the cluster bridge (`cluster` feature): zero and unshown on a lone node.
+#[derive(Debug, Default)]
+pub struct ClusterCounters {
+    /// Set once the node has joined: only then are these counters rendered.
+    pub joined: std::sync::atomic::AtomicBool,
+    pub events_sent: AtomicU64,
+    pub events_received: AtomicU64,
+    /// Peer payloads dropped: too large or not an event.
+    pub events_rejected: AtomicU64,
+    pub send_errors: AtomicU64,
+    /// Peer calls ended as interrupted because their node went silent.
+    pub calls_interrupted: AtomicU64,
+    /// Local events the bridge missed because it fell behind the hub.
+    pub events_lagged: AtomicU64,
+    /// Peer nodes with a fresh heartbeat (gauge).
+    pub peers_live: AtomicU64,
+}
+
+fn render_cluster(out: &mut String, c: &ClusterCounters) {
+    if !c.joined.load(Ordering::Relaxed) {
+        return;
+    }
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let rows: [(&str, &str, &str, u64); 7] = [
+        (
+            "attune_cluster_events_sent_total",
+            "counter",
+            "Local call events published to the cluster.",
+            get(&c.events_sent),
+        ),
+        (
+            "attune_cluster_events_received_total",
+            "counter",
+            "Peer call events applied to this node's console.",
+            get(&c.events_received),
+        ),
+        (
+            "attune_cluster_events_rejected_total",
+            "counter",
+            "Peer payloads dropped (too large, not an event).",
+            get(&c.events_rejected),
+        ),
+        (
+            "attune_cluster_send_errors_total",
+            "counter",
+            "Publishes to NATS that failed (logged; the call goes on).",
+            get(&c.send_errors),
+        ),
+        (
+            "attune_cluster_calls_interrupted_total",
+            "counter",
+            "Peer calls ended as interrupted because their node went silent.",
+            get(&c.calls_interrupted),
+        ),
+        (
+            "attune_cluster_events_lagged_total",
+            "counter",
+            "Local events the bridge missed because it fell behind the hub.",
+            get(&c.events_lagged),
+        ),
+        (
+            "attune_cluster_peers_live",
+            "gauge",
+            "Peer nodes with a fresh heartbeat.",
+            get(&c.peers_live),
+        ),
+    ];
+    for (name, kind, help, value) in rows {
+        metric(out, name, kind, help, value);
+    }
 }
 
 /// Process CPU time (user + system), seconds, from `/proc/self/stat`.
@@ -269,6 +343,7 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
         );
     }
     super::ingest::render_metrics(&mut out, &m.telephony);
+    render_cluster(&mut out, &m.cluster);
     out
 }
 

@@ -1,0 +1,310 @@
+//! A cluster of three `attune serve` processes over one NATS JetStream server and one
+//! PostgreSQL store, driven as an operator would: calls replayed into different nodes are seen
+//! live on every node (a late joiner too), a killed node's calls end as interrupted on the
+//! others within the node timeout, and every stored call is listed on any node. Needs the
+//! `cluster` and `postgres` features and `ATTUNE_TEST_NATS_URL` and `ATTUNE_TEST_POSTGRES_URL`
+//! (`.ci/with-nats` and `.ci/with-postgres` set them).
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::console::{examples_dir, raw_request, wait_for};
+
+/// The node timeout the test runs with, seconds.
+const NODE_TIMEOUT_S: f64 = 2.0;
+
+/// One `attune serve` process in the cluster; killed when dropped.
+struct Node {
+    child: Child,
+    grpc: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Node {
+    fn start(node_id: &str, db: &str, nats: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_attune"))
+            .args([
+                "serve",
+                "--grpc",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--db",
+                db,
+                "--cluster",
+                nats,
+                "--node-id",
+                node_id,
+                "--node-timeout-s",
+                &NODE_TIMEOUT_S.to_string(),
+                "--analysis-threads",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run attune serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = node_id.to_owned();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.strip_prefix("attune serve: gRPC on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.to_owned());
+                }
+                eprintln!("[{name}] {line}");
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the node prints its addresses");
+        // "A, HTTP on B (max ...".
+        let (grpc, rest) = line.split_once(", HTTP on ").unwrap();
+        let http = rest.split_whitespace().next().unwrap();
+        Self {
+            child,
+            grpc: grpc.parse().unwrap(),
+            http: http.parse().unwrap(),
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running `attune replay`; killed when dropped.
+struct Replay(Child);
+
+impl Replay {
+    fn start(node: &Node, token: &str, file: &str, call_id: &str, team: &str, speed: f64) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_attune"))
+            .args([
+                "replay",
+                &examples_dir().join(file).display().to_string(),
+                "--server",
+                &format!("http://{}", node.grpc),
+                "--token",
+                token,
+                "--call-id",
+                call_id,
+                "--team",
+                team,
+                "--agent-id",
+                &format!("agent-{call_id}"),
+                "--speed",
+                &speed.to_string(),
+                "--quiet",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run attune replay");
+        Self(child)
+    }
+
+    fn wait_ok(mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                assert!(status.success(), "replay failed: {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "replay did not finish");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn token(db: &str, role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args(["tokens", "create", "--role", role, "--db", db])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+async fn get_json(node: SocketAddr, token: &str, path: &str) -> serde_json::Value {
+    let auth = format!("Bearer {token}");
+    let r = raw_request(node, "GET", path, &[("Authorization", &auth)], b"").await;
+    assert_eq!(r.status, 200, "GET {path} on {node}: {}", r.body);
+    serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.body))
+}
+
+/// The live call ids a node shows.
+async fn live_ids(node: SocketAddr, token: &str) -> Vec<String> {
+    let calls = get_json(node, token, "/api/calls").await;
+    calls["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["call"]["call_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+async fn metric(node: SocketAddr, token: &str, name: &str) -> f64 {
+    let auth = format!("Bearer {token}");
+    let r = raw_request(node, "GET", "/metrics", &[("Authorization", &auth)], b"").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupted() {
+    let (Ok(nats), Ok(pg)) = (
+        std::env::var("ATTUNE_TEST_NATS_URL"),
+        std::env::var("ATTUNE_TEST_POSTGRES_URL"),
+    ) else {
+        eprintln!(
+            "skipping: ATTUNE_TEST_NATS_URL and ATTUNE_TEST_POSTGRES_URL not set (.ci/run sets them)"
+        );
+        return;
+    };
+    if !cfg!(feature = "postgres") {
+        eprintln!("skipping: built without the `postgres` feature");
+        return;
+    }
+    let run = std::process::id();
+    let db = tokio::task::spawn_blocking(move || {
+        attune_qa::store::fresh_postgres_database_for_tests(&pg, &format!("attune_cluster_{run}"))
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let ingest = token(&db, "ingest");
+    let api = token(&db, "api");
+    // Ids unique to this run: the NATS server may hold calls of an earlier run.
+    let id = |name: &str| format!("{name}-{run}");
+    let node_a = Node::start(&id("a"), &db, &nats);
+    let node_b = Node::start(&id("b"), &db, &nats);
+    let (call_a, call_b, call_c) = (id("on-a"), id("on-b"), id("on-c"));
+    let replay_a = Replay::start(&node_a, &ingest, "calm.wav", &call_a, "north", 4.0);
+    let replay_b = Replay::start(&node_b, &ingest, "calm.wav", &call_b, "south", 4.0);
+    for node in [&node_a, &node_b] {
+        let ids = [call_a.clone(), call_b.clone()];
+        wait_for(
+            "both calls on every node",
+            Duration::from_secs(10),
+            || async {
+                let live = live_ids(node.http, &api).await;
+                ids.iter().all(|c| live.contains(c)).then_some(())
+            },
+        )
+        .await;
+    }
+    // A late joiner sees the calls already live (from the calls bucket), then its own.
+    let mut node_c = Node::start(&id("c"), &db, &nats);
+    let live = live_ids(node_c.http, &api).await;
+    assert!(
+        live.contains(&call_a) && live.contains(&call_b),
+        "a node that joins late shows the live calls at once: {live:?}"
+    );
+    let replay_c = Replay::start(&node_c, &ingest, "upset_caller.wav", &call_c, "north", 1.0);
+    for node in [&node_a, &node_b] {
+        let call_c = call_c.clone();
+        wait_for(
+            "node c's call everywhere",
+            Duration::from_secs(10),
+            || async {
+                live_ids(node.http, &api)
+                    .await
+                    .contains(&call_c)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    // A call of another node is read like a local one, with its latest snapshot.
+    let detail = wait_for("a judged remote call", Duration::from_secs(10), || async {
+        let d = get_json(node_a.http, &api, &format!("/api/calls/{call_b}")).await;
+        let judged =
+            d["view"]["latest"]["t_s"].as_f64().is_some() && !d["snapshots"].as_array()?.is_empty();
+        judged.then_some(d)
+    })
+    .await;
+    assert_eq!(detail["view"]["call"]["team"], "south", "{detail}");
+    assert_eq!(detail["view"]["live"], true, "{detail}");
+    // Kill node c without a word: its call ends as interrupted on a and b.
+    let _ = node_c.child.kill();
+    let _ = node_c.child.wait();
+    drop(replay_c);
+    let killed_at = Instant::now();
+    for node in [&node_a, &node_b] {
+        let call_c = call_c.clone();
+        wait_for(
+            "the killed node's call ended",
+            Duration::from_secs_f64(NODE_TIMEOUT_S + 4.0),
+            || async { (!live_ids(node.http, &api).await.contains(&call_c)).then_some(()) },
+        )
+        .await;
+    }
+    let ended_after_s = killed_at.elapsed().as_secs_f64();
+    eprintln!("a killed node's call ended on its peers after {ended_after_s:.2} s");
+    assert!(metric(node_a.http, &api, "attune_cluster_calls_interrupted_total").await >= 1.0);
+    assert!(metric(node_a.http, &api, "attune_cluster_events_received_total").await >= 1.0);
+    assert_eq!(
+        metric(node_a.http, &api, "attune_cluster_peers_live").await,
+        1.0,
+        "a sees b, not the killed c"
+    );
+    // The calls of a and b end, are stored once in the shared store and listed on any node.
+    replay_a.wait_ok(Duration::from_secs(40));
+    replay_b.wait_ok(Duration::from_secs(40));
+    for node in [&node_a, &node_b] {
+        let ids = [call_a.clone(), call_b.clone()];
+        wait_for(
+            "both stored calls on every node",
+            Duration::from_secs(15),
+            || async {
+                let recorded = get_json(node.http, &api, "/api/recorded").await;
+                let stored: Vec<&str> = recorded["calls"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|c| c["call_id"].as_str())
+                    .collect();
+                let once = ids
+                    .iter()
+                    .all(|c| stored.iter().filter(|s| **s == c.as_str()).count() == 1);
+                once.then_some(())
+            },
+        )
+        .await;
+        let live = live_ids(node.http, &api).await;
+        assert!(
+            !live.contains(&call_a) && !live.contains(&call_b),
+            "ended calls leave every wall: {live:?}"
+        );
+    }
+}
