@@ -1,7 +1,9 @@
 //! A cluster of three `attune serve` processes over one NATS JetStream server and one
 //! PostgreSQL store, driven as an operator would: calls replayed into different nodes are seen
 //! live on every node (a late joiner too), a killed node's calls end as interrupted on the
-//! others within the node timeout, and every stored call is listed on any node. Needs the
+//! others within the node timeout and its client's reconnect to another node continues the
+//! call (with a notice of the gap), a killed NATS server of three leaves the cluster serving,
+//! and every stored call is listed on any node. Needs the
 //! `cluster` and `postgres` features and `ATTUNE_TEST_NATS_URL` and `ATTUNE_TEST_POSTGRES_URL`
 //! (`.ci/with-nats` and `.ci/with-postgres` set them).
 
@@ -24,6 +26,8 @@ struct Node {
 
 impl Node {
     fn start(node_id: &str, db: &str, nats: &str) -> Self {
+        // Three copies of the stream and buckets on a three-server NATS cluster.
+        let replicas = nats.split(',').count().min(3).to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_attune"))
             .args([
                 "serve",
@@ -39,6 +43,8 @@ impl Node {
                 node_id,
                 "--node-timeout-s",
                 &NODE_TIMEOUT_S.to_string(),
+                "--cluster-replicas",
+                &replicas,
                 "--analysis-threads",
                 "1",
             ])
@@ -279,11 +285,68 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
         1.0,
         "a sees b, not the killed c"
     );
+    // The killed node's client reconnects the same call to node a: a continues it, and the
+    // stored result says where the gap was.
+    let replay_c2 = Replay::start(&node_a, &ingest, "calm.wav", &call_c, "north", 4.0);
+    {
+        let call_c = call_c.clone();
+        wait_for(
+            "the call continued on a",
+            Duration::from_secs(10),
+            || async {
+                live_ids(node_b.http, &api)
+                    .await
+                    .contains(&call_c)
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    // A NATS server of the three is killed: the nodes move to the others and go on sharing.
+    let nats_pids = std::env::var("ATTUNE_TEST_NATS_PIDS").unwrap_or_default();
+    let nats_pids: Vec<&str> = nats_pids.split_whitespace().collect();
+    let call_b2 = id("on-b-after");
+    let replay_b2 = if nats_pids.len() == 3 {
+        let killed = Command::new("kill")
+            .args(["-9", nats_pids[0]])
+            .status()
+            .unwrap();
+        assert!(killed.success(), "kill the first NATS server");
+        let killed_at = Instant::now();
+        let replay = Replay::start(&node_b, &ingest, "calm.wav", &call_b2, "south", 4.0);
+        let call_b2 = call_b2.clone();
+        wait_for(
+            "a new call after a NATS server died",
+            Duration::from_secs(20),
+            || async {
+                live_ids(node_a.http, &api)
+                    .await
+                    .contains(&call_b2)
+                    .then_some(())
+            },
+        )
+        .await;
+        eprintln!(
+            "after a NATS server died, a new call on b was live on a {:.2} s later",
+            killed_at.elapsed().as_secs_f64()
+        );
+        Some(replay)
+    } else {
+        eprintln!("one NATS server: the NATS failure part is left out");
+        None
+    };
     // The calls of a and b end, are stored once in the shared store and listed on any node.
     replay_a.wait_ok(Duration::from_secs(40));
     replay_b.wait_ok(Duration::from_secs(40));
+    let mut ids = vec![call_a.clone(), call_b.clone()];
+    if let Some(replay) = replay_b2 {
+        replay.wait_ok(Duration::from_secs(40));
+        ids.push(call_b2.clone());
+    }
+    replay_c2.wait_ok(Duration::from_secs(40));
+    ids.push(call_c.clone());
     for node in [&node_a, &node_b] {
-        let ids = [call_a.clone(), call_b.clone()];
+        let ids = ids.clone();
         wait_for(
             "both stored calls on every node",
             Duration::from_secs(15),
@@ -303,8 +366,25 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
         .await;
         let live = live_ids(node.http, &api).await;
         assert!(
-            !live.contains(&call_a) && !live.contains(&call_b),
+            ids.iter().all(|c| !live.contains(c)),
             "ended calls leave every wall: {live:?}"
         );
     }
+    let auth = format!("Bearer {api}");
+    let stored = raw_request(
+        node_b.http,
+        "GET",
+        &format!("/api/recorded/{call_c}"),
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await;
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    assert!(
+        stored
+            .body
+            .contains("continued from another node of the cluster"),
+        "the continued call's result notes the gap: {}",
+        stored.body.chars().take(2000).collect::<String>()
+    );
 }

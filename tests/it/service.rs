@@ -663,6 +663,7 @@ fn the_hub_tells_the_agent_to_take_a_moment_after_a_hard_call_only() {
                     chunks_out_of_order: 0,
                     chunks_duplicate: 0,
                     outcome: Some(outcome.clone()),
+                    continued: None,
                 })),
             },
         );

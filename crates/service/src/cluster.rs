@@ -534,7 +534,14 @@ impl Cluster {
                 }
                 kind => {
                     let info = match known {
-                        Some(info) => info,
+                        Some(info) => {
+                            // A call another node took over (its client reconnected there).
+                            let mut m = lock(&mirror);
+                            if m.owner.get(&call_id) != Some(&wire.node) {
+                                m.owner.insert(call_id, wire.node);
+                            }
+                            info
+                        }
                         None => match hub.start_remote_call(wire.call) {
                             Ok(info) => {
                                 lock(&mirror).owner.insert(call_id, wire.node);

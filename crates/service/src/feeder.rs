@@ -297,6 +297,7 @@ pub async fn feed_call_recorded(
             chunks_out_of_order: 0,
             chunks_duplicate: 0,
             outcome: Some(outcome),
+            continued: None,
         };
         recorder.record_live(
             &call,

@@ -536,6 +536,7 @@ impl Shared {
             chunks_out_of_order: sequencer.out_of_order,
             chunks_duplicate: sequencer.duplicates,
             outcome,
+            continued: self.hub.continuation(&call.call_id),
         });
         if let Some(recorder) = &self.recorder {
             recorder.record_live(

@@ -193,7 +193,53 @@ struct CallState {
     end: Option<CallEnd>,
     /// Live on another node of the cluster (mirrored here; not counted against max_calls).
     remote: bool,
+    /// Wall-clock time of the call's latest event, ms since the Unix epoch.
+    last_event_at_unix_ms: u64,
+    /// Set when this node took the call over from a node that stopped (cluster).
+    continued: Option<Continuation>,
 }
+
+impl CallState {
+    fn new(info: Arc<CallInfo>, remote: bool) -> Self {
+        Self {
+            last_event_at_unix_ms: info.started_at_unix_ms.max(now_unix_ms()),
+            info,
+            latest: None,
+            open_cues: Vec::new(),
+            snapshots: VecDeque::new(),
+            emotion: VecDeque::new(),
+            cues: VecDeque::new(),
+            end: None,
+            remote,
+            continued: None,
+        }
+    }
+
+    /// What a local call continuing this (another node's) call should note.
+    fn continuation(&self, now_unix_ms: u64) -> Continuation {
+        Continuation {
+            earlier_started_at_unix_ms: self.info.started_at_unix_ms,
+            earlier_analysed_s: self.latest.as_ref().map_or(0.0, |l| l.t_s),
+            gap_s: now_unix_ms.saturating_sub(self.last_event_at_unix_ms) as f64 / 1000.0,
+        }
+    }
+}
+
+/// A call this node continues after the node that held it stopped (a client reconnected the
+/// same call id here): where the gap was. Its analysis here starts afresh at `t_s` 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Continuation {
+    /// When the earlier part began on the other node, ms since the Unix epoch.
+    pub earlier_started_at_unix_ms: u64,
+    /// How far the earlier part had been analysed (its latest snapshot), seconds.
+    pub earlier_analysed_s: f64,
+    /// From the earlier part's last event to this node's start, seconds.
+    pub gap_s: f64,
+}
+
+/// How long after another node's call ends as interrupted a reconnect of its id here is
+/// taken as its continuation.
+pub const CONTINUATION_WINDOW_MS: u64 = 10 * 60 * 1000;
 
 impl CallState {
     fn view(&self) -> CallView {
@@ -334,30 +380,48 @@ impl Hub {
         }
         info.started_at_unix_ms = now_unix_ms();
         let info = Arc::new(info);
-        let mut state = self.lock();
-        if state.live.contains_key(&info.call_id) {
-            self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(HubError::DuplicateCall(info.call_id.clone()));
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let now = info.started_at_unix_ms;
+        // Another node's call of this id: its client reconnected here (that node stopped or
+        // lost it), so this node takes it over and notes the gap.
+        let mut continued = None;
+        match state.live.get(&info.call_id) {
+            Some(s) if s.remote => continued = Some(s.continuation(now)),
+            Some(_) => {
+                self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(HubError::DuplicateCall(info.call_id.clone()));
+            }
+            None => {
+                continued = state
+                    .ended
+                    .iter()
+                    .rev()
+                    .find(|s| {
+                        s.remote
+                            && s.info.call_id == info.call_id
+                            && s.end.as_ref().is_some_and(|e| {
+                                e.reason == "interrupted"
+                                    && now.saturating_sub(e.ended_at_unix_ms)
+                                        <= CONTINUATION_WINDOW_MS
+                            })
+                    })
+                    .map(|s| s.continuation(now));
+            }
         }
-        if state.live.len() - state.remote_live >= self.max_calls {
+        let taking_over = state.live.get(&info.call_id).is_some_and(|s| s.remote);
+        if !taking_over && state.live.len() - state.remote_live >= self.max_calls {
             self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(HubError::TooManyCalls {
                 limit: self.max_calls,
             });
         }
-        state.live.insert(
-            info.call_id.clone(),
-            CallState {
-                info: info.clone(),
-                latest: None,
-                open_cues: Vec::new(),
-                snapshots: VecDeque::new(),
-                emotion: VecDeque::new(),
-                cues: VecDeque::new(),
-                end: None,
-                remote: false,
-            },
-        );
+        if taking_over {
+            state.remote_live -= 1;
+        }
+        let mut call = CallState::new(info.clone(), false);
+        call.continued = continued;
+        state.live.insert(info.call_id.clone(), call);
         self.counters.calls_started.fetch_add(1, Ordering::Relaxed);
         self.send_locked(&info, HubEventKind::CallStarted);
         Ok(info)
@@ -383,19 +447,9 @@ impl Hub {
                 limit: REMOTE_CALLS_MAX,
             });
         }
-        state.live.insert(
-            info.call_id.clone(),
-            CallState {
-                info: info.clone(),
-                latest: None,
-                open_cues: Vec::new(),
-                snapshots: VecDeque::new(),
-                emotion: VecDeque::new(),
-                cues: VecDeque::new(),
-                end: None,
-                remote: true,
-            },
-        );
+        state
+            .live
+            .insert(info.call_id.clone(), CallState::new(info.clone(), true));
         state.remote_live += 1;
         self.send_locked(&info, HubEventKind::CallStarted);
         Ok(info)
@@ -409,6 +463,14 @@ impl Hub {
             .map(|s| (s.info.clone(), s.remote))
     }
 
+    /// Where the live call `call_id` continues another node's call, if it does.
+    pub fn continuation(&self, call_id: &str) -> Option<Continuation> {
+        self.lock()
+            .live
+            .get(call_id)
+            .and_then(|s| s.continued.clone())
+    }
+
     /// Publishes an event of a live call (ignored for unknown or ended calls).
     pub fn publish(&self, call: &Arc<CallInfo>, kind: HubEventKind) {
         let mut guard = self.lock();
@@ -416,6 +478,7 @@ impl Hub {
         let Some(s) = state.live.get_mut(&call.call_id) else {
             return;
         };
+        s.last_event_at_unix_ms = now_unix_ms();
         match &kind {
             HubEventKind::Snapshot(snap) => {
                 s.latest = Some(snap.clone());
@@ -647,6 +710,49 @@ mod tests {
             team: team.into(),
             started_at_unix_ms: 0,
         }
+    }
+
+    fn ended(reason: &str) -> CallEnd {
+        CallEnd {
+            reason: reason.into(),
+            duration_s: 1.0,
+            ended_at_unix_ms: now_unix_ms(),
+            summary: None,
+        }
+    }
+
+    #[test]
+    fn a_reconnect_takes_over_another_nodes_call_and_notes_the_gap() {
+        let hub = Hub::new(1);
+        // Live on another node: the reconnect here takes it over, even at this node's limit
+        // of one local call... once the local slot is free.
+        let mut remote = info("r", "red");
+        remote.started_at_unix_ms = now_unix_ms() - 30_000;
+        let mirrored = hub.start_remote_call(remote).unwrap();
+        hub.publish(&mirrored, HubEventKind::CallStarted);
+        let local = hub.start_call(info("r", "red")).unwrap();
+        assert_eq!(hub.live_call("r").map(|(_, remote)| remote), Some(false));
+        let c = hub.continuation("r").expect("a continuation");
+        assert!(c.gap_s < 5.0, "{c:?}");
+        assert_eq!(c.earlier_analysed_s, 0.0);
+        assert_eq!(hub.live_count(), 1);
+        // Now a local call: a second connection of the id is a duplicate.
+        assert_eq!(
+            hub.start_call(info("r", "red")),
+            Err(HubError::DuplicateCall("r".into()))
+        );
+        hub.end_call(&local, ended("ended"));
+        // Interrupted on its node (the node stopped): a reconnect within the window continues.
+        let gone = hub.start_remote_call(info("g", "red")).unwrap();
+        hub.end_call(&gone, ended("interrupted"));
+        hub.start_call(info("g", "red")).unwrap();
+        assert!(hub.continuation("g").is_some());
+        hub.end_call(&gone, ended("ended"));
+        // Ended normally on its node: the same id again is a new call.
+        let done = hub.start_remote_call(info("d", "red")).unwrap();
+        hub.end_call(&done, ended("ended"));
+        hub.start_call(info("d", "red")).unwrap();
+        assert_eq!(hub.continuation("d"), None);
     }
 
     #[test]

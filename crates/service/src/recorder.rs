@@ -566,7 +566,7 @@ fn live_call_record(job: &LiveCallJob, setup: &ScoringSetup) -> Result<StoredCal
         };
         &swapped
     };
-    let report = CallReport::from_outcome(
+    let mut report = CallReport::from_outcome(
         input.path.clone(),
         outcome,
         job.sample_rate_hz,
@@ -576,6 +576,9 @@ fn live_call_record(job: &LiveCallJob, setup: &ScoringSetup) -> Result<StoredCal
         started_at,
         qa::rfc3339_utc(SystemTime::now()),
     );
+    if let Some(c) = &job.summary.continued {
+        report.analysis.warnings.push(continuation_notice(c));
+    }
     StoredCall::from_report(
         &report,
         &job.info.call_id,
@@ -583,6 +586,18 @@ fn live_call_record(job: &LiveCallJob, setup: &ScoringSetup) -> Result<StoredCal
         non_empty(&job.info.agent_id),
         non_empty(&job.info.team),
         call_at,
+    )
+}
+
+/// The stored result's notice for a call continued from another node.
+pub fn continuation_notice(c: &crate::hub::Continuation) -> String {
+    format!(
+        "continued from another node of the cluster: the call began at {} on a node that \
+         stopped ({:.1} s analysed there, not part of this result); this node took it over \
+         after a gap of {:.1} s, and its times count from then",
+        qa::rfc3339_from_unix_ms(c.earlier_started_at_unix_ms as i64),
+        c.earlier_analysed_s,
+        c.gap_s
     )
 }
 
@@ -636,6 +651,7 @@ mod tests {
             chunks_out_of_order: 0,
             chunks_duplicate: 0,
             outcome: Some(outcome),
+            continued: None,
         });
         (info, summary)
     }
@@ -699,6 +715,7 @@ mod tests {
             chunks_out_of_order: 0,
             chunks_duplicate: 0,
             outcome: Some(outcome),
+            continued: None,
         });
         recorder.record_live(&info, 8000, 0, 0, summary);
         assert_eq!(

@@ -349,6 +349,9 @@ pub struct CallSummary {
     pub chunks_duplicate: u64,
     /// None when the analysis could not finish (the server is shutting down).
     pub outcome: Option<CallOutcome>,
+    /// Set when this call continues another node's (cluster): where the gap was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub continued: Option<crate::hub::Continuation>,
 }
 
 /// A call's analysis state: the analyzer and its decode buffers. Moves into an analysis job
