@@ -385,32 +385,28 @@ impl Hub {
         let now = info.started_at_unix_ms;
         // Another node's call of this id: its client reconnected here (that node stopped or
         // lost it), so this node takes it over and notes the gap.
-        let mut continued = None;
-        match state.live.get(&info.call_id) {
-            Some(s) if s.remote => continued = Some(s.continuation(now)),
+        let continued = match state.live.get(&info.call_id) {
+            Some(s) if s.remote => Some(s.continuation(now)),
             Some(_) => {
                 self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(HubError::DuplicateCall(info.call_id.clone()));
             }
-            None => {
-                continued = state
-                    .ended
-                    .iter()
-                    .rev()
-                    .find(|s| {
-                        s.remote
-                            && s.info.call_id == info.call_id
-                            && s.end.as_ref().is_some_and(|e| {
-                                e.reason == "interrupted"
-                                    && now.saturating_sub(e.ended_at_unix_ms)
-                                        <= CONTINUATION_WINDOW_MS
-                            })
-                    })
-                    .map(|s| s.continuation(now));
-            }
-        }
+            None => state
+                .ended
+                .iter()
+                .rev()
+                .find(|s| {
+                    s.remote
+                        && s.info.call_id == info.call_id
+                        && s.end.as_ref().is_some_and(|e| {
+                            e.reason == "interrupted"
+                                && now.saturating_sub(e.ended_at_unix_ms) <= CONTINUATION_WINDOW_MS
+                        })
+                })
+                .map(|s| s.continuation(now)),
+        };
         let taking_over = state.live.get(&info.call_id).is_some_and(|s| s.remote);
-        if !taking_over && state.live.len() - state.remote_live >= self.max_calls {
+        if state.live.len() - state.remote_live >= self.max_calls {
             self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(HubError::TooManyCalls {
                 limit: self.max_calls,
@@ -724,8 +720,7 @@ mod tests {
     #[test]
     fn a_reconnect_takes_over_another_nodes_call_and_notes_the_gap() {
         let hub = Hub::new(1);
-        // Live on another node: the reconnect here takes it over, even at this node's limit
-        // of one local call... once the local slot is free.
+        // Live on another node: the reconnect here takes it over (a local call now).
         let mut remote = info("r", "red");
         remote.started_at_unix_ms = now_unix_ms() - 30_000;
         let mirrored = hub.start_remote_call(remote).unwrap();
