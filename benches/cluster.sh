@@ -2,18 +2,24 @@
 # The cluster's latency and cost on one machine. Needs nats-server (JetStream) and a release
 # build with the cluster: `cargo build --release --features cluster`.
 #
-#   benches/cluster.sh [CALLS] [ROUNDS]
+#   benches/cluster.sh [CALLS] [LATENCY_CALLS] [ROUNDS] [STAGES]
 #
-# 1. Latency: CALLS Twilio calls of upset_caller.wav into node A at twice real time; each cue's
+# 1. Latency: LATENCY_CALLS Twilio calls of upset_caller.wav into node A at twice real time; each cue's
 #    latency (its arrival minus when the frame holding its t_s was sent) read from the Monitor
 #    stream of node A itself and of node B (through NATS), alternately, ROUNDS times.
-# 2. Cost: CALLS real-time gRPC calls of calm.wav on one node without the cluster, on one node
-#    of a cluster, and spread over 2 and 3 nodes; every node's CPU from /metrics, summed.
+# 2. Cost: CALLS real-time gRPC calls of upset_caller.wav on one node without the cluster, on one
+#    node of a cluster, and spread over 2 and 3 nodes; every node's CPU from /metrics, summed.
+# STAGES picks what runs: "latency,single,one,two,three" (the default) or a part of it.
+# The client runs on the same cores as the nodes.
 # Results: a table on stdout; logs in $TMPDIR/attune-cluster/.
 set -u
 cd "$(dirname "$0")/.."
 CALLS=${1:-200}
-ROUNDS=${2:-3}
+LAT_CALLS=${2:-50}
+ROUNDS=${3:-3}
+STAGES=${4:-latency,single,one,two,three}
+FILE=examples/calls/upset_caller.wav
+FILE_S=95.81
 A=target/release/attune
 D=${TMPDIR:-/tmp}/attune-cluster
 rm -rf "$D"; mkdir -p "$D"
@@ -43,7 +49,9 @@ stop_nodes() { kill -INT "${PIDS[@]}" 2>/dev/null; wait "${PIDS[@]}" 2>/dev/null
 cpu_of() { curl -s -H "Authorization: Bearer $(cat "$D/$1.monitor")" http://127.0.0.1:1870$2/metrics | awk '/^process_cpu_seconds_total/ {print $2}'; }
 field() { python3 -c "import json,sys; d=json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]); print(eval(sys.argv[2]))" "$1" "$2"; }
 
-echo "== 1. latency: $CALLS Twilio calls into node a (speed 2), cues read on a and on b, $ROUNDS rounds"
+has() { [[ ",$STAGES," == *",$1,"* ]]; }
+if has latency; then
+echo "== 1. latency: $LAT_CALLS Twilio calls into node a (speed 2), cues read on a and on b, $ROUNDS rounds"
 start_node a 1 cluster
 start_node b 2 cluster
 # Node b reads with node a's monitor token: one shared store is the real set-up; here each node
@@ -53,11 +61,12 @@ for r in $(seq 1 "$ROUNDS"); do
     n=${m%:*}; i=${m#*:}
     $A replay examples/calls/upset_caller.wav --protocol twilio --server ws://127.0.0.1:18701 \
       --token "$(cat "$D/$n.monitor")" --monitor http://127.0.0.1:5170$i --speed 2 \
-      --calls "$CALLS" --ramp-s 2 --quiet --call-id "lat$r$n" > "$D/lat$r$n.json" 2> "$D/lat$r$n.err"
+      --calls "$LAT_CALLS" --ramp-s 2 --quiet --call-id "lat$r$n" > "$D/lat$r$n.json" 2> "$D/lat$r$n.err"
     echo "round $r monitor on $n: cues $(field "$D/lat$r$n.json" "d['cues_seen']") latency_ms $(field "$D/lat$r$n.json" "d['latency_ms']") frames_late $(field "$D/lat$r$n.json" "d['frames_late']")"
   done
 done
 stop_nodes
+fi
 
 run_load() { # LABEL NODES [cluster]
   local label=$1 nodes=$2 mode=${3:-} per=$(( CALLS / $2 )) clients=() before=() i
@@ -66,7 +75,7 @@ run_load() { # LABEL NODES [cluster]
   for i in $(seq 1 "$nodes"); do before+=("$(cpu_of "$label$i" "$i")"); done
   local t0=$(date +%s.%N)
   for i in $(seq 1 "$nodes"); do
-    $A replay examples/calls/calm.wav --server http://127.0.0.1:5170$i --token "$(cat "$D/$label$i.ingest")" \
+    $A replay $FILE --server http://127.0.0.1:5170$i --token "$(cat "$D/$label$i.ingest")" \
       --calls "$per" --speed 1 --ramp-s 2 --quiet --call-id "$label-n$i" > "$D/$label$i.json" 2> "$D/$label$i.err" &
     clients+=($!)
   done
@@ -78,11 +87,12 @@ run_load() { # LABEL NODES [cluster]
     failed=$((failed + $(field "$D/$label$i.json" "d['calls_failed']")))
     p99="$p99 $(field "$D/$label$i.json" "d['latency_ms']['p99']")"
   done
-  python3 -c "w=$t1-$t0; print(f'$label: $nodes node(s), $CALLS calls: server CPU {$cpu:.1f} s over {w:.1f} s = {$cpu/w:.2f} cores, {1000*$cpu/($CALLS*61.69):.3f} ms per call-second; late $late, failed $failed, cue p99 per node:$p99 ms')"
+  python3 -c "w=$t1-$t0; print(f'$label: $nodes node(s), $CALLS calls: server CPU {$cpu:.1f} s over {w:.1f} s = {$cpu/w:.2f} cores, {1000*$cpu/($CALLS*$FILE_S):.3f} ms per call-second; late $late, failed $failed, cue p99 per node:$p99 ms')"
   stop_nodes
 }
-echo "== 2. cost: $CALLS real-time gRPC calls of calm.wav"
-run_load single 1
-run_load one 1 cluster
-run_load two 2 cluster
-run_load three 3 cluster
+echo "== 2. cost: $CALLS real-time gRPC calls of $(basename $FILE)"
+has single && run_load single 1
+has one && run_load one 1 cluster
+has two && run_load two 2 cluster
+has three && run_load three 3 cluster
+true

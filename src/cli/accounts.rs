@@ -55,7 +55,7 @@ pub enum UsersCommand {
         #[command(flatten)]
         db: DbArg,
     },
-    /// Set a new password, read from standard input.
+    /// Set a new password, read from standard input (the account's sessions end within 30 s).
     Passwd {
         name: String,
         #[arg(long, required = true)]

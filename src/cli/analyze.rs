@@ -70,6 +70,12 @@ pub struct AnalyzeArgs {
     /// Seconds to wait for a locked database before giving up.
     #[arg(long, default_value_t = 5.0)]
     busy_timeout_s: f64,
+    /// Queue the recordings on a cluster instead of scoring them here
+    /// (`nats://HOST:PORT[,...]`, build with `--features cluster`): every `attune serve
+    /// --cluster` node takes them one at a time, scores them with its default rubric and
+    /// stores them (as `bq-` and 16 hex digits of the audio's SHA-256: each recording once).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["out", "db", "force", "rubric", "rules", "model"])]
+    cluster: Option<String>,
 }
 
 fn open_store(location: &str, busy_timeout_s: f64) -> anyhow::Result<Store> {
@@ -78,6 +84,9 @@ fn open_store(location: &str, busy_timeout_s: f64) -> anyhow::Result<Store> {
 }
 
 pub fn run(args: &AnalyzeArgs) -> anyhow::Result<()> {
+    if let Some(servers) = &args.cluster {
+        return queue_on_cluster(args, servers);
+    }
     let setup = ScoringSetup::load(
         args.model.as_deref(),
         args.rules.as_deref(),
@@ -325,4 +334,57 @@ fn run_batch(args: &AnalyzeArgs, setup: &ScoringSetup, out: &Path) -> anyhow::Re
         bail!("{failed} of {} recordings failed (named above)", rows.len());
     }
     Ok(())
+}
+
+/// `--cluster`: puts the recordings on the cluster's work queue and prints each one's id.
+#[cfg(feature = "cluster")]
+fn queue_on_cluster(args: &AnalyzeArgs, servers: &str) -> anyhow::Result<()> {
+    use attune_service::backlog::{Submission, submit};
+    use attune_service::cluster::ClusterConfig;
+    let inputs = batch::collect_inputs(&args.inputs)?;
+    let mut recordings = Vec::with_capacity(inputs.len());
+    for path in &inputs {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let (agent, team) = batch::agent_and_team(path, &args.agent, &args.team);
+        for (field, value) in [("agent", &agent), ("team", &team)] {
+            if let Some(v) = value {
+                attune_service::session::check_client_id(field, v)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            }
+        }
+        recordings.push(Submission {
+            name: path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            bytes,
+            agent,
+            team,
+            agent_channel: args.agent_channel,
+        });
+    }
+    let config = ClusterConfig::new(servers, &format!("analyze-{}", std::process::id()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let items = runtime.block_on(submit(&config, recordings))?;
+    for item in &items {
+        println!(
+            "{}",
+            serde_json::json!({"queued": item.name, "call_id": item.call_id, "size_bytes": item.size_bytes})
+        );
+    }
+    eprintln!(
+        "attune analyze: {} recordings queued on the cluster; the nodes score and store them (attune calls, or the console's Recorded calls)",
+        items.len()
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "cluster"))]
+fn queue_on_cluster(_args: &AnalyzeArgs, _servers: &str) -> anyhow::Result<()> {
+    bail!(
+        "this build has no cluster support: build with `cargo build --release --features cluster`"
+    )
 }

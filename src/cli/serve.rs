@@ -116,6 +116,10 @@ pub struct ServeArgs {
     /// Copies of the cluster's stream and buckets (at most the number of NATS servers).
     #[arg(long, default_value_t = 1, requires = "cluster")]
     cluster_replicas: usize,
+    /// Take recordings queued by `attune analyze --cluster` and score them into the store, one
+    /// at a time (`--no-batch-scoring`: leave them to other nodes).
+    #[arg(long, requires = "cluster")]
+    no_batch_scoring: bool,
 }
 
 /// Recording of calls (the options `attune serve` and `attune demo` share).
@@ -398,7 +402,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             setup.model.clone(),
             recorder.clone().map(|r| (r, metrics.clone())),
         )?;
-        join_cluster(args, &service).await?;
+        join_cluster(args, &service, recorder.clone()).await?;
         // /healthz and /metrics, plus the supervisor console, the agent view and the
         // recorded calls.
         let console = attune_service::console::routes(
@@ -441,7 +445,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
 
 /// Joins the cluster when `--cluster` is given.
 #[cfg(feature = "cluster")]
-async fn join_cluster(args: &ServeArgs, service: &Service) -> anyhow::Result<()> {
+async fn join_cluster(
+    args: &ServeArgs,
+    service: &Service,
+    recorder: Option<Arc<CallRecorder>>,
+) -> anyhow::Result<()> {
     let Some(servers) = &args.cluster else {
         return Ok(());
     };
@@ -471,6 +479,17 @@ async fn join_cluster(args: &ServeArgs, service: &Service) -> anyhow::Result<()>
         cluster.config.servers.join(","),
         cluster.config.node_timeout.as_secs_f64()
     );
+    if let Some(recorder) = recorder.filter(|_| !args.no_batch_scoring) {
+        attune_service::backlog::spawn_scorer(
+            cluster.client(),
+            cluster.config.replicas,
+            recorder,
+            service.metrics.cluster.clone(),
+        );
+        eprintln!(
+            "attune serve: scoring recordings queued on the cluster (attune analyze --cluster)"
+        );
+    }
     Ok(())
 }
 
@@ -492,8 +511,17 @@ fn default_node_id() -> String {
 }
 
 #[cfg(not(feature = "cluster"))]
-async fn join_cluster(args: &ServeArgs, _service: &Service) -> anyhow::Result<()> {
-    let _ = (&args.node_id, args.node_timeout_s, args.cluster_replicas);
+async fn join_cluster(
+    args: &ServeArgs,
+    _service: &Service,
+    _recorder: Option<Arc<CallRecorder>>,
+) -> anyhow::Result<()> {
+    let _ = (
+        &args.node_id,
+        args.node_timeout_s,
+        args.cluster_replicas,
+        args.no_batch_scoring,
+    );
     if args.cluster.is_some() {
         bail!(
             "this build has no cluster support: build with `cargo build --release --features cluster`"

@@ -3,7 +3,8 @@
 //! live on every node (a late joiner too), a killed node's calls end as interrupted on the
 //! others within the node timeout and its client's reconnect to another node continues the
 //! call (with a notice of the gap), a killed NATS server of three leaves the cluster serving,
-//! and every stored call is listed on any node. Needs the
+//! batch scoring queued on the cluster stores each recording once, and every stored call is
+//! listed on any node. Needs the
 //! `cluster` and `postgres` features and `ATTUNE_TEST_NATS_URL` and `ATTUNE_TEST_POSTGRES_URL`
 //! (`.ci/with-nats` and `.ci/with-postgres` set them).
 
@@ -370,6 +371,77 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
             "ended calls leave every wall: {live:?}"
         );
     }
+    // Batch scoring across the nodes: two recordings queued (one of them twice) are scored
+    // once each, by whichever nodes take them, and listed on any node.
+    let queue = |files: &[&str]| {
+        let mut args = vec!["analyze".to_owned()];
+        args.extend(
+            files
+                .iter()
+                .map(|f| examples_dir().join(f).display().to_string()),
+        );
+        args.extend([
+            "--cluster".into(),
+            nats.clone(),
+            "--team".into(),
+            "batch".into(),
+        ]);
+        let out = Command::new(env!("CARGO_BIN_EXE_attune"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["call_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    let started = Instant::now();
+    let queued = queue(&["calm.wav", "agent_interrupts.wav"]);
+    let again = queue(&["calm.wav"]);
+    assert_eq!(queued.len(), 2);
+    assert_eq!(again[0], queued[0], "the same audio, the same id");
+    assert!(
+        queued
+            .iter()
+            .all(|id| id.starts_with("bq-") && id.len() == 19),
+        "{queued:?}"
+    );
+    let started = Instant::now();
+    let batch = wait_for(
+        "the queued recordings stored",
+        Duration::from_secs(60),
+        || async {
+            let recorded = get_json(node_b.http, &api, "/api/recorded?team=batch").await;
+            let rows = recorded["calls"].as_array()?.clone();
+            (rows.len() >= 2).then_some(rows)
+        },
+    )
+    .await;
+    eprintln!(
+        "two queued recordings (and one queued again) scored and stored {:.1} s after the first was queued",
+        started.elapsed().as_secs_f64()
+    );
+    let mut stored: Vec<&str> = batch.iter().filter_map(|c| c["call_id"].as_str()).collect();
+    stored.sort();
+    let mut want: Vec<&str> = queued.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(stored, want, "each queued recording stored once");
+    // The item queued twice is acknowledged without a second score.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let scored = metric(node_a.http, &api, "attune_cluster_backlog_scored_total").await
+        + metric(node_b.http, &api, "attune_cluster_backlog_scored_total").await;
+    assert_eq!(scored, 2.0, "scored once each");
+
     let auth = format!("Bearer {api}");
     let stored = raw_request(
         node_b.http,

@@ -191,6 +191,27 @@ fn js_error(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ClusterErr
     }
 }
 
+/// Connects to the NATS servers of `config` (the client moves between them on failures).
+pub async fn connect(config: &ClusterConfig) -> Result<async_nats::Client, ClusterError> {
+    let addrs: Vec<async_nats::ServerAddr> = config
+        .servers
+        .iter()
+        .map(|s| {
+            s.parse()
+                .map_err(|e| ClusterError::Config(format!("--cluster {s:?}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    async_nats::ConnectOptions::new()
+        .name(format!("attune-{}", config.node_id))
+        .connection_timeout(Duration::from_secs(5))
+        .connect(addrs)
+        .await
+        .map_err(|e| ClusterError::Connect {
+            servers: config.servers.join(","),
+            message: e.to_string(),
+        })
+}
+
 async fn bucket(
     js: &jetstream::Context,
     name: &str,
@@ -210,7 +231,9 @@ async fn bucket(
         max_message_size: MAX_EVENT_BYTES as i32,
         allow_rollup: true,
         deny_delete: true,
-        allow_direct: true,
+        // Reads go to the stream's leader: a direct get may be answered by a replica that
+        // has not caught up (a late joiner would miss live calls or take a node for gone).
+        allow_direct: false,
         discard: jetstream::stream::DiscardPolicy::New,
         num_replicas: replicas,
         ..Default::default()
@@ -230,23 +253,7 @@ impl Cluster {
         hub: Arc<Hub>,
         counters: Arc<ClusterCounters>,
     ) -> Result<Arc<Self>, ClusterError> {
-        let addrs: Vec<async_nats::ServerAddr> = config
-            .servers
-            .iter()
-            .map(|s| {
-                s.parse()
-                    .map_err(|e| ClusterError::Config(format!("--cluster {s:?}: {e}")))
-            })
-            .collect::<Result<_, _>>()?;
-        let client = async_nats::ConnectOptions::new()
-            .name(format!("attune-{}", config.node_id))
-            .connection_timeout(Duration::from_secs(5))
-            .connect(addrs)
-            .await
-            .map_err(|e| ClusterError::Connect {
-                servers: config.servers.join(","),
-                message: e.to_string(),
-            })?;
+        let client = connect(&config).await?;
         let js = jetstream::new(client.clone());
         js.get_or_create_stream(jetstream::stream::Config {
             name: EVENTS_STREAM.to_owned(),
@@ -303,6 +310,11 @@ impl Cluster {
         );
         tokio::spawn(cluster.clone().watch_nodes(hub, mirror));
         Ok(cluster)
+    }
+
+    /// The NATS connection (for the batch queue's scorer).
+    pub fn client(&self) -> async_nats::Client {
+        self.client.clone()
     }
 
     async fn heartbeat_once(&self, hub: &Hub) {

@@ -25,6 +25,8 @@
 
 pub mod analysis;
 pub mod auth;
+#[cfg(feature = "cluster")]
+pub mod backlog;
 pub mod client;
 #[cfg(feature = "cluster")]
 pub mod cluster;

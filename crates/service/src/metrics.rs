@@ -64,6 +64,10 @@ pub struct ClusterCounters {
     pub events_lagged: AtomicU64,
     /// Peer nodes with a fresh heartbeat (gauge).
     pub peers_live: AtomicU64,
+    /// Queued recordings this node scored and stored ([`super::backlog`]).
+    pub backlog_scored: AtomicU64,
+    /// Queued recordings given up (not a recording, not scorable).
+    pub backlog_refused: AtomicU64,
 }
 
 fn render_cluster(out: &mut String, c: &ClusterCounters) {
@@ -71,7 +75,7 @@ fn render_cluster(out: &mut String, c: &ClusterCounters) {
         return;
     }
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 7] = [
+    let rows: [(&str, &str, &str, u64); 9] = [
         (
             "attune_cluster_events_sent_total",
             "counter",
@@ -113,6 +117,18 @@ fn render_cluster(out: &mut String, c: &ClusterCounters) {
             "gauge",
             "Peer nodes with a fresh heartbeat.",
             get(&c.peers_live),
+        ),
+        (
+            "attune_cluster_backlog_scored_total",
+            "counter",
+            "Queued recordings this node scored and stored.",
+            get(&c.backlog_scored),
+        ),
+        (
+            "attune_cluster_backlog_refused_total",
+            "counter",
+            "Queued recordings given up (not scorable).",
+            get(&c.backlog_refused),
         ),
     ];
     for (name, kind, help, value) in rows {

@@ -114,6 +114,9 @@ pub struct UploadInfo {
     /// Keep the audio as the call's recording (the upload's team, or the uploader's, is
     /// recorded; see [`Recordings::records_upload`]). Nothing is kept without recordings.
     pub keep_audio: bool,
+    /// The id to store it under (the cluster's batch queue: made from the audio's SHA-256);
+    /// None: a fresh server-issued `up-` id. Never from a client.
+    pub call_id: Option<String>,
 }
 
 /// A scored and stored upload.
@@ -393,7 +396,10 @@ impl CallRecorder {
             .and_then(non_empty)
             .map(|n| n.chars().take(200).collect::<String>())
             .unwrap_or_else(|| "upload.wav".to_owned());
-        let call_id = format!("up-{}", crate::auth::secrets::random_hex(8));
+        let call_id = info
+            .call_id
+            .clone()
+            .unwrap_or_else(|| format!("up-{}", crate::auth::secrets::random_hex(8)));
         let content_sha256 = crate::auth::secrets::sha256_hex(&bytes);
         // The audio to keep is written first (the scoring takes the bytes), and becomes the
         // recording only once the call is stored; a failure is logged and counted, and the

@@ -8,8 +8,8 @@
 mod run;
 
 pub use run::{
-    BatchOptions, BatchOutcome, BatchRow, ExtraFile, Progress, ResultSummary, RowResult, run,
-    stored_recording,
+    BatchOptions, BatchOutcome, BatchRow, ExtraFile, Progress, ResultSummary, RowResult,
+    agent_and_team, run, stored_recording,
 };
 
 use std::collections::BTreeSet;

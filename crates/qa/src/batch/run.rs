@@ -140,7 +140,7 @@ fn chain(error: &dyn std::error::Error) -> String {
 }
 
 /// Agent and team of a recording: its NAME.meta.json sidecar, else the fallbacks.
-fn agent_and_team(
+pub fn agent_and_team(
     path: &Path,
     agent: &Option<String>,
     team: &Option<String>,

@@ -1,6 +1,7 @@
 //! Who may use the service, as stored: people's accounts (a password hash, never a password),
-//! machines' API tokens (a SHA-256 of the token, never the token), the append-only audit log and
-//! the alert acknowledgements with who made them.
+//! machines' API tokens (a SHA-256 of the token, never the token), console sessions (a SHA-256
+//! of the cookie, never the cookie), the append-only audit log and the alert acknowledgements
+//! with who made them.
 //!
 //! This module only keeps rows; hashing, roles and what each role may do live in the service's
 //! `auth` module. The audit log has no update or delete here: rows are only appended.
@@ -80,6 +81,18 @@ pub struct AckRecord {
     pub cue_id: i64,
     pub by: String,
     pub at_unix_ms: i64,
+}
+
+/// A console session as stored, so every node of a cluster (and a restarted node) knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// SHA-256 (hex) of the session cookie's value.
+    pub session_sha256: String,
+    pub user_name: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    pub started_unix_ms: i64,
+    pub last_seen_unix_ms: i64,
 }
 
 fn teams_text(teams: &[String]) -> String {
@@ -195,13 +208,19 @@ impl Store {
     }
 
     /// Turns an account off (or on again); a disabled account cannot sign in.
+    /// (Ends the user's console sessions when disabling.)
     pub fn set_user_disabled(&mut self, name: &str, disabled: bool) -> Result<(), StoreError> {
-        self.update_user(name, "disabled", Param::Int(Some(i64::from(disabled))))
+        self.update_user(name, "disabled", Param::Int(Some(i64::from(disabled))))?;
+        if disabled {
+            self.delete_sessions_of(name)?;
+        }
+        Ok(())
     }
 
-    /// Replaces an account's password hash.
+    /// Replaces an account's password hash (and ends its console sessions).
     pub fn set_user_password_hash(&mut self, name: &str, hash: &str) -> Result<(), StoreError> {
-        self.update_user(name, "password_hash", text(hash))
+        self.update_user(name, "password_hash", text(hash))?;
+        self.delete_sessions_of(name)
     }
 
     /// Adds a token (its hash).
@@ -391,5 +410,91 @@ impl Store {
                 at_unix_ms: r.get(3).and_then(Cell::as_i64).unwrap_or(0),
             })
             .collect())
+    }
+
+    /// Stores a new console session.
+    pub fn save_session(&mut self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.backend.transaction(|tx| {
+            tx.execute(
+                "INSERT INTO sessions (session_sha256, user_name, csrf, started_unix_ms, \
+                 last_seen_unix_ms) VALUES (?, ?, ?, ?, ?)",
+                &[
+                    text(&session.session_sha256),
+                    text(&session.user_name),
+                    text(&session.csrf),
+                    Param::Int(Some(session.started_unix_ms)),
+                    Param::Int(Some(session.last_seen_unix_ms)),
+                ],
+            )
+        })
+    }
+
+    /// The stored session of a cookie's SHA-256, if any.
+    pub fn session_by_hash(&mut self, sha256: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let rows = self.backend.query(
+            "SELECT session_sha256, user_name, csrf, started_unix_ms, last_seen_unix_ms \
+             FROM sessions WHERE session_sha256 = ?",
+            &[text(sha256)],
+        )?;
+        Ok(rows.first().map(|r| SessionRecord {
+            session_sha256: r.first().and_then(Cell::as_text).unwrap_or_default(),
+            user_name: r.get(1).and_then(Cell::as_text).unwrap_or_default(),
+            csrf: r.get(2).and_then(Cell::as_text).unwrap_or_default(),
+            started_unix_ms: r.get(3).and_then(Cell::as_i64).unwrap_or(0),
+            last_seen_unix_ms: r.get(4).and_then(Cell::as_i64).unwrap_or(0),
+        }))
+    }
+
+    /// Records that a session was used (its idle time starts again).
+    pub fn touch_session(&mut self, sha256: &str, at_unix_ms: i64) -> Result<(), StoreError> {
+        self.backend.transaction(|tx| {
+            tx.execute(
+                "UPDATE sessions SET last_seen_unix_ms = ? WHERE session_sha256 = ? \
+                 AND last_seen_unix_ms < ?",
+                &[
+                    Param::Int(Some(at_unix_ms)),
+                    text(sha256),
+                    Param::Int(Some(at_unix_ms)),
+                ],
+            )
+        })
+    }
+
+    /// Ends one session (sign-out).
+    pub fn delete_session(&mut self, sha256: &str) -> Result<(), StoreError> {
+        self.backend.transaction(|tx| {
+            tx.execute(
+                "DELETE FROM sessions WHERE session_sha256 = ?",
+                &[text(sha256)],
+            )
+        })
+    }
+
+    /// Ends every session of a user (disabled, new password).
+    pub fn delete_sessions_of(&mut self, user_name: &str) -> Result<(), StoreError> {
+        self.backend.transaction(|tx| {
+            tx.execute(
+                "DELETE FROM sessions WHERE user_name = ?",
+                &[text(user_name)],
+            )
+        })
+    }
+
+    /// Deletes the sessions idle since before `idle_before_unix_ms` or started before
+    /// `started_before_unix_ms` (they can no longer be used).
+    pub fn delete_expired_sessions(
+        &mut self,
+        idle_before_unix_ms: i64,
+        started_before_unix_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.backend.transaction(|tx| {
+            tx.execute(
+                "DELETE FROM sessions WHERE last_seen_unix_ms < ? OR started_unix_ms < ?",
+                &[
+                    Param::Int(Some(idle_before_unix_ms)),
+                    Param::Int(Some(started_before_unix_ms)),
+                ],
+            )
+        })
     }
 }

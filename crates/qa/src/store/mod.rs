@@ -17,7 +17,7 @@ mod record;
 
 use std::time::Duration;
 
-pub use accounts::{AckRecord, AuditEntry, AuditQuery, TokenRecord, UserRecord};
+pub use accounts::{AckRecord, AuditEntry, AuditQuery, SessionRecord, TokenRecord, UserRecord};
 pub use backend::Cell;
 use backend::{Backend, Param};
 pub use coaching::{QaResultRow, RosterRow};
@@ -204,6 +204,15 @@ const MIGRATIONS: &[&str] = &[
         at_unix_ms BIGINT NOT NULL,
         PRIMARY KEY (call_id, cue_id)
     );",
+    // 4: console sessions, shared by every node of a cluster (by the SHA-256 of the cookie).
+    "CREATE TABLE sessions (
+        session_sha256 TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        started_unix_ms BIGINT NOT NULL,
+        last_seen_unix_ms BIGINT NOT NULL
+    );
+    CREATE INDEX sessions_user ON sessions (user_name);",
 ];
 
 /// Checks a date bound of [`CallQuery::from`] / [`CallQuery::to`]: `YYYY-MM-DD` or an RFC 3339

@@ -1,6 +1,8 @@
 //! The [`Gate`]: every request's way in. It knows the identities ([`IdentitySource`]; local
-//! accounts and tokens in the store are [`StoreIdentities`]), keeps console sessions in memory
-//! (a sign-in lasts until idle or absolute expiry, or a restart), throttles failed sign-ins per
+//! accounts and tokens in the store are [`StoreIdentities`]), keeps console sessions (a sign-in
+//! lasts until idle or absolute expiry or sign-out; kept in the store, so every node of a cluster
+//! and a restarted node know it, with a copy in memory re-checked every
+//! [`GateConfig::recheck_account_every`]), throttles failed sign-ins per
 //! user name and per address, caches token look-ups for a few seconds (a revoked token is
 //! refused within [`GateConfig::token_cache_ttl`]) and writes the audit log.
 //!
@@ -11,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use attune_qa::store::{Store, StoreError};
+use attune_qa::store::{SessionRecord, Store, StoreError};
 
 use super::secrets;
 use super::{Principal, Role, Teams};
@@ -45,6 +47,25 @@ pub trait IdentitySource: Send + Sync {
     fn still_active(&self, name: &str) -> Result<bool, AuthError>;
     /// Appends to the audit log.
     fn audit(&self, actor: &str, action: &str, target: &str, source: &str, outcome: &str);
+    /// Whether sessions are kept here (then [`Self::load_session`] is the truth about them).
+    fn keeps_sessions(&self) -> bool {
+        false
+    }
+    /// Keeps a new session where every node finds it (none: sessions stay in this process).
+    fn save_session(&self, _session: &SessionRecord) -> Result<(), AuthError> {
+        Ok(())
+    }
+    /// A kept session and its user's principal; None when unknown, signed out or the user
+    /// may no longer sign in.
+    fn load_session(&self, _sha256: &str) -> Result<Option<(SessionRecord, Principal)>, AuthError> {
+        Ok(None)
+    }
+    /// Records a kept session's use.
+    fn touch_session(&self, _sha256: &str, _at_unix_ms: i64) {}
+    /// Ends a kept session.
+    fn delete_session(&self, _sha256: &str) {}
+    /// Deletes kept sessions that can no longer be used.
+    fn delete_expired_sessions(&self, _idle_before_unix_ms: i64, _started_before_unix_ms: i64) {}
 }
 
 /// Accounts and tokens in the store (the `users` and `api_tokens` tables).
@@ -149,6 +170,46 @@ impl IdentitySource for StoreIdentities {
             eprintln!("attune: audit log write failed ({action} by {actor}): {e}");
         }
     }
+
+    fn keeps_sessions(&self) -> bool {
+        true
+    }
+
+    fn save_session(&self, session: &SessionRecord) -> Result<(), AuthError> {
+        self.store().save_session(session).map_err(unavailable)
+    }
+
+    fn load_session(&self, sha256: &str) -> Result<Option<(SessionRecord, Principal)>, AuthError> {
+        let mut store = self.store();
+        let Some(session) = store.session_by_hash(sha256).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        match store.user(&session.user_name).map_err(unavailable)? {
+            Some(user) if !user.disabled => Ok(Some((session, user_principal(&user)?))),
+            _ => Ok(None),
+        }
+    }
+
+    fn touch_session(&self, sha256: &str, at_unix_ms: i64) {
+        if let Err(e) = self.store().touch_session(sha256, at_unix_ms) {
+            eprintln!("attune: session use not recorded: {e}");
+        }
+    }
+
+    fn delete_session(&self, sha256: &str) {
+        if let Err(e) = self.store().delete_session(sha256) {
+            eprintln!("attune: sign-out not recorded in the store: {e}");
+        }
+    }
+
+    fn delete_expired_sessions(&self, idle_before_unix_ms: i64, started_before_unix_ms: i64) {
+        if let Err(e) = self
+            .store()
+            .delete_expired_sessions(idle_before_unix_ms, started_before_unix_ms)
+        {
+            eprintln!("attune: expired sessions not deleted: {e}");
+        }
+    }
 }
 
 /// The gate's settings.
@@ -232,6 +293,11 @@ pub struct Gate {
     failures: Mutex<HashMap<String, Failures>>,
     tokens: Mutex<HashMap<String, CachedToken>>,
     links: Mutex<HashMap<String, (Instant, Principal)>>,
+}
+
+/// Wall-clock now, ms since the Unix epoch.
+fn unix_ms() -> i64 {
+    crate::hub::now_unix_ms() as i64
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -383,8 +449,9 @@ impl Gate {
                 sessions.remove(&oldest);
             }
         }
+        let key = secrets::sha256_hex(session_id.as_bytes());
         sessions.insert(
-            secrets::sha256_hex(session_id.as_bytes()),
+            key.clone(),
             Session {
                 principal: principal.clone(),
                 csrf: csrf.clone(),
@@ -393,6 +460,30 @@ impl Gate {
                 last_account_check: now,
             },
         );
+        drop(sessions);
+        if let Some(ids) = &self.identities
+            && ids.keeps_sessions()
+            && principal.actor.starts_with("user:")
+        {
+            let now_ms = unix_ms();
+            ids.delete_expired_sessions(
+                now_ms - self.config.session_idle.as_millis() as i64,
+                now_ms - self.config.session_absolute.as_millis() as i64,
+            );
+            let record = SessionRecord {
+                session_sha256: key,
+                user_name: principal.name.clone(),
+                csrf: csrf.clone(),
+                started_unix_ms: now_ms,
+                last_seen_unix_ms: now_ms,
+            };
+            if let Err(e) = ids.save_session(&record) {
+                eprintln!(
+                    "attune: the session of {} is known to this node only: {e}",
+                    principal.name
+                );
+            }
+        }
         NewSession {
             session_id,
             csrf,
@@ -409,42 +500,116 @@ impl Gate {
             && now.duration_since(s.started) < self.config.session_absolute
     }
 
-    /// The live session of a cookie value (and refreshes its idle time). Re-checks now and
-    /// then that the account is still active (blocking then).
+    /// The live session of a cookie value (and refreshes its idle time). Blocking now and
+    /// then: every [`GateConfig::recheck_account_every`] it re-reads the session and its
+    /// account from the store (a sign-out on another node, a disabled account or a new role
+    /// show within that time), and a session this node does not know (another node's, or
+    /// before a restart) is read from the store.
     pub fn session(&self, session_id: &str) -> Option<Session> {
         let key = secrets::sha256_hex(session_id.as_bytes());
         let now = Instant::now();
-        let (session, recheck) = {
+        let local = {
             let mut sessions = lock(&self.sessions);
-            let s = sessions.get_mut(&key)?;
-            if !self.session_alive(s, now) {
-                sessions.remove(&key);
-                return None;
+            match sessions.get_mut(&key) {
+                Some(s) if self.session_alive(s, now) => {
+                    s.last_seen = now;
+                    let recheck = now.duration_since(s.last_account_check)
+                        >= self.config.recheck_account_every;
+                    if recheck {
+                        s.last_account_check = now;
+                    }
+                    Some((s.clone(), recheck))
+                }
+                Some(_) => {
+                    // Idle here; it may have been used on another node since.
+                    sessions.remove(&key);
+                    None
+                }
+                None => None,
             }
-            s.last_seen = now;
-            let recheck =
-                now.duration_since(s.last_account_check) >= self.config.recheck_account_every;
-            if recheck {
-                s.last_account_check = now;
-            }
-            (s.clone(), recheck)
         };
-        if recheck
-            && let Some(ids) = &self.identities
-            && session.principal.actor.starts_with("user:")
-            && !ids.still_active(&session.principal.name).unwrap_or(false)
-        {
-            lock(&self.sessions).remove(&key);
+        let ids = self.identities.as_ref();
+        match local {
+            Some((session, false)) => Some(session),
+            Some((mut session, true)) => {
+                let ids = ids?;
+                if !session.principal.actor.starts_with("user:") {
+                    return Some(session);
+                }
+                if !ids.keeps_sessions() {
+                    if ids.still_active(&session.principal.name).unwrap_or(false) {
+                        return Some(session);
+                    }
+                    lock(&self.sessions).remove(&key);
+                    return None;
+                }
+                match ids.load_session(&key) {
+                    Ok(Some((_, principal))) => {
+                        ids.touch_session(&key, unix_ms());
+                        session.principal = principal.clone();
+                        if let Some(s) = lock(&self.sessions).get_mut(&key) {
+                            s.principal = principal;
+                        }
+                        Some(session)
+                    }
+                    // Signed out (here or elsewhere), disabled, or the store is down.
+                    _ => {
+                        lock(&self.sessions).remove(&key);
+                        None
+                    }
+                }
+            }
+            // Only what could be a session id costs a store look-up.
+            None if session_id.len() == 64 && session_id.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                self.kept_session(&key, now)
+            }
+            None => None,
+        }
+    }
+
+    /// A session this node does not hold, from the store (checked for expiry).
+    fn kept_session(&self, key: &str, now: Instant) -> Option<Session> {
+        let ids = self.identities.as_ref()?;
+        if !ids.keeps_sessions() {
             return None;
+        }
+        let (record, principal) = ids.load_session(key).ok()??;
+        let now_ms = unix_ms();
+        let idle_ms = now_ms.saturating_sub(record.last_seen_unix_ms).max(0) as u64;
+        let age_ms = now_ms.saturating_sub(record.started_unix_ms).max(0) as u64;
+        if Duration::from_millis(idle_ms) >= self.config.session_idle
+            || Duration::from_millis(age_ms) >= self.config.session_absolute
+        {
+            return None;
+        }
+        let session = Session {
+            principal,
+            csrf: record.csrf,
+            started: now.checked_sub(Duration::from_millis(age_ms))?,
+            last_seen: now,
+            last_account_check: now,
+        };
+        ids.touch_session(key, now_ms);
+        let mut sessions = lock(&self.sessions);
+        if sessions.len() >= self.config.max_sessions {
+            self.expire_sessions(&mut sessions, now);
+        }
+        if sessions.len() < self.config.max_sessions {
+            sessions.insert(key.to_owned(), session.clone());
         }
         Some(session)
     }
 
     /// Ends a session.
     pub fn sign_out(&self, session_id: &str) -> Option<Principal> {
-        lock(&self.sessions)
-            .remove(&secrets::sha256_hex(session_id.as_bytes()))
-            .map(|s| s.principal)
+        let key = secrets::sha256_hex(session_id.as_bytes());
+        let principal = lock(&self.sessions).remove(&key).map(|s| s.principal);
+        if let Some(ids) = &self.identities
+            && ids.keeps_sessions()
+        {
+            ids.delete_session(&key);
+        }
+        principal
     }
 
     /// Ends every session of a user (after `disable` or a new password, seen by this server).
@@ -563,6 +728,76 @@ mod tests {
         let s = g.sign_in("ana", "right password", "127.0.0.1").unwrap();
         assert!(g.sign_out(&s.session_id).is_some());
         assert!(g.session(&s.session_id).is_none());
+    }
+
+    /// Two nodes' gates over one store (two connections to one SQLite file).
+    fn stored_gates(name: &str) -> (Gate, Gate, String) {
+        let dir = std::env::temp_dir().join(format!("attune-gate-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("s.db").display().to_string();
+        let mut store = Store::open(&db).unwrap();
+        store
+            .add_user(&attune_qa::store::UserRecord {
+                name: "ana".into(),
+                role: "supervisor".into(),
+                teams: vec!["t1".into()],
+                agent_id: None,
+                password_hash: secrets::hash_password("right password").unwrap(),
+                disabled: false,
+                created_at: String::new(),
+                updated_at: String::new(),
+            })
+            .unwrap();
+        let config = GateConfig {
+            recheck_account_every: Duration::ZERO,
+            ..GateConfig::default()
+        };
+        let node = |db: &str| {
+            Gate::new(
+                Arc::new(StoreIdentities::new(Store::open(db).unwrap())),
+                config.clone(),
+            )
+        };
+        (node(&db), node(&db), db)
+    }
+
+    #[test]
+    fn a_session_is_valid_on_every_node_and_a_sign_out_anywhere_ends_it() {
+        let (a, b, db) = stored_gates("shared");
+        let s = a.sign_in("ana", "right password", "127.0.0.1").unwrap();
+        let on_b = b
+            .session(&s.session_id)
+            .expect("another node knows the session");
+        assert_eq!(on_b.principal.name, "ana");
+        assert_eq!(
+            on_b.csrf, s.csrf,
+            "one CSRF token for the session everywhere"
+        );
+        let restarted = Gate::new(
+            Arc::new(StoreIdentities::new(Store::open(&db).unwrap())),
+            GateConfig::default(),
+        );
+        assert!(
+            restarted.session(&s.session_id).is_some(),
+            "a restart keeps it"
+        );
+        assert!(
+            b.session(&"0".repeat(64)).is_none(),
+            "a forged id is unknown"
+        );
+        // Signed out on b: a's copy is gone at its next check (here: every use).
+        assert!(b.sign_out(&s.session_id).is_some());
+        assert!(a.session(&s.session_id).is_none());
+        // Disabling the account ends its sessions on every node.
+        let s = a.sign_in("ana", "right password", "127.0.0.1").unwrap();
+        assert!(b.session(&s.session_id).is_some());
+        Store::open(&db)
+            .unwrap()
+            .set_user_disabled("ana", true)
+            .unwrap();
+        assert!(a.session(&s.session_id).is_none());
+        assert!(b.session(&s.session_id).is_none());
     }
 
     #[test]

@@ -680,6 +680,7 @@ pub(super) async fn api_upload(
         team: query.team,
         agent_channel,
         keep_audio,
+        call_id: None,
     };
     let scored = blocking(move || {
         let _permit = permit;
