@@ -1,11 +1,11 @@
-//! A cluster of three `attune serve` processes over one NATS JetStream server and one
-//! PostgreSQL store, driven as an operator would: calls replayed into different nodes are seen
-//! live on every node (a late joiner too), a killed node's calls end as interrupted on the
-//! others within the node timeout and its client's reconnect to another node continues the
-//! call (with a notice of the gap), a killed NATS server of three leaves the cluster serving,
-//! batch scoring queued on the cluster stores each recording once, and every stored call is
-//! listed on any node. Needs the
-//! `cluster` and `postgres` features and `ATTUNE_TEST_NATS_URL` and `ATTUNE_TEST_POSTGRES_URL`
+//! A cluster of three `attune serve` processes over a NATS JetStream cluster of three servers
+//! and one PostgreSQL store, driven as an operator would: calls replayed into different nodes
+//! are live on every node (a late joiner too); a session and an acknowledgement made on one node
+//! hold on the others; a killed node's calls end as interrupted on the others within the node
+//! timeout, and its client's reconnect to another node continues the call (with a notice of the
+//! gap); a killed NATS server of three leaves the cluster serving; recordings queued for batch
+//! scoring are stored once each; every stored call is listed on any node. Needs the `cluster`
+//! and `postgres` features, `ATTUNE_TEST_NATS_URL` and `ATTUNE_TEST_POSTGRES_URL`
 //! (`.ci/with-nats` and `.ci/with-postgres` set them).
 
 use std::io::BufRead;
@@ -159,6 +159,56 @@ fn token(db: &str, role: &str) -> String {
         .to_owned()
 }
 
+/// Signs the admin in on `node`: the session and CSRF cookies, and the CSRF token.
+async fn sign_in_admin(node: SocketAddr) -> (String, String) {
+    let r = raw_request(
+        node,
+        "POST",
+        "/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        format!(
+            "username=admin&password={}",
+            ADMIN_PASSWORD.replace(' ', "+")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 303, "sign-in: {}", r.body);
+    let session = r.cookie("attune_session").expect("a session cookie");
+    let csrf = r.cookie("attune_csrf").expect("a CSRF cookie");
+    let token = csrf.split_once('=').unwrap().1.to_owned();
+    (format!("{session}; {csrf}"), token)
+}
+
+const ADMIN_PASSWORD: &str = "cluster admin password";
+
+fn add_admin(db: &str) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_attune"))
+        .args([
+            "users",
+            "add",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+            "--db",
+            db,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{ADMIN_PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn get_json(node: SocketAddr, token: &str, path: &str) -> serde_json::Value {
     let auth = format!("Bearer {token}");
     let r = raw_request(node, "GET", path, &[("Authorization", &auth)], b"").await;
@@ -212,12 +262,13 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
     .unwrap();
     let ingest = token(&db, "ingest");
     let api = token(&db, "api");
+    add_admin(&db);
     // Ids unique to this run: the NATS server may hold calls of an earlier run.
     let id = |name: &str| format!("{name}-{run}");
     let node_a = Node::start(&id("a"), &db, &nats);
     let node_b = Node::start(&id("b"), &db, &nats);
     let (call_a, call_b, call_c) = (id("on-a"), id("on-b"), id("on-c"));
-    let replay_a = Replay::start(&node_a, &ingest, "calm.wav", &call_a, "north", 4.0);
+    let replay_a = Replay::start(&node_a, &ingest, "upset_caller.wav", &call_a, "north", 4.0);
     let replay_b = Replay::start(&node_b, &ingest, "calm.wav", &call_b, "south", 4.0);
     for node in [&node_a, &node_b] {
         let ids = [call_a.clone(), call_b.clone()];
@@ -263,6 +314,57 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
     .await;
     assert_eq!(detail["view"]["call"]["team"], "south", "{detail}");
     assert_eq!(detail["view"]["live"], true, "{detail}");
+    // A session started on b works on a, and an acknowledgement made on a (of a's call's
+    // alert) shows on b.
+    let (cookie, csrf) = sign_in_admin(node_b.http).await;
+    let me = raw_request(node_a.http, "GET", "/api/me", &[("Cookie", &cookie)], b"").await;
+    assert_eq!(me.status, 200, "a session of node b on node a: {}", me.body);
+    let cue_id = {
+        let call_a = call_a.clone();
+        wait_for(
+            "an alert of a's call on b",
+            Duration::from_secs(30),
+            || async {
+                let alerts = get_json(node_b.http, &api, "/api/alerts").await;
+                alerts["alerts"]
+                    .as_array()?
+                    .iter()
+                    .find(|a| a["call"]["call_id"] == call_a.as_str())
+                    .and_then(|a| a["cue"]["cue_id"].as_u64())
+            },
+        )
+        .await
+    };
+    let ack = raw_request(
+        node_a.http,
+        "POST",
+        &format!("/api/alerts/{call_a}/{cue_id}/ack"),
+        &[
+            ("Cookie", &cookie),
+            ("X-CSRF-Token", &csrf),
+            ("Content-Type", "application/json"),
+        ],
+        b"",
+    )
+    .await;
+    assert_eq!(ack.status, 200, "{}", ack.body);
+    {
+        let call_a = call_a.clone();
+        wait_for(
+            "the acknowledgement on b",
+            Duration::from_secs(5),
+            || async {
+                let alerts = get_json(node_b.http, &api, "/api/alerts").await;
+                let acked = alerts["alerts"].as_array()?.iter().any(|a| {
+                    a["call"]["call_id"] == call_a.as_str()
+                        && a["cue"]["cue_id"].as_u64() == Some(cue_id)
+                        && a["ack"]["by"] == "admin"
+                });
+                acked.then_some(())
+            },
+        )
+        .await;
+    }
     // Kill node c without a word: its call ends as interrupted on a and b.
     let _ = node_c.child.kill();
     let _ = node_c.child.wait();
@@ -416,7 +518,6 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
             .all(|id| id.starts_with("bq-") && id.len() == 19),
         "{queued:?}"
     );
-    let started = Instant::now();
     let batch = wait_for(
         "the queued recordings stored",
         Duration::from_secs(60),

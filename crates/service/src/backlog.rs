@@ -201,6 +201,10 @@ async fn score_queue(
     let mut messages = scorers
         .stream()
         .max_messages_per_batch(1)
+        // Short pulls with heartbeats: after a NATS server or the consumer's leader fails,
+        // the node asks again within seconds instead of waiting out a long pull.
+        .expires(Duration::from_secs(5))
+        .heartbeat(Duration::from_secs(2))
         .messages()
         .await
         .map_err(|e| js_error("work queue consumer")(&e))?;
