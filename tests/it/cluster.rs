@@ -57,22 +57,26 @@ impl Node {
         let (tx, rx) = std::sync::mpsc::channel();
         let name = node_id.to_owned();
         std::thread::spawn(move || {
-            let mut tx = Some(tx);
+            let mut addresses = None;
             for line in std::io::BufReader::new(stderr)
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(rest) = line.strip_prefix("attune serve: gRPC on ")
-                    && let Some(tx) = tx.take()
+                if let Some(rest) = line.strip_prefix("attune serve: gRPC on ") {
+                    addresses = Some(rest.to_owned());
+                }
+                // Ready once it has joined the cluster (its addresses are printed before).
+                if line.starts_with("attune serve: cluster node ")
+                    && let Some(addresses) = addresses.take()
                 {
-                    let _ = tx.send(rest.to_owned());
+                    let _ = tx.send(addresses);
                 }
                 eprintln!("[{name}] {line}");
             }
         });
         let line = rx
             .recv_timeout(Duration::from_secs(60))
-            .expect("the node prints its addresses");
+            .expect("the node prints its addresses and joins the cluster");
         // "A, HTTP on B (max ...".
         let (grpc, rest) = line.split_once(", HTTP on ").unwrap();
         let http = rest.split_whitespace().next().unwrap();
@@ -520,7 +524,7 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
     );
     let batch = wait_for(
         "the queued recordings stored",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         || async {
             let recorded = get_json(node_b.http, &api, "/api/recorded?team=batch").await;
             let rows = recorded["calls"].as_array()?.clone();

@@ -29,8 +29,10 @@ pub const SCORERS: &str = "attune_scorers";
 pub const BACKLOG_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A node holding an item this long without finishing it loses it to another node.
 pub const ACK_WAIT: Duration = Duration::from_secs(600);
+/// How long an item that could not be stored waits before it is offered again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Deliveries of one item before it is given up.
-pub const MAX_DELIVER: i64 = 5;
+pub const MAX_DELIVER: i64 = 20;
 
 /// One recording to score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,7 +185,9 @@ async fn score_queue(
     recorder: &Arc<CallRecorder>,
     counters: &ClusterCounters,
 ) -> Result<(), ClusterError> {
-    let js = jetstream::new(client.clone());
+    let mut js = jetstream::new(client.clone());
+    // Patient with a cluster that is electing leaders (a NATS server just failed).
+    js.set_timeout(Duration::from_secs(15));
     let (work, audio) = queue(&js, replicas).await?;
     let scorers = work
         .get_or_create_consumer(
@@ -238,7 +242,7 @@ async fn score_queue(
                     "attune: cluster: {} ({}) not stored, tried again later: {why}",
                     item.name, item.call_id
                 );
-                AckKind::Nak(Some(Duration::from_secs(30)))
+                AckKind::Nak(Some(RETRY_AFTER))
             }
         };
         if !matches!(outcome, Outcome::Retry(_)) {

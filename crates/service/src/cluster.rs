@@ -212,6 +212,39 @@ pub async fn connect(config: &ClusterConfig) -> Result<async_nats::Client, Clust
         })
 }
 
+/// The current values of a bucket's keys (deleted keys left out), at most `limit`, read from
+/// its stream's leader: the subjects the server lists, then each one's last message. (The
+/// client's `keys()` walks an ordered consumer, which can miss keys written meanwhile.)
+async fn current_values(store: &jetstream::kv::Store, limit: usize) -> Vec<Bytes> {
+    let mut subjects = Vec::new();
+    match store
+        .stream
+        .info_with_subjects(format!("{}>", store.prefix))
+        .await
+    {
+        Ok(mut info) => {
+            while let Some(Ok((subject, _))) = info.next().await {
+                subjects.push(subject);
+                if subjects.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Err(e) => eprintln!("attune: cluster: cannot list {}: {e}", store.name),
+    }
+    let mut values = Vec::with_capacity(subjects.len());
+    for subject in subjects {
+        if let Ok(message) = store.stream.get_last_raw_message_by_subject(&subject).await {
+            let operation = message.headers.get("KV-Operation").map(|v| v.as_str());
+            // A delete or purge marker, or an empty value: the key is gone.
+            if !message.payload.is_empty() && operation.is_none_or(|op| op == "PUT") {
+                values.push(message.payload);
+            }
+        }
+    }
+    values
+}
+
 async fn bucket(
     js: &jetstream::Context,
     name: &str,
@@ -308,6 +341,7 @@ impl Cluster {
                 .clone()
                 .share_acks(hub.clone(), acks, mirror.clone()),
         );
+        tokio::spawn(cluster.clone().beat(hub.clone()));
         tokio::spawn(cluster.clone().watch_nodes(hub, mirror));
         Ok(cluster)
     }
@@ -332,18 +366,11 @@ impl Cluster {
 
     /// The cluster's nodes as their heartbeats say.
     pub async fn heartbeats(&self) -> Vec<Heartbeat> {
-        let mut out = Vec::new();
-        let Ok(mut keys) = self.nodes.keys().await else {
-            return out;
-        };
-        while let Some(Ok(key)) = keys.next().await {
-            if let Ok(Some(value)) = self.nodes.get(key).await
-                && let Ok(beat) = serde_json::from_slice::<Heartbeat>(&value)
-            {
-                out.push(beat);
-            }
-        }
-        out
+        current_values(&self.nodes, 10_000)
+            .await
+            .iter()
+            .filter_map(|value| serde_json::from_slice::<Heartbeat>(value).ok())
+            .collect()
     }
 
     /// Shows the other nodes' live calls (from the calls bucket) in `hub`.
@@ -352,17 +379,13 @@ impl Cluster {
             .heartbeats()
             .await
             .into_iter()
-            .filter(|b| now_unix_ms().saturating_sub(b.at_unix_ms) <= self.timeout_ms())
+            // Generous here: a call of a node that is in fact gone is ended as interrupted
+            // by the next check anyway.
+            .filter(|b| now_unix_ms().saturating_sub(b.at_unix_ms) <= 2 * self.timeout_ms())
             .map(|b| b.node)
             .collect();
-        let Ok(mut keys) = calls.keys().await else {
-            return;
-        };
         let mut seeded = 0usize;
-        while let Some(Ok(key)) = keys.next().await {
-            let Ok(Some(value)) = calls.get(key).await else {
-                continue;
-            };
+        for value in current_values(calls, crate::hub::REMOTE_CALLS_MAX).await {
             if value.len() > MAX_EVENT_BYTES {
                 continue;
             }
@@ -624,15 +647,19 @@ impl Cluster {
         }
     }
 
-    /// Writes this node's heartbeat and ends the calls of peers gone silent as interrupted.
+    /// Writes this node's heartbeat every [`ClusterConfig::heartbeat`], on a task of its own so
+    /// slow reads elsewhere never delay it.
+    async fn beat(self: Arc<Self>, hub: Arc<Hub>) {
+        loop {
+            tokio::time::sleep(self.config.heartbeat).await;
+            self.heartbeat_once(&hub).await;
+        }
+    }
+
+    /// Ends the calls of peers gone silent as interrupted.
     async fn watch_nodes(self: Arc<Self>, hub: Arc<Hub>, mirror: SharedMirror) {
-        let mut last_beat = Instant::now();
         loop {
             tokio::time::sleep(CHECK_EVERY.min(self.config.heartbeat)).await;
-            if last_beat.elapsed() >= self.config.heartbeat {
-                last_beat = Instant::now();
-                self.heartbeat_once(&hub).await;
-            }
             let owners: Vec<(String, String)> = lock(&mirror)
                 .owner
                 .iter()
