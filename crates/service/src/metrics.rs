@@ -29,6 +29,8 @@ pub struct ServiceMetrics {
     /// Calls that could not be saved (store error, or the writer's queue was full): logged and
     /// counted, never fatal.
     pub store_errors: AtomicU64,
+    /// Ended live calls not stored because they sent no audio.
+    pub calls_not_stored_empty: AtomicU64,
     /// Ended live calls waiting for the store writer (gauge).
     pub store_queue_calls: AtomicU64,
     /// Store writes tried again after a failure (locked, full, unreachable database).
@@ -164,6 +166,13 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
         "counter",
         "Ended live calls and uploaded recordings saved to the store.",
         get(&m.calls_stored),
+    );
+    metric(
+        &mut out,
+        "attune_calls_not_stored_empty_total",
+        "counter",
+        "Ended live calls not stored because they sent no audio.",
+        get(&m.calls_not_stored_empty),
     );
     metric(
         &mut out,

@@ -304,8 +304,8 @@ impl CallRecorder {
     }
 
     /// Queues an ended live call for scoring and saving; never blocks. A call without an
-    /// outcome (its analysis could not finish) is not stored; a closed recorder is logged and
-    /// counted as a store error.
+    /// outcome (its analysis could not finish) or without audio (no bytes received; counted)
+    /// is not stored; a closed recorder is logged and counted as a store error.
     pub fn record_live(
         &self,
         info: &Arc<CallInfo>,
@@ -315,6 +315,13 @@ impl CallRecorder {
         summary: Arc<CallSummary>,
     ) {
         if summary.outcome.is_none() {
+            return;
+        }
+        // A call that sent no audio (a header, then nothing) has nothing to score or keep.
+        if bytes_received == 0 {
+            self.metrics
+                .calls_not_stored_empty
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         let job = LiveCallJob {
@@ -678,7 +685,7 @@ mod tests {
         // More calls than the old bounded queue held, all ending at once.
         for i in 0..1100 {
             let (info, summary) = empty_call(&recorder, &format!("c{i}"));
-            recorder.record_live(&info, 8000, 0, 0, summary);
+            recorder.record_live(&info, 8000, 0, 1, summary);
         }
         std::thread::sleep(Duration::from_millis(1500));
         assert_eq!(metrics.calls_stored.load(Ordering::Relaxed), 0);
@@ -695,6 +702,32 @@ mod tests {
             .unwrap()
             .len();
         assert_eq!(stored, 1100);
+    }
+
+    #[test]
+    fn a_call_that_sent_no_audio_is_counted_not_stored() {
+        let dir =
+            std::env::temp_dir().join(format!("attune-recorder-{}-empty", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db").display().to_string();
+        let setup = Arc::new(ScoringSetup::load(None, None, None, 0).unwrap());
+        let metrics = Arc::new(ServiceMetrics::default());
+        let recorder =
+            CallRecorder::start(Store::open(&db).unwrap(), setup, metrics.clone()).unwrap();
+        let (info, summary) = empty_call(&recorder, "no-audio");
+        recorder.record_live(&info, 8000, 0, 0, summary.clone());
+        let (info, summary) = empty_call(&recorder, "some-audio");
+        recorder.record_live(&info, 8000, 0, 3200, summary);
+        recorder.close();
+        assert_eq!(metrics.calls_not_stored_empty.load(Ordering::Relaxed), 1);
+        assert_eq!(metrics.calls_stored.load(Ordering::Relaxed), 1);
+        let stored = Store::open(&db)
+            .unwrap()
+            .calls(&CallQuery::default())
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].call_id, "some-audio");
     }
 
     #[test]
@@ -723,7 +756,7 @@ mod tests {
             outcome: Some(outcome),
             continued: None,
         });
-        recorder.record_live(&info, 8000, 0, 0, summary);
+        recorder.record_live(&info, 8000, 0, 1, summary);
         assert_eq!(
             recorder
                 .metrics
