@@ -231,6 +231,15 @@ async fn live_ids(node: SocketAddr, token: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits until `node` shows every call of `ids` live.
+async fn wait_live(node: &Node, token: &str, ids: &[&String], what: &str, timeout_s: f64) {
+    wait_for(what, Duration::from_secs_f64(timeout_s), || async {
+        let live = live_ids(node.http, token).await;
+        ids.iter().all(|c| live.contains(c)).then_some(())
+    })
+    .await;
+}
+
 async fn metric(node: SocketAddr, token: &str, name: &str) -> f64 {
     let auth = format!("Bearer {token}");
     let r = raw_request(node, "GET", "/metrics", &[("Authorization", &auth)], b"").await;
@@ -275,14 +284,12 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
     let replay_a = Replay::start(&node_a, &ingest, "upset_caller.wav", &call_a, "north", 4.0);
     let replay_b = Replay::start(&node_b, &ingest, "calm.wav", &call_b, "south", 4.0);
     for node in [&node_a, &node_b] {
-        let ids = [call_a.clone(), call_b.clone()];
-        wait_for(
+        wait_live(
+            node,
+            &api,
+            &[&call_a, &call_b],
             "both calls on every node",
-            Duration::from_secs(10),
-            || async {
-                let live = live_ids(node.http, &api).await;
-                ids.iter().all(|c| live.contains(c)).then_some(())
-            },
+            10.0,
         )
         .await;
     }
@@ -295,18 +302,7 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
     );
     let replay_c = Replay::start(&node_c, &ingest, "upset_caller.wav", &call_c, "north", 1.0);
     for node in [&node_a, &node_b] {
-        let call_c = call_c.clone();
-        wait_for(
-            "node c's call everywhere",
-            Duration::from_secs(10),
-            || async {
-                live_ids(node.http, &api)
-                    .await
-                    .contains(&call_c)
-                    .then_some(())
-            },
-        )
-        .await;
+        wait_live(node, &api, &[&call_c], "node c's call everywhere", 10.0).await;
     }
     // A call of another node is read like a local one, with its latest snapshot.
     let detail = wait_for("a judged remote call", Duration::from_secs(10), || async {
@@ -395,20 +391,7 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
     // The killed node's client reconnects the same call to node a: a continues it, and the
     // stored result says where the gap was.
     let replay_c2 = Replay::start(&node_a, &ingest, "calm.wav", &call_c, "north", 4.0);
-    {
-        let call_c = call_c.clone();
-        wait_for(
-            "the call continued on a",
-            Duration::from_secs(10),
-            || async {
-                live_ids(node_b.http, &api)
-                    .await
-                    .contains(&call_c)
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    wait_live(&node_b, &api, &[&call_c], "the call continued on a", 10.0).await;
     // A NATS server of the three is killed: the nodes move to the others and go on sharing.
     let nats_pids = std::env::var("ATTUNE_TEST_NATS_PIDS").unwrap_or_default();
     let nats_pids: Vec<&str> = nats_pids.split_whitespace().collect();
@@ -421,16 +404,12 @@ async fn three_nodes_share_live_calls_and_a_killed_nodes_calls_end_as_interrupte
         assert!(killed.success(), "kill the first NATS server");
         let killed_at = Instant::now();
         let replay = Replay::start(&node_b, &ingest, "calm.wav", &call_b2, "south", 4.0);
-        let call_b2 = call_b2.clone();
-        wait_for(
+        wait_live(
+            &node_a,
+            &api,
+            &[&call_b2],
             "a new call after a NATS server died",
-            Duration::from_secs(20),
-            || async {
-                live_ids(node_a.http, &api)
-                    .await
-                    .contains(&call_b2)
-                    .then_some(())
-            },
+            20.0,
         )
         .await;
         eprintln!(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio_stream::StreamExt;
 
-use crate::cluster::{ClusterConfig, ClusterError, connect};
+use crate::cluster::{ClusterConfig, ClusterError, connect, js_error};
 use crate::metrics::ClusterCounters;
 use crate::recorder::{CallRecorder, MAX_UPLOAD_BYTES, UploadError, UploadInfo};
 
@@ -57,13 +57,6 @@ pub struct Submission {
     pub agent: Option<String>,
     pub team: Option<String>,
     pub agent_channel: u16,
-}
-
-fn js_error(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ClusterError {
-    move |e| ClusterError::JetStream {
-        what,
-        message: e.to_string(),
-    }
 }
 
 /// The work stream and the audio bucket, made when missing.

@@ -184,7 +184,8 @@ fn events_subject(call: &CallInfo) -> String {
     format!("{EVENTS_SUBJECT_PREFIX}.{team}.{}", hex(&call.call_id))
 }
 
-fn js_error(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ClusterError {
+/// Maps a JetStream error to a [`ClusterError`] naming what failed.
+pub(crate) fn js_error(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ClusterError {
     move |e| ClusterError::JetStream {
         what,
         message: e.to_string(),

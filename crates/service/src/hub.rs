@@ -292,6 +292,11 @@ pub struct Hub {
     strain: Mutex<(Option<TakeAMomentRule>, HashMap<String, ShiftStrain>)>,
 }
 
+/// A call id the hub keeps: 1..=128 bytes, no control characters.
+fn valid_call_id(call_id: &str) -> bool {
+    !call_id.is_empty() && call_id.len() <= 128 && !call_id.chars().any(char::is_control)
+}
+
 /// Wall-clock now, ms since the Unix epoch.
 pub fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -371,10 +376,7 @@ impl Hub {
 
     /// Registers a live call (its `started_at_unix_ms` is set now).
     pub fn start_call(&self, mut info: CallInfo) -> Result<Arc<CallInfo>, HubError> {
-        let id_ok = !info.call_id.is_empty()
-            && info.call_id.len() <= 128
-            && info.call_id.chars().all(|c| !c.is_control());
-        if !id_ok {
+        if !valid_call_id(&info.call_id) {
             self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(HubError::BadCallId(info.call_id));
         }
@@ -385,6 +387,7 @@ impl Hub {
         let now = info.started_at_unix_ms;
         // Another node's call of this id: its client reconnected here (that node stopped or
         // lost it), so this node takes it over and notes the gap.
+        let taking_over = state.live.get(&info.call_id).is_some_and(|s| s.remote);
         let continued = match state.live.get(&info.call_id) {
             Some(s) if s.remote => Some(s.continuation(now)),
             Some(_) => {
@@ -405,7 +408,6 @@ impl Hub {
                 })
                 .map(|s| s.continuation(now)),
         };
-        let taking_over = state.live.get(&info.call_id).is_some_and(|s| s.remote);
         if state.live.len() - state.remote_live >= self.max_calls {
             self.counters.calls_rejected.fetch_add(1, Ordering::Relaxed);
             return Err(HubError::TooManyCalls {
@@ -427,10 +429,7 @@ impl Hub {
     /// not count against `max_calls` (at most [`REMOTE_CALLS_MAX`] are mirrored), and its
     /// events come through [`Self::publish`] and [`Self::end_call`] like a local call's.
     pub fn start_remote_call(&self, info: CallInfo) -> Result<Arc<CallInfo>, HubError> {
-        let id_ok = !info.call_id.is_empty()
-            && info.call_id.len() <= 128
-            && info.call_id.chars().all(|c| !c.is_control());
-        if !id_ok {
+        if !valid_call_id(&info.call_id) {
             return Err(HubError::BadCallId(info.call_id));
         }
         let info = Arc::new(info);
