@@ -51,9 +51,15 @@ pub struct EvalDialogArgs {
     #[arg(long)]
     dialog_config: Option<String>,
     /// Voice-activity thresholds as JSON (fields of VadConfig; missing ones keep their
-    /// default), on both channels.
+    /// default), on both channels, for the prosody and emotion features.
     #[arg(long)]
     vad_config: Option<String>,
+    /// Voice-activity thresholds for turn-taking (talk time, overlaps, interruptions) as JSON:
+    /// fields of VadConfig, missing ones keep VadConfig's default (so `{}` is the fixed-margin
+    /// detector of the emotion features). Without it: the turn-taking defaults (soft voices
+    /// judged against their own level, soft_snr_margin_db 4).
+    #[arg(long)]
+    dialog_vad_config: Option<String>,
     /// List every call.
     #[arg(long)]
     verbose: bool,
@@ -98,7 +104,11 @@ pub fn run(args: &EvalDialogArgs) -> anyhow::Result<()> {
         Some(json) => serde_json::from_str(json).context("--vad-config")?,
         None => VadConfig::default(),
     };
-    let report = eval::evaluate_dirs(&dirs, &config, &vad);
+    let dialog_vad: VadConfig = match &args.dialog_vad_config {
+        Some(json) => serde_json::from_str(json).context("--dialog-vad-config")?,
+        None => VadConfig::turn_taking(),
+    };
+    let report = eval::evaluate_dirs(&dirs, &config, &vad, &dialog_vad);
     if let Some(dir) = temporary {
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -42,7 +42,11 @@ pub struct FrameFeatures {
     pub voicing_strength: f32,
     /// Frame level, dBFS (see [`crate::dsp::loudness`]).
     pub loudness_db: f32,
+    /// Voice activity for the prosody and emotion features (fixed SNR margin).
     pub activity: VoiceActivity,
+    /// Voice activity for turn-taking (talk time, overlaps, interruptions): the same detector
+    /// with [`AnalyzerConfig::dialog_vad`], which judges a soft voice against its own level.
+    pub dialog_activity: VoiceActivity,
     /// A syllable nucleus is centred on this frame.
     pub syllable_nucleus: bool,
     pub spectral: SpectralShape,
@@ -57,11 +61,26 @@ impl FrameFeatures {
 }
 
 /// Settings of the per-channel prosody track.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AnalyzerConfig {
     pub pitch: PitchConfig,
+    /// Voice activity feeding the prosody and emotion features ([`FrameFeatures::activity`]).
     pub vad: VadConfig,
+    /// Voice activity feeding the dialog tracker ([`FrameFeatures::dialog_activity`]); by
+    /// default [`VadConfig::turn_taking`]. When equal to `vad`, one detector serves both.
+    pub dialog_vad: VadConfig,
     pub syllable_marks: SyllableMarks,
+}
+
+impl Default for AnalyzerConfig {
+    fn default() -> Self {
+        Self {
+            pitch: PitchConfig::default(),
+            vad: VadConfig::default(),
+            dialog_vad: VadConfig::turn_taking(),
+            syllable_marks: SyllableMarks::default(),
+        }
+    }
 }
 
 /// Where a frame's syllable-nucleus mark lands.
@@ -355,6 +374,11 @@ pub struct ChannelAnalyzer {
     pitch: PitchTracker,
     voice_quality: VoiceQualityAnalyzer,
     vad: VoiceActivityDetector,
+    /// The turn-taking detector, when its settings differ from `vad`'s.
+    dialog_vad: Option<VoiceActivityDetector>,
+    /// Decisions of each detector not yet paired with the other's for the same frame.
+    activity_ready: VecDeque<VoiceActivity>,
+    dialog_activity_ready: VecDeque<VoiceActivity>,
     syllables: SyllableDetector,
     /// Samples kept for the windows still to be analysed; `samples[0]` is absolute sample
     /// `base_sample` (negative at the start: the zero padding before the first sample).
@@ -390,6 +414,8 @@ impl ChannelAnalyzer {
         let pitch = PitchTracker::new(config.pitch.clone());
         let voice_quality = VoiceQualityAnalyzer::new();
         let vad = VoiceActivityDetector::new(config.vad.clone());
+        let dialog_vad = (config.dialog_vad != config.vad)
+            .then(|| VoiceActivityDetector::new(config.dialog_vad.clone()));
         let pitch_window = pitch.window_samples();
         let vq_window = voice_quality.window_samples();
         let max_window = SPECTRUM_WINDOW_SAMPLES.max(pitch_window).max(vq_window);
@@ -397,7 +423,11 @@ impl ChannelAnalyzer {
         let lookahead = pitch.lookahead_frames();
         let retained = max_window + (lookahead + 2) * HOP_SAMPLES + MAX_PUSH_SAMPLES;
         let queue = |n: usize| VecDeque::with_capacity(n + 4);
-        let vad_lag = vad.max_lag_frames();
+        let vad_lag = vad.max_lag_frames().max(
+            dialog_vad
+                .as_ref()
+                .map_or(0, VoiceActivityDetector::max_lag_frames),
+        );
         let syllables = SyllableDetector::new();
         let syllable_lag = syllables.max_lag_frames();
         let mut samples = Vec::with_capacity(2 * retained + MAX_PUSH_SAMPLES);
@@ -408,6 +438,9 @@ impl ChannelAnalyzer {
             pitch,
             voice_quality,
             vad,
+            dialog_vad,
+            activity_ready: VecDeque::with_capacity(vad_lag + 4),
+            dialog_activity_ready: VecDeque::with_capacity(vad_lag + 4),
             syllables,
             samples,
             base_sample: -half_window,
@@ -503,6 +536,9 @@ impl ChannelAnalyzer {
             self.complete_pitch(estimate, emit);
         }
         self.vad.finish();
+        if let Some(dialog_vad) = self.dialog_vad.as_mut() {
+            dialog_vad.finish();
+        }
         self.drain_vad(emit);
         self.syllables.finish();
         self.drain_syllables(emit);
@@ -572,21 +608,49 @@ impl ChannelAnalyzer {
                 frame.voice_quality = quality;
             }
         }
-        self.vad.push(VadInput {
+        let input = VadInput {
             loudness_db: frame.loudness_db,
             voiced: frame.voiced,
             spectral_flatness: frame.spectral.flatness,
-        });
+        };
+        self.vad.push(input);
+        if let Some(dialog_vad) = self.dialog_vad.as_mut() {
+            dialog_vad.push(input);
+        }
         self.awaiting_vad.push_back(frame);
         self.drain_vad(emit);
     }
 
+    /// Emits the frames both detectors have decided (each decides in frame order, possibly at
+    /// different frames; the rings hold the one ahead, within the detectors' lag).
     fn drain_vad(&mut self, emit: &mut impl FnMut(&FrameFeatures)) {
         while let Some(activity) = self.vad.pop_decided() {
+            self.activity_ready.push_back(activity);
+        }
+        if let Some(dialog_vad) = self.dialog_vad.as_mut() {
+            while let Some(activity) = dialog_vad.pop_decided() {
+                self.dialog_activity_ready.push_back(activity);
+            }
+        }
+        loop {
+            let dialog_activity = match self.dialog_vad {
+                None => self.activity_ready.front().copied(),
+                Some(_) => self.dialog_activity_ready.front().copied(),
+            };
+            let (Some(&activity), Some(dialog_activity)) =
+                (self.activity_ready.front(), dialog_activity)
+            else {
+                break;
+            };
             let Some(mut frame) = self.awaiting_vad.pop_front() else {
                 break;
             };
+            self.activity_ready.pop_front();
+            if self.dialog_vad.is_some() {
+                self.dialog_activity_ready.pop_front();
+            }
             frame.activity = activity;
+            frame.dialog_activity = dialog_activity;
             if !self.finished {
                 self.lags.voice_activity.add(self.lag_of(frame.index));
             }
@@ -804,4 +868,97 @@ pub fn frame_json(channel: usize, f: &FrameFeatures) -> serde_json::Value {
         "vowel_band_db": s.vowel_band_db,
         "mfcc": s.mfcc,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    /// `seconds` of a harmonic vowel (140 Hz, 8 harmonics) at `level_dbfs` RMS, over white
+    /// noise at `noise_dbfs` RMS (the line noise runs on through the whole signal).
+    fn vowel(out: &mut Vec<f32>, rng: &mut SplitMix64, seconds: f64, level_dbfs: Option<f64>) {
+        let noise_rms = 10f64.powf(-50.0 / 20.0);
+        let n = (seconds * ANALYSIS_RATE_HZ as f64) as usize;
+        let start = out.len();
+        for i in 0..n {
+            let t = (start + i) as f64 / ANALYSIS_RATE_HZ as f64;
+            let mut x = noise_rms * rng.gaussian();
+            if let Some(level) = level_dbfs {
+                let harmonics: f64 = (1..=8)
+                    .map(|h| (2.0 * std::f64::consts::PI * 140.0 * h as f64 * t).sin() / h as f64)
+                    .sum();
+                // RMS of sum of sin(h)/h over 8 harmonics: sqrt(sum 1/(2 h^2)).
+                let rms = (1..=8).map(|h| 0.5 / (h * h) as f64).sum::<f64>().sqrt();
+                x += 10f64.powf(level / 20.0) * harmonics / rms;
+            }
+            out.push(x as f32);
+        }
+    }
+
+    fn frames(config: &AnalyzerConfig, samples: &[f32]) -> Vec<FrameFeatures> {
+        let mut analyzer = ChannelAnalyzer::new(0, config);
+        let mut out = Vec::new();
+        let mut emit = |f: &FrameFeatures| out.push(*f);
+        analyzer.push(samples, &mut emit);
+        analyzer.finish(&mut emit);
+        out
+    }
+
+    #[test]
+    fn turn_taking_hears_a_soft_voice_the_emotion_features_leave_out() {
+        // Line noise at -50 dBFS; a normal utterance 20 dB above it (sets the party's level),
+        // a pause, then a soft one 6 dB above the noise (under the fixed 9 dB margin).
+        let mut rng = SplitMix64::new(7);
+        let mut samples = Vec::new();
+        vowel(&mut samples, &mut rng, 1.0, None);
+        vowel(&mut samples, &mut rng, 2.0, Some(-30.0));
+        vowel(&mut samples, &mut rng, 1.5, None);
+        let soft_from = samples.len();
+        vowel(&mut samples, &mut rng, 1.5, Some(-44.0));
+        let soft_to = samples.len();
+        vowel(&mut samples, &mut rng, 1.0, None);
+        let out = frames(&AnalyzerConfig::default(), &samples);
+        assert!(
+            out.iter().enumerate().all(|(i, f)| f.index == i as u64),
+            "every frame emitted once, in order"
+        );
+        let soft = |f: &&FrameFeatures| {
+            let sample = f.index as usize * HOP_SAMPLES;
+            (soft_from..soft_to).contains(&sample)
+        };
+        let speech = |a: VoiceActivity| a == VoiceActivity::Speech;
+        let feature_speech = out
+            .iter()
+            .filter(soft)
+            .filter(|f| speech(f.activity))
+            .count();
+        let dialog_speech = out
+            .iter()
+            .filter(soft)
+            .filter(|f| speech(f.dialog_activity))
+            .count();
+        assert!(feature_speech < 20, "fixed margin: {feature_speech} frames");
+        assert!(
+            dialog_speech > 100,
+            "turn-taking: {dialog_speech} of 150 frames"
+        );
+        // The loud utterance is speech for both.
+        let loud: Vec<_> = out
+            .iter()
+            .filter(|f| (110..290).contains(&f.index))
+            .collect();
+        assert!(
+            loud.iter()
+                .all(|f| speech(f.activity) && speech(f.dialog_activity))
+        );
+
+        // With equal settings one detector serves both: the two activities agree everywhere.
+        let same = AnalyzerConfig {
+            dialog_vad: VadConfig::default(),
+            ..AnalyzerConfig::default()
+        };
+        let out = frames(&same, &samples);
+        assert!(out.iter().all(|f| f.activity == f.dialog_activity));
+    }
 }

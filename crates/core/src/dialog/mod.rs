@@ -1,7 +1,7 @@
 //! Conversation dynamics of a two-party call: who talks, who interrupts, who waits.
 //!
 //! [`DialogTracker`] is fed, every 10 ms, the [`FrameFeatures`] of the agent's and of the caller's
-//! channel (only `activity` and `loudness_db` are read) and keeps turns, talk time per party,
+//! channel (only `dialog_activity` and `loudness_db` are read) and keeps turns, talk time per party,
 //! overlap and silence time, interruptions (attributed, with their overlap), backchannels,
 //! response latency and the longest monologue. The definitions and thresholds are those of
 //! [`DialogConfig`].
@@ -413,8 +413,8 @@ impl DialogTracker {
         }
         let speech = self.gate.push(
             [
-                agent.activity == VoiceActivity::Speech,
-                caller.activity == VoiceActivity::Speech,
+                agent.dialog_activity == VoiceActivity::Speech,
+                caller.dialog_activity == VoiceActivity::Speech,
             ],
             [agent.loudness_db, caller.loudness_db],
         );

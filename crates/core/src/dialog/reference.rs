@@ -54,7 +54,7 @@ pub(super) fn reference(
     let latency_cap = frames_of(config.response_latency_histogram_max_s);
 
     // 1. Crosstalk gate, noise floor and tail frames.
-    let is_speech = |p: usize, t: usize| frames[p][t].activity == VoiceActivity::Speech;
+    let is_speech = |p: usize, t: usize| frames[p][t].dialog_activity == VoiceActivity::Speech;
     let finite = |x: f32| if x.is_finite() { x } else { f32::NEG_INFINITY };
     let rise = super::crosstalk::NOISE_FLOOR_RISE_DB_PER_S * crate::dsp::FRAME_PERIOD_S as f32;
     let mut rejected = [0u64; 2];

@@ -53,7 +53,7 @@ fn call(duration_s: f64, says: &[Say], crosstalk_db: Option<f32>) -> [Vec<FrameF
                 FrameFeatures {
                     index: t as u64,
                     loudness_db: if speech { level[p][t] } else { QUIET_DB },
-                    activity: if speech {
+                    dialog_activity: if speech {
                         VoiceActivity::Speech
                     } else {
                         VoiceActivity::Silence
@@ -350,7 +350,7 @@ fn random_call() -> impl Strategy<Value = [Vec<FrameFeatures>; 2]> {
                         index: out.len() as u64,
                         // Non-speech between -70 and -35 dBFS: some of it tails.
                         loudness_db: if speech { level } else { level - 25.0 },
-                        activity: if speech {
+                        dialog_activity: if speech {
                             VoiceActivity::Speech
                         } else {
                             VoiceActivity::Noise

@@ -329,11 +329,13 @@ pub fn read_truth(wav: &Path) -> Result<CallAnnotation, EvalError> {
 }
 
 /// Analyses one composed call and scores it (agent channel from its annotation), with the
-/// tracker settings `config` and the voice-activity thresholds `vad` on both channels.
+/// tracker settings `config`, the voice-activity thresholds `vad` (prosody and emotion
+/// features) and `dialog_vad` (turn-taking) on both channels.
 pub fn evaluate_call(
     wav: &Path,
     config: &DialogConfig,
     vad: &VadConfig,
+    dialog_vad: &VadConfig,
 ) -> Result<CallScore, EvalError> {
     let truth = read_truth(wav)?;
     let audio_error = |source| EvalError::Audio {
@@ -351,6 +353,7 @@ pub fn evaluate_call(
         dialog: config,
         analyzer: AnalyzerConfig {
             vad: vad.clone(),
+            dialog_vad: dialog_vad.clone(),
             ..defaults.analyzer.clone()
         },
         ..defaults
@@ -376,6 +379,7 @@ pub fn evaluate_dirs(
     dirs: &[PathBuf],
     config: &DialogConfig,
     vad: &VadConfig,
+    dialog_vad: &VadConfig,
 ) -> Result<DialogEvalReport, EvalError> {
     let mut items = Vec::new();
     for dir in dirs {
@@ -384,7 +388,7 @@ pub fn evaluate_dirs(
             return Err(EvalError::Empty(dir.display().to_string()));
         }
         for wav in calls {
-            items.push(evaluate_call(&wav, config, vad)?);
+            items.push(evaluate_call(&wav, config, vad, dialog_vad)?);
         }
     }
     Ok(aggregate(items))
