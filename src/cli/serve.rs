@@ -312,7 +312,8 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     check_store_integrity(&mut store)?;
     let spool = open_spool(args)?;
     let recordings = args.recordings.open(&args.db, &metrics)?;
-    let mut recorder = CallRecorder::start_with_spool(store, setup.clone(), metrics.clone(), spool)?;
+    let mut recorder =
+        CallRecorder::start_with_spool(store, setup.clone(), metrics.clone(), spool)?;
     if let Some(recordings) = &recordings {
         recorder = recorder.with_recordings(recordings.clone());
     }
@@ -497,7 +498,11 @@ fn check_store_integrity(store: &mut attune_qa::store::Store) -> anyhow::Result<
         eprintln!(
             "attune serve: store {}: {} ok ({:.2} s)",
             store.location(),
-            if full { "integrity_check" } else { "quick_check" },
+            if full {
+                "integrity_check"
+            } else {
+                "quick_check"
+            },
             started.elapsed().as_secs_f64()
         );
     }

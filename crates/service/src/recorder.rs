@@ -1359,7 +1359,7 @@ mod tests {
 
     #[test]
     fn ended_calls_are_spooled_before_the_locked_database_takes_them() {
-        let (dir, db, spool) = spooled("locked");
+        let (dir, db, spool) = spooled("spool-locked");
         let metrics = Arc::new(ServiceMetrics::default());
         let setup = Arc::new(ScoringSetup::load(None, None, None, 0).unwrap());
         let recorder = CallRecorder::start_with_spool(
@@ -1391,5 +1391,4 @@ mod tests {
             .len();
         assert_eq!(stored, 20);
     }
-
 }

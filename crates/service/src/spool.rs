@@ -165,12 +165,8 @@ impl Spool {
     /// Reads a spooled call back.
     pub fn read_call(path: &Path) -> Result<StoredCall, String> {
         let bytes = fs::read(path).map_err(|e| e.to_string())?;
-        let file: SpoolFile = serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "not a complete spool file ({} bytes): {e}",
-                bytes.len()
-            )
-        })?;
+        let file: SpoolFile = serde_json::from_slice(&bytes)
+            .map_err(|e| format!("not a complete spool file ({} bytes): {e}", bytes.len()))?;
         if file.version != SPOOL_VERSION {
             return Err(format!(
                 "spool format {} (this build reads {SPOOL_VERSION})",
