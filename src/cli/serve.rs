@@ -101,6 +101,16 @@ pub struct ServeArgs {
     no_media_timeout_s: f64,
     #[command(flatten)]
     recordings: RecordingArgs,
+    /// Where ended calls wait (on disk, fsynced) until the database has them, and where the
+    /// live calls are journaled (a call live when the service is killed is stored as
+    /// interrupted at the next start). Default: `<db>.spool` beside a SQLite file; a
+    /// PostgreSQL store has no spool unless one is given.
+    #[arg(long, value_name = "DIR", env = "ATTUNE_SPOOL_DIR")]
+    spool_dir: Option<PathBuf>,
+    /// Keep ended calls in memory only until stored (no spool, no live-call journal): a
+    /// killed process loses the calls not yet stored.
+    #[arg(long, conflicts_with = "spool_dir")]
+    no_spool: bool,
     /// Join a cluster over NATS JetStream: `nats://HOST:PORT[,nats://HOST:PORT...]` (build
     /// with `--features cluster`). Every node's console then sees every call of the cluster;
     /// use one PostgreSQL store for all (--db postgres://...).
@@ -297,10 +307,13 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(ServiceMetrics::default());
     // Bad recording flags are named before anything is opened.
     args.recordings.policy(&args.db)?;
-    let store = attune_qa::store::Store::open(&args.db)
+    let mut store = attune_qa::store::Store::open(&args.db)
         .with_context(|| format!("cannot open the store {}", args.db))?;
+    check_store_integrity(&mut store)?;
+    let spool = open_spool(args)?;
     let recordings = args.recordings.open(&args.db, &metrics)?;
-    let mut recorder = CallRecorder::start(store, setup.clone(), metrics.clone())?;
+    let mut recorder =
+        CallRecorder::start_with_spool(store, setup.clone(), metrics.clone(), spool)?;
     if let Some(recordings) = &recordings {
         recorder = recorder.with_recordings(recordings.clone());
     }
@@ -386,6 +399,15 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         );
         if let Some(recorder) = &recorder {
             eprintln!("attune serve: storing ended calls in {}", recorder.location());
+            match recorder.spool() {
+                Some(spool) => eprintln!(
+                    "attune serve: ended calls are spooled in {} until stored; live calls are journaled there",
+                    spool.dir().display()
+                ),
+                None => eprintln!(
+                    "attune serve: no spool: ended calls wait for the store in memory only (lost if the process is killed)"
+                ),
+            }
             if let Some(recordings) = recorder.recordings() {
                 let policy = recordings.policy();
                 eprintln!(
@@ -402,6 +424,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             setup.model.clone(),
             recorder.clone().map(|r| (r, metrics.clone())),
         )?;
+        if let Some(recorder) = &recorder {
+            recorder
+                .journal_live_calls(&service.app_state().hub)
+                .context("cannot start the journal of live calls")?;
+        }
         join_cluster(args, &service, recorder.clone()).await?;
         // /healthz and /metrics, plus the supervisor console, the agent view and the
         // recorded calls.
@@ -441,6 +468,65 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         eprintln!("attune serve: some recordings were not finished (left as .wav.part)");
     }
     served
+}
+
+/// SQLite files up to this size get the thorough `integrity_check` at startup; larger ones the
+/// quicker `quick_check`.
+const FULL_CHECK_MAX_BYTES: u64 = 256 << 20;
+
+/// Checks the store's file before serving (SQLite; nothing to do on PostgreSQL): a damaged
+/// file is refused, naming the problems.
+fn check_store_integrity(store: &mut attune_qa::store::Store) -> anyhow::Result<()> {
+    let full = store
+        .sqlite_file_bytes()
+        .is_some_and(|b| b <= FULL_CHECK_MAX_BYTES);
+    let started = std::time::Instant::now();
+    let problems = store
+        .check_integrity(full)
+        .with_context(|| format!("cannot check the store {}", store.location()))?;
+    if !problems.is_empty() {
+        let shown: Vec<&str> = problems.iter().take(10).map(String::as_str).collect();
+        bail!(
+            "the store {} failed its integrity check ({} problems): {}\nrestore it from a backup, or recover it with `sqlite3 {} .recover`",
+            store.location(),
+            problems.len(),
+            shown.join("; "),
+            store.location()
+        );
+    }
+    if store.sqlite_file_bytes().is_some() {
+        eprintln!(
+            "attune serve: store {}: {} ok ({:.2} s)",
+            store.location(),
+            if full {
+                "integrity_check"
+            } else {
+                "quick_check"
+            },
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// The spool of ended calls: `--spool-dir`, or `<db>.spool` beside a SQLite store.
+fn open_spool(args: &ServeArgs) -> anyhow::Result<Option<attune_service::spool::Spool>> {
+    if args.no_spool {
+        return Ok(None);
+    }
+    let Some(dir) = args
+        .spool_dir
+        .clone()
+        .or_else(|| attune_service::spool::default_dir(&args.db))
+    else {
+        eprintln!(
+            "attune serve: no spool for a database URL: give --spool-dir DIR so that ended calls survive a killed process"
+        );
+        return Ok(None);
+    };
+    let spool = attune_service::spool::Spool::open(&dir)
+        .with_context(|| format!("cannot open the spool {}", dir.display()))?;
+    Ok(Some(spool))
 }
 
 /// Joins the cluster when `--cluster` is given.

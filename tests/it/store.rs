@@ -619,3 +619,199 @@ fn empathy_trends_come_from_the_stored_documents() {
     assert_eq!(r.interruptions_while_upset, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Files in `dir` whose names end with `suffix` (none when it does not exist).
+#[cfg(unix)]
+fn count_files(dir: &std::path::Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+            .count()
+    })
+}
+
+/// Starts `attune serve` on `db` (ports chosen by the system); returns it, its gRPC address
+/// and a thread collecting its log.
+#[cfg(unix)]
+fn serve(
+    db: &str,
+) -> (
+    std::process::Child,
+    String,
+    std::thread::JoinHandle<Vec<String>>,
+) {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut server = crate::util::attune()
+        .args([
+            "serve",
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            db,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run attune serve");
+    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let grpc = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            seen.push(line.clone());
+            let rest = line.split("gRPC on ").nth(1)?;
+            Some(rest.split(',').next()?.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("serve prints its gRPC address: {seen:?}"));
+    let log = std::thread::spawn(move || {
+        seen.extend(lines.map_while(Result::ok));
+        seen
+    });
+    (server, grpc, log)
+}
+
+/// Waits up to `limit` for `done`.
+#[cfg(unix)]
+fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Issue 17's crash case: `kill -9` while calls are live and ended calls wait for a locked
+/// database. On restart every ended call is stored exactly once (from the spool), the calls
+/// that were live are stored as interrupted, the spool is empty and the file is sound.
+#[cfg(unix)]
+#[test]
+fn kill_9_loses_no_ended_call_and_stores_the_live_ones_as_interrupted() {
+    use std::process::{Child, Stdio};
+
+    use crate::util::{attune, run_ok, synthetic_voice, write_wav_i16};
+
+    let dir = temp_dir("kill9-spool");
+    let db_path = dir.join("attune.db");
+    let db = db_path.to_str().unwrap();
+    let spool = dir.join("attune.db.spool");
+    let token = run_ok(&[
+        "tokens", "create", "--role", "ingest", "--teams", "*", "--db", db,
+    ])
+    .trim()
+    .to_owned();
+    // A 2 s call (replayed 4 times faster) and a 60 s one (live until the kill).
+    let short = dir.join("short.wav");
+    write_wav_i16(
+        &short,
+        8000,
+        &[
+            synthetic_voice(8000, 2.0, 120.0, 0.25, true),
+            synthetic_voice(8000, 2.0, 210.0, 0.3, true),
+        ],
+    );
+    let long = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/calls/calm.wav");
+    let (mut server, grpc, log) = serve(db);
+    let replay = |file: &str, id: &str, speed: &str| -> Child {
+        attune()
+            .args(["replay", file, "--server", &format!("http://{grpc}")])
+            .args(["--token", &token, "--call-id", id, "--agent-id", "a1"])
+            .args(["--team", "t1", "--speed", speed, "--quiet"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run attune replay")
+    };
+    let short = short.to_str().unwrap();
+    // One call stored before the database is locked.
+    assert!(replay(short, "ended-0", "4").wait().unwrap().success());
+    wait_for(Duration::from_secs(20), "ended-0 stored", || {
+        Store::open(db).unwrap().has_call("ended-0").unwrap()
+    });
+    let mut live: Vec<Child> = ["live-1", "live-2"]
+        .iter()
+        .map(|id| replay(long, id, "1"))
+        .collect();
+    wait_for(Duration::from_secs(20), "2 live markers", || {
+        count_files(&spool.join("live"), ".json") == 2
+    });
+    // The database locked: the calls that end now wait in the spool.
+    let mut holder = Store::open(db).unwrap();
+    holder.hold_write_lock_for_tests().unwrap();
+    for i in 1..=3 {
+        assert!(
+            replay(short, &format!("ended-{i}"), "4")
+                .wait()
+                .unwrap()
+                .success()
+        );
+    }
+    wait_for(Duration::from_secs(20), "3 spooled calls", || {
+        count_files(&spool, ".call.json") == 3
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let _ = log.join();
+    for mut replay in live.drain(..) {
+        let _ = replay.kill();
+        let _ = replay.wait();
+    }
+    drop(holder);
+    assert_eq!(count_files(&spool.join("live"), ".json"), 2);
+
+    let (mut server, _grpc, log) = serve(db);
+    wait_for(Duration::from_secs(30), "the spool stored", || {
+        count_files(&spool, ".call.json") == 0
+            && count_files(&spool.join("recovering"), ".json") == 0
+            && Store::open(db)
+                .unwrap()
+                .calls(&CallQuery::default())
+                .unwrap()
+                .len()
+                == 6
+    });
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert!(server.wait().unwrap().success());
+    let log = log.join().unwrap().join("\n");
+    assert!(log.contains("integrity_check ok"), "{log}");
+    assert!(
+        log.contains("3 ended calls stored again, 2 calls that were live"),
+        "{log}"
+    );
+    let mut store = Store::open(db).unwrap();
+    assert!(store.check_integrity(true).unwrap().is_empty());
+    let rows = store.calls(&CallQuery::default()).unwrap();
+    // Every call once: the ended ones as live calls, the live ones as interrupted.
+    let mut got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.call_id.as_str(), r.source.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("ended-0", "live"),
+            ("ended-1", "live"),
+            ("ended-2", "live"),
+            ("ended-3", "live"),
+            ("live-1", "interrupted"),
+            ("live-2", "interrupted"),
+        ]
+    );
+    for row in rows.iter().filter(|r| r.source == "interrupted") {
+        // Never a pass: no score; who and when are kept.
+        assert_eq!(row.score_pct, None, "{}", row.call_id);
+        assert_eq!(row.agent.as_deref(), Some("a1"));
+        assert_eq!(row.team.as_deref(), Some("t1"));
+        let doc: Value =
+            serde_json::from_str(&store.report_json(&row.call_id).unwrap().unwrap()).unwrap();
+        assert_eq!(doc["interrupted"]["reason"], "interrupted", "{doc}");
+    }
+}

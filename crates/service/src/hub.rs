@@ -280,8 +280,17 @@ pub struct HubCounters {
     pub events_dropped_slow_subscribers: AtomicU64,
 }
 
+/// Told when a local call starts and ends (the store's journal of live calls,
+/// [`crate::recorder::CallRecorder::journal_live_calls`]); must not block.
+pub trait LiveJournal: Send + Sync {
+    fn started(&self, call: &Arc<CallInfo>);
+    fn ended(&self, call: &Arc<CallInfo>);
+}
+
 /// The hub. Cheap to share (`Arc<Hub>`).
 pub struct Hub {
+    /// The journal of live calls, if any (set once).
+    journal: std::sync::OnceLock<Arc<dyn LiveJournal>>,
     max_calls: usize,
     state: Mutex<HubState>,
     sender: broadcast::Sender<Arc<HubEvent>>,
@@ -314,6 +323,7 @@ impl Hub {
         let (sender, _) = broadcast::channel(buffer_events.max(1));
         let (ack_sender, _) = broadcast::channel(ACK_BUFFER);
         Self {
+            journal: std::sync::OnceLock::new(),
             max_calls,
             state: Mutex::new(HubState::default()),
             sender,
@@ -365,6 +375,12 @@ impl Hub {
 
     pub fn max_calls(&self) -> usize {
         self.max_calls
+    }
+
+    /// Tells `journal` of every local call's start and end from now on; false if a journal
+    /// was set already.
+    pub fn set_live_journal(&self, journal: Arc<dyn LiveJournal>) -> bool {
+        self.journal.set(journal).is_ok()
     }
 
     fn lock(&self) -> MutexGuard<'_, HubState> {
@@ -421,6 +437,9 @@ impl Hub {
         call.continued = continued;
         state.live.insert(info.call_id.clone(), call);
         self.counters.calls_started.fetch_add(1, Ordering::Relaxed);
+        if let Some(journal) = self.journal.get() {
+            journal.started(&info);
+        }
         self.send_locked(&info, HubEventKind::CallStarted);
         Ok(info)
     }
@@ -530,6 +549,9 @@ impl Hub {
             state.remote_live -= 1;
         } else {
             self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+            if let Some(journal) = self.journal.get() {
+                journal.ended(call);
+            }
         }
         push_bounded(&mut state.ended, s, RECENT_ENDED_CALLS);
         self.send_locked(call, HubEventKind::CallEnded(end));

@@ -10,7 +10,8 @@
 //! - [`grpc`] drives ingest sessions and monitor streams (`attune.v1.LiveCalls`), mapping every
 //!   fault to a precise status; [`http`] serves `/healthz` and `/metrics` ([`metrics`]).
 //! - [`recorder`] scores ended calls and uploaded recordings and saves them to the store (off
-//!   tokio's workers), and answers the console's "Recorded calls" queries.
+//!   tokio's workers), and answers the console's "Recorded calls" queries; [`spool`] keeps its
+//!   ended calls on disk until stored and journals the live calls (a kill -9 loses neither).
 //! - [`recordings`] keeps the audio of the calls of opted-in teams (and their uploads) as
 //!   stereo WAV files beside the store, written off the analysis path, with a retention period.
 //! - [`ingest`] takes calls from telephony platforms (Twilio Media Streams, Genesys AudioHook,
@@ -42,6 +43,7 @@ pub mod recorder;
 pub mod recordings;
 pub mod server;
 pub mod session;
+pub mod spool;
 pub mod tls;
 
 /// The generated gRPC types and stubs of `proto/attune/v1/attune.proto`.

@@ -35,6 +35,15 @@ pub struct ServiceMetrics {
     pub store_queue_calls: AtomicU64,
     /// Store writes tried again after a failure (locked, full, unreachable database).
     pub store_retries: AtomicU64,
+    /// Ended calls in the on-disk spool, not yet in the database (gauge).
+    pub store_spooled_calls: AtomicU64,
+    /// Spool faults: an ended call that could not be written to the spool (kept in memory
+    /// only), a spooled file that could not be removed, a live-call marker not written.
+    pub store_spool_errors: AtomicU64,
+    /// Spool files that could not be read back (moved aside to `corrupt/`).
+    pub store_spool_corrupt: AtomicU64,
+    /// Calls found live at startup (the process died with them) stored as interrupted.
+    pub calls_interrupted_stored: AtomicU64,
     /// Recordings finished and kept (live calls and uploads, [`super::recordings`]).
     pub recordings_saved: AtomicU64,
     /// Recording faults: a chunk left out because the writer fell behind, a file that could
@@ -194,6 +203,34 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
         "counter",
         "Store writes tried again after the database failed (locked, full, unreachable).",
         get(&m.store_retries),
+    );
+    metric(
+        &mut out,
+        "attune_store_spooled_calls",
+        "gauge",
+        "Ended calls kept in the on-disk spool, not yet in the database.",
+        get(&m.store_spooled_calls),
+    );
+    metric(
+        &mut out,
+        "attune_store_spool_errors_total",
+        "counter",
+        "Spool faults: a call not written to the spool (kept in memory only), a file not removed, a live marker not written.",
+        get(&m.store_spool_errors),
+    );
+    metric(
+        &mut out,
+        "attune_store_spool_corrupt_total",
+        "counter",
+        "Spool files that could not be read back (moved aside to corrupt/).",
+        get(&m.store_spool_corrupt),
+    );
+    metric(
+        &mut out,
+        "attune_calls_interrupted_stored_total",
+        "counter",
+        "Calls found live at startup (the process died with them) stored as interrupted.",
+        get(&m.calls_interrupted_stored),
     );
     metric(
         &mut out,

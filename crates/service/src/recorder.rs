@@ -9,16 +9,28 @@
 //! ended call until it is saved (its depth is `attune_store_queue_calls`): a burst of calls
 //! ending at once waits, it is not dropped. A write that fails because the database is locked,
 //! full or unreachable is tried again with backoff for up to [`STORE_RETRY_WINDOW`] (logged,
-//! `attune_store_retries_total`); only then is the call counted as lost
-//! (`attune_store_errors_total`). At shutdown the queue is drained before the process exits.
+//! `attune_store_retries_total`). At shutdown the queue is drained before the process exits.
+//!
+//! With a spool ([`CallRecorder::start_with_spool`], [`super::spool`]) nothing is lost while
+//! the disk has room: an ended call's store record is written to the spool (fsynced) before the
+//! call is acknowledged as ended, and its file is deleted only once the database committed
+//! it. A write still failing after the retry window stays spooled (`attune_store_spooled_calls`)
+//! and is tried again every [`STUCK_RETRY_EVERY`] and at the next start, when the spool is
+//! stored first; a call the spool cannot take (disk full) is kept in memory only, logged and
+//! counted (`attune_store_spool_errors_total`). The spool also journals the live calls
+//! ([`CallRecorder::journal_live_calls`]): a call still live when the process died is stored
+//! at the next start as interrupted (`source = "interrupted"`, no score). Without a spool, a
+//! call whose write fails beyond the window is counted as lost (`attune_store_errors_total`).
 //!
 //! An upload ([`CallRecorder::score_upload`], blocking: run it on a blocking thread) is scored
 //! with [`attune_qa::score_wav_bytes`] — the code `attune analyze` runs on a file — and saved
 //! with `source = "recording"`; when its team is recorded its audio is kept too
 //! ([`super::recordings`], the recordings this recorder carries: [`CallRecorder::with_recordings`]).
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -27,10 +39,11 @@ use attune_core::call::CallOutcome;
 use attune_qa::store::{CallQuery, CallRow, Store, StoreError, StoredCall};
 use attune_qa::{self as qa, CallReport, InputIdentity, ScoreError, ScoringSetup};
 
-use super::hub::{CallInfo, now_unix_ms};
+use super::hub::{CallInfo, Hub, LiveJournal, now_unix_ms};
 use super::metrics::ServiceMetrics;
 use super::recordings::Recordings;
 use super::session::CallSummary;
+use super::spool::{LiveMarker, Spool};
 
 /// Largest recording accepted by upload, bytes.
 pub const MAX_UPLOAD_BYTES: usize = 256 << 20;
@@ -43,8 +56,10 @@ pub const STORE_RETRY_WINDOW: Duration = Duration::from_secs(120);
 /// [`STORE_RETRY_MAX_PAUSE`].
 const STORE_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
 const STORE_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
+/// How often spooled calls whose store write failed beyond the retry window are tried again.
+pub const STUCK_RETRY_EVERY: Duration = Duration::from_secs(10);
 
-/// An ended live call, as handed to the writer thread.
+/// An ended live call, as scored.
 struct LiveCallJob {
     info: Arc<CallInfo>,
     sample_rate_hz: u32,
@@ -145,8 +160,12 @@ pub struct CallRecorder {
     store: SharedStore,
     setup: Arc<ScoringSetup>,
     metrics: Arc<ServiceMetrics>,
-    queue: Mutex<Option<Sender<LiveCallJob>>>,
+    queue: Mutex<Option<Sender<WriteJob>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Where ended calls wait for the database and live calls are journaled (None: memory only).
+    spool: Option<Arc<Spool>>,
+    /// The live-call journal's thread, once started ([`Self::journal_live_calls`]).
+    journal: Mutex<Option<Sender<JournalOp>>>,
     /// Uploads being scored now.
     uploads: Arc<tokio::sync::Semaphore>,
     /// Largest upload accepted, bytes ([`MAX_UPLOAD_BYTES`] unless changed).
@@ -239,32 +258,66 @@ impl CallRecorder {
         setup: Arc<ScoringSetup>,
         metrics: Arc<ServiceMetrics>,
     ) -> std::io::Result<Self> {
+        Self::start_with_spool(store, setup, metrics, None)
+    }
+
+    /// As [`Self::start`], with ended calls spooled in `spool` until stored (see the module
+    /// docs). The calls a previous process left in it are stored first, on the writer thread:
+    /// the spooled ones, then the live ones as interrupted.
+    pub fn start_with_spool(
+        store: Store,
+        setup: Arc<ScoringSetup>,
+        metrics: Arc<ServiceMetrics>,
+        spool: Option<Spool>,
+    ) -> std::io::Result<Self> {
         let location = store.location().to_owned();
         let store: SharedStore = Arc::new(Mutex::new(Some(store)));
-        let (sender, receiver) = mpsc::channel::<LiveCallJob>();
+        let spool = spool.map(Arc::new);
+        // What the previous process left, listed now: new calls spool and journal apart.
+        let left = match &spool {
+            Some(spool) => {
+                let spooled = spool.spooled_calls()?;
+                let live = spool.take_left_live()?;
+                metrics
+                    .store_spooled_calls
+                    .fetch_add(spooled.len() as u64, Ordering::Relaxed);
+                Some((spooled, live))
+            }
+            None => None,
+        };
+        let (sender, receiver) = mpsc::channel::<WriteJob>();
         let writer = {
-            let (store, setup, metrics) = (store.clone(), setup.clone(), metrics.clone());
+            let (store, setup, metrics, spool) =
+                (store.clone(), setup.clone(), metrics.clone(), spool.clone());
             std::thread::Builder::new()
                 .name("attune-store-writer".into())
                 .spawn(move || {
-                    for job in receiver {
-                        let call_id = job.info.call_id.clone();
-                        let saved = live_call_record(&job, &setup)
-                            .and_then(|call| save_with_retries(&store, &call, &metrics));
-                        metrics.store_queue_calls.fetch_sub(1, Ordering::Relaxed);
-                        match saved {
-                            Ok(()) => {
-                                metrics
-                                    .calls_stored
-                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut writer = Writer {
+                        store,
+                        metrics,
+                        spool,
+                        stuck: Vec::new(),
+                    };
+                    if let Some((spooled, live)) = left {
+                        writer.recover(&setup, spooled, live);
+                    }
+                    loop {
+                        match receiver.recv_timeout(STUCK_RETRY_EVERY) {
+                            Ok(job) => {
+                                writer.metrics.store_queue_calls.fetch_sub(1, Ordering::Relaxed);
+                                writer.write(job);
                             }
-                            Err(e) => {
-                                metrics
-                                    .store_errors
-                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                eprintln!("attune: live call {call_id} was not stored: {e}");
-                            }
+                            Err(RecvTimeoutError::Timeout) => writer.retry_stuck(),
+                            Err(RecvTimeoutError::Disconnected) => break,
                         }
+                    }
+                    writer.retry_stuck();
+                    if let (false, Some(spool)) = (writer.stuck.is_empty(), &writer.spool) {
+                        eprintln!(
+                            "attune: {} ended calls could not be stored and stay spooled in {}: they are stored at the next start",
+                            writer.stuck.len(),
+                            spool.dir().display()
+                        );
                     }
                 })?
         };
@@ -274,11 +327,38 @@ impl CallRecorder {
             metrics,
             queue: Mutex::new(Some(sender)),
             writer: Mutex::new(Some(writer)),
+            spool,
+            journal: Mutex::new(None),
             uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
             max_upload_bytes: MAX_UPLOAD_BYTES,
             location,
             recordings: None,
         })
+    }
+
+    /// The spool, if ended calls are spooled.
+    pub fn spool(&self) -> Option<&Arc<Spool>> {
+        self.spool.as_ref()
+    }
+
+    /// Journals `hub`'s local calls in the spool while they are live (a marker file each,
+    /// written and removed on a thread of its own, never on the audio path), so that a call
+    /// the process dies with is stored as interrupted at the next start. Nothing without a
+    /// spool.
+    pub fn journal_live_calls(&self, hub: &Hub) -> std::io::Result<()> {
+        let Some(spool) = self.spool.clone() else {
+            return Ok(());
+        };
+        let (sender, receiver) = mpsc::channel::<JournalOp>();
+        let metrics = self.metrics.clone();
+        std::thread::Builder::new()
+            .name("attune-live-journal".into())
+            .spawn(move || run_journal(&spool, &metrics, &receiver))?;
+        *lock(&self.journal) = Some(sender.clone());
+        if !hub.set_live_journal(Arc::new(JournalSender(sender))) {
+            eprintln!("attune: the hub already journals its live calls");
+        }
+        Ok(())
     }
 
     /// Keeps the audio of the calls of recorded teams (live calls and uploads) in
@@ -332,6 +412,42 @@ impl CallRecorder {
             ended_at_unix_ms: now_unix_ms(),
             summary,
         };
+        // Scored and spooled here, before the call is acknowledged as ended; blocking work, so
+        // the tokio worker hands its other tasks on meanwhile.
+        let job = off_async(|| {
+            let call = live_call_record(&job, &self.setup);
+            let spooled = match (&call, &self.spool) {
+                (Ok(call), Some(spool)) => match spool.write_call(call, job.ended_at_unix_ms) {
+                    Ok(path) => {
+                        self.metrics
+                            .store_spooled_calls
+                            .fetch_add(1, Ordering::Relaxed);
+                        Some(path)
+                    }
+                    Err(e) => {
+                        if self
+                            .metrics
+                            .store_spool_errors
+                            .fetch_add(1, Ordering::Relaxed)
+                            .is_multiple_of(100)
+                        {
+                            eprintln!(
+                                "attune: cannot spool ended call {} in {} ({e}): it waits for the store in memory only (lost if the process dies first)",
+                                info.call_id,
+                                spool.dir().display()
+                            );
+                        }
+                        None
+                    }
+                },
+                _ => None,
+            };
+            WriteJob {
+                call_id: info.call_id.clone(),
+                call,
+                spooled,
+            }
+        });
         self.metrics
             .store_queue_calls
             .fetch_add(1, Ordering::Relaxed);
@@ -352,8 +468,15 @@ impl CallRecorder {
         }
     }
 
-    /// Stops taking live calls and waits until the queued ones are saved.
+    /// Stops taking live calls and waits until the queued ones are saved (or spooled, when
+    /// the database keeps failing) and the live-call journal is on disk.
     pub fn close(&self) {
+        if let Some(journal) = lock(&self.journal).take() {
+            let (done, flushed) = mpsc::channel();
+            if journal.send(JournalOp::Flush(done)).is_ok() {
+                let _ = flushed.recv_timeout(Duration::from_secs(5));
+            }
+        }
         lock(&self.queue).take();
         if let Some(writer) = lock(&self.writer).take() {
             let _ = writer.join();
@@ -550,6 +673,372 @@ impl Drop for CallRecorder {
             .spawn(close)
         {
             eprintln!("attune: cannot close the store on its own thread: {e}");
+        }
+    }
+}
+
+/// Runs blocking work from any thread: on a worker of tokio's multi-threaded runtime the
+/// worker's other tasks move to another thread meanwhile (`block_in_place`).
+fn off_async<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// An ended call for the writer: its record (or why it has none) and its spool file.
+struct WriteJob {
+    call_id: String,
+    call: Result<StoredCall, StoreError>,
+    /// None: in memory only (no spool, or the spool could not take it).
+    spooled: Option<PathBuf>,
+}
+
+/// The writer thread's state.
+struct Writer {
+    store: SharedStore,
+    metrics: Arc<ServiceMetrics>,
+    spool: Option<Arc<Spool>>,
+    /// Spooled calls whose write failed beyond the retry window, oldest first.
+    stuck: Vec<(StoredCall, PathBuf)>,
+}
+
+impl Writer {
+    fn stored(&self, spooled: Option<&PathBuf>) {
+        self.metrics.calls_stored.fetch_add(1, Ordering::Relaxed);
+        if let Some(path) = spooled {
+            self.metrics
+                .store_spooled_calls
+                .fetch_sub(1, Ordering::Relaxed);
+            if let Err(e) = Spool::remove(path) {
+                // Stored again at the next start: it keeps one row.
+                self.metrics
+                    .store_spool_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "attune: cannot remove the spool file {} of a stored call: {e}",
+                    path.display()
+                );
+            }
+        }
+    }
+
+    /// Stores one ended call. While spooled calls are stuck (the database failed beyond the
+    /// retry window), a spooled call is tried once and joins them if it fails too.
+    fn write(&mut self, job: WriteJob) {
+        let call = match job.call {
+            Ok(call) => call,
+            Err(e) => {
+                self.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("attune: live call {} was not stored: {e}", job.call_id);
+                return;
+            }
+        };
+        let saved = if self.stuck.is_empty() || job.spooled.is_none() {
+            save_with_retries(&self.store, &call, &self.metrics)
+        } else {
+            with_store(&self.store, |s| s.save_call(&call))
+        };
+        match (saved, job.spooled) {
+            (Ok(()), spooled) => {
+                self.stored(spooled.as_ref());
+                if !self.stuck.is_empty() {
+                    self.retry_stuck();
+                }
+            }
+            (Err(e), Some(path)) if worth_retrying(&e) => {
+                if self.stuck.is_empty() || self.stuck.len().is_multiple_of(100) {
+                    eprintln!(
+                        "attune: live call {} is not stored yet ({e}): it stays spooled in {} and is tried again every {} s ({} waiting)",
+                        job.call_id,
+                        path.display(),
+                        STUCK_RETRY_EVERY.as_secs(),
+                        self.stuck.len() + 1
+                    );
+                }
+                self.stuck.push((call, path));
+            }
+            (Err(e), spooled) => {
+                self.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+                eprintln!("attune: live call {} was not stored: {e}", job.call_id);
+                if let (Some(path), Some(spool)) = (spooled, &self.spool) {
+                    // The store refuses this record: kept for a person, not tried forever.
+                    self.metrics
+                        .store_spooled_calls
+                        .fetch_sub(1, Ordering::Relaxed);
+                    let aside = spool.move_aside(&path, e.to_string());
+                    if let Some(to) = aside.moved_to {
+                        eprintln!("attune: its record is kept in {}", to.display());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tries the stuck calls again, oldest first, until one fails.
+    fn retry_stuck(&mut self) {
+        let mut done = 0;
+        for (call, path) in &self.stuck {
+            match with_store(&self.store, |s| s.save_call(call)) {
+                Ok(()) => {
+                    self.stored(Some(path));
+                    done += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        if done > 0 {
+            self.stuck.drain(..done);
+            eprintln!(
+                "attune: {done} spooled calls stored ({} still waiting)",
+                self.stuck.len()
+            );
+        }
+    }
+
+    /// Stores what a previous process left in the spool: its ended calls, then the calls it
+    /// died with (live markers) as interrupted, unless stored or spooled already.
+    fn recover(
+        &mut self,
+        setup: &ScoringSetup,
+        spooled: Vec<PathBuf>,
+        live: Vec<(PathBuf, Result<LiveMarker, String>)>,
+    ) {
+        let Some(spool) = self.spool.clone() else {
+            return;
+        };
+        let (mut replayed, mut interrupted, mut corrupt) = (0, 0, 0);
+        let mut spooled_ids = HashSet::new();
+        for path in spooled {
+            match Spool::read_call(&path) {
+                Ok(call) => {
+                    spooled_ids.insert(call.call_id.clone());
+                    replayed += 1;
+                    self.write(WriteJob {
+                        call_id: call.call_id.clone(),
+                        call: Ok(call),
+                        spooled: Some(path),
+                    });
+                }
+                Err(e) => {
+                    corrupt += 1;
+                    self.metrics
+                        .store_spooled_calls
+                        .fetch_sub(1, Ordering::Relaxed);
+                    self.spool_corrupt(&spool, &path, e);
+                }
+            }
+        }
+        for (path, marker) in live {
+            let marker = match marker {
+                Ok(marker) => marker,
+                Err(e) => {
+                    corrupt += 1;
+                    self.spool_corrupt(&spool, &path, e);
+                    continue;
+                }
+            };
+            let known = spooled_ids.contains(&marker.call_id)
+                || with_store(&self.store, |s| s.has_call(&marker.call_id)).unwrap_or(false);
+            if !known {
+                let call = match interrupted_record(&marker, setup) {
+                    Ok(call) => call,
+                    Err(e) => {
+                        eprintln!(
+                            "attune: cannot make the record of interrupted call {}: {e}",
+                            marker.call_id
+                        );
+                        continue;
+                    }
+                };
+                // Spooled first, so that a failing database keeps it too.
+                let spooled = match spool.write_call(&call, now_unix_ms()) {
+                    Ok(path) => {
+                        self.metrics
+                            .store_spooled_calls
+                            .fetch_add(1, Ordering::Relaxed);
+                        Some(path)
+                    }
+                    Err(e) => {
+                        self.metrics
+                            .store_spool_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                        eprintln!(
+                            "attune: cannot spool interrupted call {} ({e}); storing it directly",
+                            marker.call_id
+                        );
+                        None
+                    }
+                };
+                let stuck_before = self.stuck.len();
+                self.write(WriteJob {
+                    call_id: marker.call_id.clone(),
+                    call: Ok(call),
+                    spooled: spooled.clone(),
+                });
+                if spooled.is_none() && self.stuck.len() == stuck_before {
+                    // Not spooled and not stored: keep the marker for the next start.
+                    let stored = with_store(&self.store, |s| s.has_call(&marker.call_id));
+                    if !matches!(stored, Ok(true)) {
+                        continue;
+                    }
+                }
+                interrupted += 1;
+                self.metrics
+                    .calls_interrupted_stored
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            if let Err(e) = Spool::remove(&path) {
+                eprintln!(
+                    "attune: cannot remove the live marker {}: {e}",
+                    path.display()
+                );
+            }
+        }
+        if replayed + interrupted + corrupt > 0 {
+            eprintln!(
+                "attune: spool {}: {replayed} ended calls stored again, {interrupted} calls that were live when the service stopped stored as interrupted, {corrupt} unreadable files moved aside",
+                spool.dir().display()
+            );
+        }
+    }
+
+    fn spool_corrupt(&self, spool: &Spool, path: &std::path::Path, error: String) {
+        self.metrics
+            .store_spool_corrupt
+            .fetch_add(1, Ordering::Relaxed);
+        let aside = spool.move_aside(path, error);
+        eprintln!(
+            "attune: spool file {} cannot be read ({}); {}",
+            aside.path.display(),
+            aside.error,
+            match &aside.moved_to {
+                Some(to) => format!("moved aside to {}", to.display()),
+                None => "it could not be moved aside and stays where it is".to_owned(),
+            }
+        );
+    }
+}
+
+/// The stored record of a call that was live when the process died: its header and start
+/// time, no analysis, no score (`source = "interrupted"`; its document says so in `warnings`
+/// and `interrupted`).
+fn interrupted_record(marker: &LiveMarker, setup: &ScoringSetup) -> Result<StoredCall, StoreError> {
+    let outcome = attune_core::call::CallAnalyzer::new(
+        attune_core::call::CallConfig::default(),
+        setup.model.clone(),
+    )
+    .map_err(|e| StoreError::Record(e.to_string()))?
+    .finish(&mut Vec::new());
+    let now = qa::rfc3339_utc(SystemTime::now());
+    let input = InputIdentity {
+        path: format!("live:{}", marker.call_id),
+        size_bytes: 0,
+        modified_unix_ms: marker.started_at_unix_ms as i64,
+    };
+    let mut report = CallReport::from_outcome(
+        input.path.clone(),
+        &outcome,
+        8000,
+        2,
+        setup,
+        input,
+        now.clone(),
+        now,
+    );
+    report.analysis.warnings.push(
+        "interrupted: the service stopped (killed or crashed) while this call was live;          nothing of its analysis was kept, and it is not scored"
+            .to_owned(),
+    );
+    report.qa.score_pct = None;
+    report.qa.raw_score_pct = None;
+    let mut call = StoredCall::from_report(
+        &report,
+        &marker.call_id,
+        "interrupted",
+        non_empty(&marker.agent_id),
+        non_empty(&marker.team),
+        qa::rfc3339_from_unix_ms(marker.started_at_unix_ms as i64),
+    )?;
+    call.score_pct = None;
+    let mut doc: serde_json::Value = serde_json::from_str(&call.report_json)
+        .map_err(|e| StoreError::Record(format!("cannot read the document: {e}")))?;
+    if let Some(doc) = doc.as_object_mut() {
+        doc.insert(
+            "interrupted".to_owned(),
+            serde_json::json!({
+                "reason": "interrupted",
+                "detail": "the service stopped while the call was live",
+                "started_at": qa::rfc3339_from_unix_ms(marker.started_at_unix_ms as i64),
+            }),
+        );
+    }
+    call.report_json = doc.to_string();
+    Ok(call)
+}
+
+/// What the live-call journal's thread is told.
+enum JournalOp {
+    Started(LiveMarker),
+    Ended(String),
+    /// Answers once everything before it is on disk.
+    Flush(Sender<()>),
+}
+
+/// The hub's side of the journal: a send, never a wait.
+struct JournalSender(Sender<JournalOp>);
+
+impl LiveJournal for JournalSender {
+    fn started(&self, call: &Arc<CallInfo>) {
+        let _ = self.0.send(JournalOp::Started(LiveMarker::from(&**call)));
+    }
+
+    fn ended(&self, call: &Arc<CallInfo>) {
+        let _ = self.0.send(JournalOp::Ended(call.call_id.clone()));
+    }
+}
+
+/// The journal's thread: writes and removes live markers, syncing the directory once per
+/// batch of what has arrived.
+fn run_journal(spool: &Spool, metrics: &ServiceMetrics, receiver: &mpsc::Receiver<JournalOp>) {
+    let fail = |what: &str, id: &str, e: std::io::Error| {
+        if metrics
+            .store_spool_errors
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(100)
+        {
+            eprintln!(
+                "attune: cannot {what} the live marker of call {id} in {}: {e}",
+                spool.dir().display()
+            );
+        }
+    };
+    while let Ok(first) = receiver.recv() {
+        let mut flushed = Vec::new();
+        let mut op = Some(first);
+        while let Some(next) = op {
+            match next {
+                JournalOp::Started(marker) => {
+                    if let Err(e) = spool.mark_live(&marker) {
+                        fail("write", &marker.call_id, e);
+                    }
+                }
+                JournalOp::Ended(call_id) => {
+                    if let Err(e) = spool.unmark_live(&call_id) {
+                        fail("remove", &call_id, e);
+                    }
+                }
+                JournalOp::Flush(done) => flushed.push(done),
+            }
+            op = receiver.try_recv().ok();
+        }
+        if let Err(e) = spool.sync_live() {
+            fail("sync", "(all)", e);
+        }
+        for done in flushed {
+            let _ = done.send(());
         }
     }
 }
@@ -764,5 +1253,142 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             1
         );
+    }
+
+    fn spooled(name: &str) -> (std::path::PathBuf, String, Spool) {
+        let dir =
+            std::env::temp_dir().join(format!("attune-recorder-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("t.db").display().to_string();
+        let spool = Spool::open(dir.join("t.db.spool")).unwrap();
+        (dir, db, spool)
+    }
+
+    fn start_spooled(db: &str, spool: Spool, metrics: &Arc<ServiceMetrics>) -> CallRecorder {
+        let setup = Arc::new(ScoringSetup::load(None, None, None, 0).unwrap());
+        CallRecorder::start_with_spool(
+            Store::open(db).unwrap(),
+            setup,
+            metrics.clone(),
+            Some(spool),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_spool_is_stored_at_the_next_start_once_and_a_corrupt_file_is_set_aside() {
+        let (dir, db, spool) = spooled("replay");
+        let call = crate::spool::tests::call("c1");
+        // Stored already, and spooled twice (a crash between the commit and the deletion).
+        Store::open(&db).unwrap().save_call(&call).unwrap();
+        spool.write_call(&call, 1).unwrap();
+        spool.write_call(&call, 2).unwrap();
+        spool
+            .write_call(&crate::spool::tests::call("c2"), 3)
+            .unwrap();
+        let bad = spool
+            .write_call(&crate::spool::tests::call("c3"), 4)
+            .unwrap();
+        std::fs::write(&bad, b"{\"version\":1,\"call\":{\"call_id\":").unwrap();
+        let metrics = Arc::new(ServiceMetrics::default());
+        let recorder = start_spooled(&db, spool, &metrics);
+        recorder.close();
+        let mut store = Store::open(&db).unwrap();
+        let mut ids: Vec<String> = store
+            .calls(&CallQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.call_id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, ["c1", "c2"]);
+        assert_eq!(metrics.calls_stored.load(Ordering::Relaxed), 3);
+        assert_eq!(metrics.store_spooled_calls.load(Ordering::Relaxed), 0);
+        assert_eq!(metrics.store_spool_corrupt.load(Ordering::Relaxed), 1);
+        let spool = Spool::open(dir.join("t.db.spool")).unwrap();
+        assert!(spool.spooled_calls().unwrap().is_empty());
+        assert_eq!(
+            std::fs::read_dir(dir.join("t.db.spool/corrupt"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn calls_left_live_are_stored_as_interrupted_unless_stored_already() {
+        let (_dir, db, spool) = spooled("interrupted");
+        let marker = |id: &str| LiveMarker {
+            call_id: id.into(),
+            agent_id: "a7".into(),
+            team: "t7".into(),
+            started_at_unix_ms: 1_796_000_000_000,
+        };
+        spool.mark_live(&marker("gone")).unwrap();
+        spool.mark_live(&marker("stored")).unwrap();
+        spool.mark_live(&marker("spooled")).unwrap();
+        Store::open(&db)
+            .unwrap()
+            .save_call(&crate::spool::tests::call("stored"))
+            .unwrap();
+        spool
+            .write_call(&crate::spool::tests::call("spooled"), 1)
+            .unwrap();
+        let metrics = Arc::new(ServiceMetrics::default());
+        let recorder = start_spooled(&db, spool, &metrics);
+        recorder.close();
+        assert_eq!(metrics.calls_interrupted_stored.load(Ordering::Relaxed), 1);
+        let mut store = Store::open(&db).unwrap();
+        let rows = store.calls(&CallQuery::default()).unwrap();
+        assert_eq!(rows.len(), 3);
+        let gone = rows.iter().find(|r| r.call_id == "gone").unwrap();
+        assert_eq!(gone.source, "interrupted");
+        assert_eq!(gone.score_pct, None);
+        assert_eq!(gone.agent.as_deref(), Some("a7"));
+        assert_eq!(gone.team.as_deref(), Some("t7"));
+        assert_eq!(gone.call_at, qa::rfc3339_from_unix_ms(1_796_000_000_000));
+        let doc: serde_json::Value =
+            serde_json::from_str(&store.report_json("gone").unwrap().unwrap()).unwrap();
+        assert_eq!(doc["interrupted"]["reason"], "interrupted");
+        for id in ["stored", "spooled"] {
+            let row = rows.iter().find(|r| r.call_id == id).unwrap();
+            assert_eq!(row.source, "live", "{id}");
+        }
+    }
+
+    #[test]
+    fn ended_calls_are_spooled_before_the_locked_database_takes_them() {
+        let (dir, db, spool) = spooled("spool-locked");
+        let metrics = Arc::new(ServiceMetrics::default());
+        let setup = Arc::new(ScoringSetup::load(None, None, None, 0).unwrap());
+        let recorder = CallRecorder::start_with_spool(
+            Store::open_with_timeout(&db, Duration::from_millis(20)).unwrap(),
+            setup,
+            metrics.clone(),
+            Some(spool),
+        )
+        .unwrap();
+        let mut holder = Store::open(&db).unwrap();
+        holder.hold_write_lock_for_tests().unwrap();
+        for i in 0..20 {
+            let (info, summary) = empty_call(&recorder, &format!("c{i}"));
+            recorder.record_live(&info, 8000, 0, 1, summary);
+        }
+        // On disk as soon as record_live returns.
+        let spool = Spool::open(dir.join("t.db.spool")).unwrap();
+        assert_eq!(spool.spooled_calls().unwrap().len(), 20);
+        assert_eq!(metrics.store_spooled_calls.load(Ordering::Relaxed), 20);
+        drop(holder);
+        recorder.close();
+        assert_eq!(metrics.calls_stored.load(Ordering::Relaxed), 20);
+        assert_eq!(metrics.store_spooled_calls.load(Ordering::Relaxed), 0);
+        assert!(spool.spooled_calls().unwrap().is_empty());
+        let stored = Store::open(&db)
+            .unwrap()
+            .calls(&CallQuery::default())
+            .unwrap()
+            .len();
+        assert_eq!(stored, 20);
     }
 }

@@ -395,6 +395,39 @@ impl Backend {
         }
     }
 
+    /// SQLite's `PRAGMA quick_check` (or `integrity_check` when `full`): the problems found,
+    /// empty when the file is sound. PostgreSQL keeps its own consistency: always empty.
+    pub fn check_integrity(&mut self, full: bool) -> Result<Vec<String>, StoreError> {
+        match self {
+            Backend::Sqlite {
+                conn,
+                location,
+                busy_timeout,
+            } => {
+                let pragma = if full {
+                    "PRAGMA integrity_check"
+                } else {
+                    "PRAGMA quick_check"
+                };
+                let fail = |e| sqlite_error(location, *busy_timeout, e);
+                let mut statement = conn.prepare(pragma).map_err(fail)?;
+                let rows = statement
+                    .query_map([], |row| row.get::<_, String>(0))
+                    .map_err(fail)?;
+                let mut problems = Vec::new();
+                for row in rows {
+                    let row = row.map_err(fail)?;
+                    if row != "ok" {
+                        problems.push(row);
+                    }
+                }
+                Ok(problems)
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres { .. } => Ok(Vec::new()),
+        }
+    }
+
     pub fn limit_sqlite_pages(&mut self, pages: u64) -> Result<(), StoreError> {
         match self {
             Backend::Sqlite {

@@ -641,6 +641,22 @@ impl Store {
         Ok(rows.into_iter().map(StoredQaItem::from_row).collect())
     }
 
+    /// Checks the database file (SQLite `PRAGMA quick_check`, or the slower and more thorough
+    /// `integrity_check` when `full`): the problems found, empty when it is sound. Always empty
+    /// on PostgreSQL.
+    pub fn check_integrity(&mut self, full: bool) -> Result<Vec<String>, StoreError> {
+        self.backend.check_integrity(full)
+    }
+
+    /// The size of the SQLite file, bytes (None on PostgreSQL or when it cannot be read).
+    pub fn sqlite_file_bytes(&self) -> Option<u64> {
+        let location = self.location();
+        if location.contains("://") {
+            return None;
+        }
+        std::fs::metadata(location).ok().map(|m| m.len())
+    }
+
     /// Caps the SQLite file at `pages` pages for this connection (tests simulate a full disk
     /// with it); no effect on PostgreSQL.
     #[doc(hidden)]

@@ -17,7 +17,7 @@ use crate::CallReport;
 pub const ENDED_UPSET_PROBABILITY: f64 = 0.5;
 
 /// One cue event of a stored call.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct StoredCue {
     pub cue_id: i64,
     pub kind: String,
@@ -32,7 +32,7 @@ pub struct StoredCue {
 }
 
 /// One QA item of a stored call.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Deserialize)]
 pub struct StoredQaItem {
     pub section: String,
     pub item_id: String,
@@ -46,8 +46,8 @@ pub struct StoredQaItem {
     pub evidence_json: String,
 }
 
-/// A call as stored.
-#[derive(Debug, Clone, PartialEq)]
+/// A call as stored (serializable: the service's spool keeps it on disk until it is stored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredCall {
     pub call_id: String,
     /// `recording` or `live`.
