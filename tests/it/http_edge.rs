@@ -61,6 +61,8 @@ impl Server {
             recorder.clone().map(|r| (r, metrics.clone())),
         )
         .unwrap();
+        // The service's own counters (a service without a store makes its own).
+        let metrics = service.metrics.clone();
         let console = attune_service::console::routes(
             service.app_state().hub,
             attune_service::console::StopSignal::from_receiver(service.stop_signal()),
