@@ -270,8 +270,18 @@ async fn connections_beyond_the_cap_wait_until_others_close_and_are_counted() {
     drop(held);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(server.metric("attune_http_connection_limit").await, 4.0);
-    assert!(server.metric("attune_http_connection_limit_waits_total").await >= 1.0);
-    assert!(server.metric("attune_http_connections_accepted_total").await >= 6.0);
+    assert!(
+        server
+            .metric("attune_http_connection_limit_waits_total")
+            .await
+            >= 1.0
+    );
+    assert!(
+        server
+            .metric("attune_http_connections_accepted_total")
+            .await
+            >= 6.0
+    );
     server.stop().await;
 }
 
@@ -367,7 +377,10 @@ async fn uploads_are_refused_before_their_body_when_busy_and_streamed_within_the
         .await
         .expect("no answer to an oversized upload");
     assert_eq!(status, 413, "{body}");
-    assert!(body.contains("over the upload limit of 1000000 bytes"), "{body}");
+    assert!(
+        body.contains("over the upload limit of 1000000 bytes"),
+        "{body}"
+    );
 
     // A normal upload still scores.
     let (status, body) = http_bytes(

@@ -197,11 +197,12 @@ pub async fn serve(
                 Some(acceptor) => {
                     // A failed or too slow handshake drops the client (plaintext to the TLS
                     // port ends here).
-                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
-                    {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, peer, router, limits, counters, slot, stopping)
-                                .await;
+                            serve_connection(
+                                stream, peer, router, limits, counters, slot, stopping,
+                            )
+                            .await;
                         }
                         Ok(Err(_)) => {}
                         Err(_) => {
@@ -450,7 +451,8 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ConnServ
 
     fn call(&self, mut req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
         let guard = self.clock.begin();
-        req.extensions_mut().insert(ConnectInfo(PeerAddr(self.peer)));
+        req.extensions_mut()
+            .insert(ConnectInfo(PeerAddr(self.peer)));
         let mut router = self.router.clone();
         Box::pin(async move {
             let response = tower_service::Service::call(&mut router, req).await?;
