@@ -44,6 +44,17 @@ pub struct ServeArgs {
     /// this many seconds (or at a second signal) exit at once, seconds.
     #[arg(long, default_value_t = 30.0)]
     drain_timeout_s: f64,
+    /// An HTTP request head (and a TLS handshake) must arrive within this time of the
+    /// connection's start or of its first byte; a slower client is disconnected, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    http_header_timeout_s: f64,
+    /// A keep-alive HTTP connection waiting this long for its next request is closed, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    http_idle_timeout_s: f64,
+    /// Most HTTP connections open at once (WebSockets included); more wait at accept until
+    /// one closes.
+    #[arg(long, default_value_t = attune_service::http_conn::DEFAULT_MAX_CONNECTIONS)]
+    http_max_connections: usize,
     /// Analysis threads (default: one per core).
     #[arg(long)]
     analysis_threads: Option<usize>,
@@ -350,6 +361,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         },
         gate: gate.clone(),
         tls: tls.clone(),
+        http: attune_service::http_conn::HttpLimits {
+            header_timeout: seconds("http-header-timeout-s", args.http_header_timeout_s)?,
+            idle_timeout: seconds("http-idle-timeout-s", args.http_idle_timeout_s)?,
+            max_connections: args.http_max_connections.max(1),
+        },
         ..ServerConfig::default()
     };
     if let Some(threads) = args.analysis_threads {

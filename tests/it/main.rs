@@ -12,6 +12,7 @@ mod console;
 mod cues;
 mod dialog;
 mod emotion;
+mod http_edge;
 mod ingest;
 mod latency;
 mod pitch;

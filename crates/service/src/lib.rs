@@ -8,7 +8,8 @@
 //!   sequencing, decoding and the call's analyzer.
 //! - [`analysis`] runs the analysis (CPU work) on a small pool of OS threads, off tokio's workers.
 //! - [`grpc`] drives ingest sessions and monitor streams (`attune.v1.LiveCalls`), mapping every
-//!   fault to a precise status; [`http`] serves `/healthz` and `/metrics` ([`metrics`]).
+//!   fault to a precise status; [`http`] serves `/healthz` and `/metrics` ([`metrics`]);
+//!   [`http_conn`] serves the HTTP listener's connections with timeouts and a cap.
 //! - [`recorder`] scores ended calls and uploaded recordings and saves them to the store (off
 //!   tokio's workers), and answers the console's "Recorded calls" queries; [`spool`] keeps its
 //!   ended calls on disk until stored and journals the live calls (a kill -9 loses neither).
@@ -36,6 +37,7 @@ pub mod convert;
 pub mod feeder;
 pub mod grpc;
 pub mod http;
+pub mod http_conn;
 pub mod hub;
 pub mod ingest;
 pub mod metrics;

@@ -57,6 +57,8 @@ pub struct ServiceMetrics {
     pub telephony: super::ingest::IngestMetrics,
     /// Counters of the cluster bridge (shown once this node has joined a cluster).
     pub cluster: std::sync::Arc<ClusterCounters>,
+    /// Counters of the HTTP listener's connections ([`super::http_conn`]).
+    pub http: super::http_conn::HttpCounters,
 }
 
 /// Counters of the cluster bridge (`cluster` feature): zero and unshown on a lone node.
@@ -406,6 +408,9 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
     }
     super::ingest::render_metrics(&mut out, &m.telephony);
     render_cluster(&mut out, &m.cluster);
+    for (name, kind, help, value) in m.http.rows() {
+        metric(&mut out, name, kind, help, value);
+    }
     out
 }
 

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub gate: Arc<Gate>,
     /// Serve gRPC and HTTP over TLS with this certificate (None: plaintext).
     pub tls: Option<super::tls::TlsFiles>,
+    /// Timeouts and connection cap of the HTTP listener.
+    pub http: super::http_conn::HttpLimits,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +61,7 @@ impl Default for ServerConfig {
             subscriber_buffer_events: SUBSCRIBER_BUFFER_EVENTS,
             gate: Arc::new(Gate::disabled()),
             tls: None,
+            http: super::http_conn::HttpLimits::default(),
         }
     }
 }
@@ -209,22 +212,15 @@ impl Service {
                 }),
                 grpc_stopped,
             );
-        let app = http_router.into_make_service_with_connect_info::<crate::tls::PeerAddr>();
         let http_tls = self.config.tls.clone();
+        let (http_limits, metrics) = (self.config.http, self.metrics.clone());
         let http_server = async move {
-            match &http_tls {
-                Some(tls) => {
-                    let listener = super::tls::TlsListener::new(http, tls.server_config()?)?;
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(http_stopped)
-                        .await?;
-                }
-                None => {
-                    axum::serve(http, app)
-                        .with_graceful_shutdown(http_stopped)
-                        .await?;
-                }
-            }
+            let tls = match &http_tls {
+                Some(tls) => Some(tls.server_config()?),
+                None => None,
+            };
+            super::http_conn::serve(http, http_router, tls, http_limits, metrics, http_stopped)
+                .await?;
             Ok::<(), ServeError>(())
         };
         let stop = self.stop.clone();

@@ -593,14 +593,17 @@ pub(super) fn upload_error(e: &UploadError) -> Response {
 
 /// `POST /api/recordings?name=&agent=&team=&agent_channel=` with a WAV file as the body: scores it with the
 /// default rubric on a blocking thread, stores it (`source = "recording"`) and answers with its
-/// call id and score. At most [`crate::recorder::MAX_CONCURRENT_UPLOADS`] at once.
+/// call id and score. At most [`crate::recorder::MAX_CONCURRENT_UPLOADS`] at once: the permit
+/// is taken before the body is read (503 without reading it otherwise), and the body is
+/// streamed to a temporary file ([`UploadSpool`]; 413 as soon as it passes the limit), so
+/// memory holds at most one body per permit.
 pub(super) async fn api_upload(
     State(state): State<ConsoleState>,
     Authed(who): Authed,
     ClientAddress(source): ClientAddress,
     headers: axum::http::HeaderMap,
     Query(query): Query<UploadQuery>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     if !who.may(Access::Upload) {
         return forbidden("only QA analysts and admins upload recordings");
@@ -621,23 +624,6 @@ pub(super) async fn api_upload(
     let Some(recorder) = state.recorder.clone() else {
         return json_error(StatusCode::SERVICE_UNAVAILABLE, NO_STORE.to_owned());
     };
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            // The only rejection of a plain body is failing to read it: over the limit, or
-            // the client went away.
-            let status = rejection.status();
-            let e = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                UploadError::TooLarge {
-                    size_bytes: recorder.max_upload_bytes as u64 + 1,
-                    limit_bytes: recorder.max_upload_bytes,
-                }
-            } else {
-                return json_error(status, format!("cannot read the upload: {rejection}"));
-            };
-            return upload_error(&e);
-        }
-    };
     for (field, value) in [
         ("name", &query.name),
         ("agent", &query.agent),
@@ -647,10 +633,6 @@ pub(super) async fn api_upload(
             return json_error(StatusCode::BAD_REQUEST, e.to_string());
         }
     }
-    let permit = match recorder.upload_permit() {
-        Ok(p) => p,
-        Err(e) => return upload_error(&e),
-    };
     let agent_channel = match non_empty(&query.agent_channel) {
         None => 0,
         Some(text) => match text.trim().parse::<u16>() {
@@ -662,6 +644,27 @@ pub(super) async fn api_upload(
                 );
             }
         },
+    };
+    let limit = recorder.max_upload_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(size_bytes) = declared.filter(|&n| n > limit as u64) {
+        return upload_error(&UploadError::TooLarge {
+            size_bytes,
+            limit_bytes: limit,
+        });
+    }
+    // The permit first: a refused upload is answered before its body is read (a client that
+    // sent `Expect: 100-continue` never sends it), so N clients never hold N bodies.
+    let permit = match recorder.upload_permit() {
+        Ok(p) => p,
+        Err(e) => return upload_error(&e),
+    };
+    let spool = match UploadSpool::receive(body, limit).await {
+        Ok(spool) => spool,
+        Err(response) => return response,
     };
     // The audio is kept when the call's team, or one of the uploader's, is recorded.
     let keep_audio = recorder.recordings().is_some_and(|r| {
@@ -684,11 +687,18 @@ pub(super) async fn api_upload(
     };
     let scored = blocking(move || {
         let _permit = permit;
-        recorder.score_upload(&info, Vec::from(body))
+        // Read from the spool on this thread: at most one body per permit in memory.
+        let bytes = spool.read_all()?;
+        drop(spool);
+        Ok::<_, std::io::Error>(recorder.score_upload(&info, bytes))
     })
     .await;
     match scored {
-        Some(Ok(result)) => {
+        Some(Err(e)) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot read the received upload back: {e}"),
+        ),
+        Some(Ok(Ok(result))) => {
             audit(
                 &state.gate,
                 &who,
@@ -699,10 +709,114 @@ pub(super) async fn api_upload(
             );
             (StatusCode::CREATED, axum::Json(result)).into_response()
         }
-        Some(Err(e)) => upload_error(&e),
+        Some(Ok(Err(e))) => upload_error(&e),
         None => json_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the scoring task failed".into(),
         ),
+    }
+}
+
+/// An upload body stalled this long (no bytes) is given up (408), so a stalled client cannot
+/// hold an upload permit for ever.
+pub const UPLOAD_STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An upload's body while it is received and scored: a private temporary file (mode 0600, in
+/// the temporary folder, `TMPDIR`), unlinked as soon as it is made (on Unix) and in any case
+/// removed when dropped.
+struct UploadSpool {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    size: u64,
+}
+
+impl UploadSpool {
+    fn create() -> std::io::Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "attune-upload-{}.part",
+            crate::auth::secrets::random_hex(12)
+        ));
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
+        #[cfg(unix)]
+        let _ = std::fs::remove_file(&path);
+        Ok(Self {
+            file,
+            path,
+            size: 0,
+        })
+    }
+
+    /// Streams `body` into a new spool, at most `limit` bytes; the error is the answer (413
+    /// over the limit, 408 stalled, 400 cut off, 500 the file).
+    async fn receive(body: axum::body::Body, limit: usize) -> Result<Self, Response> {
+        use futures_util::StreamExt as _;
+        use tokio::io::AsyncWriteExt as _;
+        let file_failed = |e: std::io::Error| {
+            json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot keep the upload in a temporary file: {e}"),
+            )
+        };
+        let mut spool = Self::create().map_err(file_failed)?;
+        let mut out = tokio::fs::File::from_std(spool.file.try_clone().map_err(file_failed)?);
+        let mut stream = body.into_data_stream();
+        loop {
+            let chunk = match tokio::time::timeout(UPLOAD_STALL_TIMEOUT, stream.next()).await {
+                Err(_) => {
+                    return Err(json_error(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the upload stalled: no data for {} s",
+                            UPLOAD_STALL_TIMEOUT.as_secs()
+                        ),
+                    ));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return Err(json_error(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot read the upload: {e}"),
+                    ));
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            spool.size += chunk.len() as u64;
+            if spool.size > limit as u64 {
+                return Err(json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the recording is over the upload limit of {limit} bytes ({} MiB): refused after {} bytes",
+                        limit >> 20,
+                        spool.size
+                    ),
+                ));
+            }
+            out.write_all(&chunk).await.map_err(file_failed)?;
+        }
+        out.flush().await.map_err(file_failed)?;
+        Ok(spool)
+    }
+
+    /// The whole body (blocking).
+    fn read_all(&self) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = &self.file;
+        file.seek(std::io::SeekFrom::Start(0))?;
+        let mut bytes = Vec::with_capacity(usize::try_from(self.size).unwrap_or(0));
+        file.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+}
+
+impl Drop for UploadSpool {
+    fn drop(&mut self) {
+        #[cfg(not(unix))]
+        let _ = std::fs::remove_file(&self.path);
+        #[cfg(unix)]
+        let _ = &self.path;
     }
 }
