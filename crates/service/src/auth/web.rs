@@ -327,6 +327,19 @@ struct NextQuery {
     secret: Option<String>,
 }
 
+/// Fuzzing hook (fuzz/fuzz_targets/http_query_form.rs): `bytes` as the login page's query
+/// and the login form, then the redirect check. Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_forms(bytes: &[u8]) {
+    if let Some(q) = crate::console::parse_form::<NextQuery>(bytes) {
+        let next = safe_next(q.next.as_deref());
+        assert!(next.starts_with('/') && !next.starts_with("//"));
+    }
+    if let Some(f) = crate::console::parse_form::<LoginForm>(bytes) {
+        let _ = safe_next(f.next.as_deref());
+    }
+}
+
 async fn get_login(Query(q): Query<NextQuery>) -> Response {
     login_page(StatusCode::OK, "", q.next.as_deref().unwrap_or("/"))
 }

@@ -55,7 +55,7 @@ pub(super) struct CoachingQuery {
 }
 
 impl CoachingQuery {
-    fn to_request(&self) -> Result<CoachingRequest, String> {
+    pub(super) fn to_request(&self) -> Result<CoachingRequest, String> {
         let id = |name: &str, v: &Option<String>| -> Result<Option<String>, String> {
             match non_empty(v) {
                 None => Ok(None),

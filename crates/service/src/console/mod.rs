@@ -282,6 +282,44 @@ struct CallQuery {
     limit: Option<usize>,
 }
 
+/// Fuzzing hook (fuzz/fuzz_targets/http_query_form.rs): `bytes` as the urlencoded query of
+/// every console handler (through axum's form extractor: the same serde_urlencoded parser as
+/// `Query`), then each query's own checks. Not part of the API.
+#[doc(hidden)]
+pub fn fuzz_queries(bytes: &[u8]) {
+    if let Some(q) = parse_form::<CallQuery>(bytes) {
+        let _ = q.filter();
+    }
+    if let Some(q) = parse_form::<CoachingQuery>(bytes) {
+        let _ = q.to_request();
+    }
+    let _ = parse_form::<recorded::AudioQuery>(bytes);
+    if let Some(q) = parse_form::<recorded::RecordedQuery>(bytes) {
+        let _ = q.to_query();
+    }
+    let _ = parse_form::<recorded::AuditQueryParams>(bytes);
+    let _ = parse_form::<recorded::UploadQuery>(bytes);
+}
+
+/// `bytes` as an `application/x-www-form-urlencoded` body through [`axum::Form`] (fuzzing).
+#[doc(hidden)]
+pub fn parse_form<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    use axum::extract::FromRequest;
+    let request = axum::http::Request::post("/")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(bytes.to_vec()))
+        .ok()?;
+    let mut future = std::pin::pin!(axum::Form::<T>::from_request(request, &()));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // A full in-memory body: ready at once (a few polls at most).
+    for _ in 0..16 {
+        if let std::task::Poll::Ready(result) = future.as_mut().poll(&mut cx) {
+            return result.ok().map(|form| form.0);
+        }
+    }
+    None
+}
+
 fn non_empty(value: &Option<String>) -> Option<String> {
     value.as_ref().filter(|v| !v.is_empty()).cloned()
 }

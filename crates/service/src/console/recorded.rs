@@ -371,7 +371,7 @@ pub const RECORDED_DEFAULT_LIMIT: i64 = 500;
 pub const RECORDED_MAX_LIMIT: i64 = 10_000;
 
 impl RecordedQuery {
-    fn to_query(&self) -> Result<attune_qa::store::CallQuery, String> {
+    pub(super) fn to_query(&self) -> Result<attune_qa::store::CallQuery, String> {
         fn number<T: std::str::FromStr>(
             name: &str,
             v: &Option<String>,
