@@ -61,7 +61,7 @@ enum Command {
     /// The supervisor console with the bundled example calls streamed in as live calls.
     Demo(demo::DemoArgs),
     /// Run the live service: gRPC ingest and monitor streams, HTTP /healthz and /metrics.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Stream a recording to a server as one or more live calls; print events and a summary.
     Replay(replay::ReplayArgs),
     /// Follow live calls in the terminal.
