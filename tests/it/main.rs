@@ -14,6 +14,7 @@ mod dialog;
 mod emotion;
 mod ingest;
 mod latency;
+mod limits;
 mod pitch;
 mod qa;
 mod rate;

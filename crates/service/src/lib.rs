@@ -37,6 +37,7 @@ pub mod grpc;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod recorder;
 pub mod recordings;
