@@ -491,3 +491,107 @@ async fn a_real_time_call_is_unaffected() {
     assert_eq!(server.metric("attune_calls_idle_lagging_total"), 0.0);
     server.stop().await;
 }
+
+/// One hour of audio: the same 1 s mu-law chunk 3 600 times.
+fn one_hour() -> ChunkedAudio {
+    let second = quiet_call(1.0, 1000);
+    ChunkedAudio {
+        chunks: Arc::new(vec![second.chunks[0].clone(); 3600]),
+        ..second
+    }
+}
+
+/// Seconds analysed (last ack) of an hour sent as fast as possible, and the wall time, giving
+/// up after `give_up`.
+async fn hour_as_fast_as_possible(url: &str, give_up: Duration) -> (f64, Duration) {
+    let began = Instant::now();
+    let mut client = connect(url, &Default::default()).await.unwrap();
+    let (tx, rx) = mpsc::channel(2);
+    let audio = one_hour();
+    tokio::spawn(async move {
+        for (seq, bytes) in audio.chunks.iter().enumerate() {
+            let chunk = pb::AudioChunk {
+                seq: seq as u64,
+                channel: 0,
+                audio: bytes.clone(),
+            };
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let analysed = Arc::new(std::sync::Mutex::new(0.0f64));
+    let seen = analysed.clone();
+    let call = ingest_call(&mut client, header("hour"), rx, move |r, _| {
+        if let Some(ingest_response::Msg::Ack(a)) = r.msg {
+            *seen.lock().unwrap() = a.analysed_s;
+        }
+    });
+    let _ = tokio::time::timeout(give_up, call).await;
+    let analysed_s = *analysed.lock().unwrap();
+    (analysed_s, began.elapsed())
+}
+
+/// Live calls left of `n` trickle calls (10 ms every 0.8 s, idle timeout 2 s: issue 17's 25 s
+/// and 30 s scaled down) `after` their start.
+async fn trickle_slots_held(limits: SessionLimits, n: usize, after: Duration) -> usize {
+    let server = Server::start(ServerConfig {
+        max_calls: n,
+        ..config(Duration::from_secs(2), limits)
+    })
+    .await;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            tokio::spawn(trickle(
+                server.url.clone(),
+                format!("t-{i}"),
+                Duration::from_millis(800),
+                after + Duration::from_secs(1),
+            ))
+        })
+        .collect();
+    tokio::time::sleep(after).await;
+    let held = server.live();
+    for t in tasks {
+        let _ = t.await;
+    }
+    server.stop().await;
+    held
+}
+
+/// Before/after figures of the CHANGELOG (issue 17): run with
+/// `cargo test --release --test it -- --ignored limits::figures --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measures; prints the CHANGELOG figures (about a minute)"]
+async fn figures() {
+    let old = SessionLimits {
+        idle_counts_audio: false,
+        ..SessionLimits::default()
+    }
+    .unpaced();
+    let n = 2000;
+    let after = Duration::from_secs(6);
+    let before = trickle_slots_held(old, n, after).await;
+    let now = trickle_slots_held(SessionLimits::default(), n, after).await;
+    println!(
+        "trickle: {n} calls of 10 ms every 0.8 s, idle timeout 2 s: slots held after {:.0} s: before {before}, after {now}",
+        after.as_secs_f64()
+    );
+    let server = Server::start(config(Duration::from_secs(30), SessionLimits::default().unpaced())).await;
+    let (analysed, wall) = hour_as_fast_as_possible(&server.url, Duration::from_secs(600)).await;
+    println!(
+        "1 h of audio as fast as possible, not paced: {analysed:.0} s analysed in {:.1} s wall",
+        wall.as_secs_f64()
+    );
+    server.stop().await;
+    let server = Server::start(config(Duration::from_secs(30), SessionLimits::default())).await;
+    let give_up = Duration::from_secs(20);
+    let (analysed, wall) = hour_as_fast_as_possible(&server.url, give_up).await;
+    let paced = server.metric("attune_ingest_paced_total");
+    println!(
+        "1 h of audio as fast as possible, paced (2x, 10 s burst): {analysed:.0} s analysed in the first {:.1} s wall ({paced} holds); the hour takes at least {:.0} s",
+        wall.as_secs_f64(),
+        (3600.0 - 10.0) / 2.0
+    );
+    server.stop().await;
+}

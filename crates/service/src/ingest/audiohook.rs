@@ -900,15 +900,19 @@ async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAdd
             };
         };
         let msg = match msg {
-            Err(_) if let Some(why) = live.as_ref().filter(|_| !session.paused).and_then(LiveCall::lagging) => {
-                let text = session.disconnect("error", &why);
-                let _ = socket.send(Message::Text(text.into())).await;
-                break Ending {
-                    reason: "timeout",
-                    close: Some((1008, why)),
-                };
-            }
             Err(_) => {
+                let lagging = live
+                    .as_ref()
+                    .filter(|_| !session.paused)
+                    .and_then(LiveCall::lagging);
+                if let Some(why) = lagging {
+                    let text = session.disconnect("error", &why);
+                    let _ = socket.send(Message::Text(text.into())).await;
+                    break Ending {
+                        reason: "timeout",
+                        close: Some((1008, why)),
+                    };
+                }
                 let info = format!("no message for {:.1} s", idle.as_secs_f64());
                 let text = session.disconnect("error", &info);
                 let _ = socket.send(Message::Text(text.into())).await;

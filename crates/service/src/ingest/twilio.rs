@@ -582,13 +582,13 @@ async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAdd
             msg = tokio::time::timeout_at((last_media + idle).min(live.idle_deadline()), socket.recv()) => msg,
         };
         let msg = match msg {
-            Err(_) if let Some(why) = live.lagging() => {
-                break Ending {
-                    reason: "timeout",
-                    close: Some((1008, why)),
-                };
-            }
             Err(_) => {
+                if let Some(why) = live.lagging() {
+                    break Ending {
+                        reason: "timeout",
+                        close: Some((1008, why)),
+                    };
+                }
                 break Ending {
                     reason: "timeout",
                     close: Some((1008, format!("no media for {:.1} s", idle.as_secs_f64()))),
