@@ -287,7 +287,10 @@ fn session_limits(args: &ServeArgs) -> anyhow::Result<attune_service::session::S
         );
     }
     if !(args.ingest_burst_s.is_finite() && args.ingest_burst_s >= 0.0) {
-        bail!("--ingest-burst-s must be a number of seconds >= 0, got {}", args.ingest_burst_s);
+        bail!(
+            "--ingest-burst-s must be a number of seconds >= 0, got {}",
+            args.ingest_burst_s
+        );
     }
     let calls = |name: &str, value: Option<usize>| -> anyhow::Result<usize> {
         match value {

@@ -45,6 +45,7 @@ use super::analysis::AnalysisPool;
 use super::auth::{Access, AuthError, Gate, Principal};
 use super::convert;
 use super::hub::{CallEnd, CallFilter, CallInfo, Hub, HubError, HubEventKind, now_unix_ms};
+use super::limits::{CallLimiter, CallPacer, LimitKind};
 use super::metrics::ServiceMetrics;
 use super::pb::{
     self, event::Kind, ingest_request::Msg, ingest_response, live_calls_server::LiveCalls,
@@ -52,7 +53,6 @@ use super::pb::{
 };
 use super::recorder::CallRecorder;
 use super::recordings::RecordingTap;
-use super::limits::{CallLimiter, CallPacer, LimitKind};
 use super::session::{CallSpec, CallSummary, Sequencer, SessionCore, SessionLimits};
 
 /// Settings of the ingest and monitor streams.

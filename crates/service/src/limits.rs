@@ -328,9 +328,9 @@ mod tests {
     fn real_time_with_jitter_is_never_paced_nor_idle() {
         let mut p = CallPace::new(&limits());
         // 100 ms chunks at real time with up to 2 s of jitter and bursts of 5 s catching up.
-        let mut t = 0.0;
+        let mut t = 0.0f64;
         for i in 0..36_000u32 {
-            let jitter = if i % 700 == 0 { 2.0 } else { 0.0 };
+            let jitter: f64 = if i % 700 == 0 { 2.0 } else { 0.0 };
             t += 0.1;
             let arrival = (t + jitter - if i % 900 == 0 { 5.0 } else { 0.0 }).max(0.0);
             p.add_audio(0.1);
@@ -410,6 +410,9 @@ mod tests {
         drop(a);
         assert_eq!(limiter.count(LimitKind::Token, "token:7"), 1);
         let _c = limiter.acquire(key()).unwrap();
-        assert_eq!(limiter.metrics.calls_refused_token.load(Ordering::Relaxed), 1);
+        assert_eq!(
+            limiter.metrics.calls_refused_token.load(Ordering::Relaxed),
+            1
+        );
     }
 }

@@ -24,11 +24,11 @@ use std::time::Duration;
 use prost::bytes::Bytes;
 
 use super::grpc::{Counts, Shared, zero_counts};
-use super::limits::{CallPacer, CallPermit, LimitKind};
-use std::net::IpAddr;
 use super::hub::{CallInfo, HubError};
+use super::limits::{CallPacer, CallPermit, LimitKind};
 use super::pb;
 use super::session::{CallSpec, CallSummary, Encoding, InputError, Layout, Sequencer, SessionCore};
+use std::net::IpAddr;
 
 /// Settings of the telephony adapters.
 #[derive(Debug, Clone)]
