@@ -34,9 +34,32 @@ pub struct ServeArgs {
     /// binary, when absent.
     #[arg(long)]
     model: Option<PathBuf>,
-    /// A call whose stream is silent this long ends ("timeout"), seconds.
+    /// A call whose stream is silent this long, or whose audio lags wall time since its start
+    /// by more than this (a trickle of tiny chunks), ends ("timeout"), seconds.
     #[arg(long, default_value_t = 30.0)]
     idle_timeout_s: f64,
+    /// Audio may arrive at most this many times faster than real time (beyond
+    /// --ingest-burst-s); faster streams are read more slowly (back-pressure). 0: not paced.
+    #[arg(long, default_value_t = attune_service::session::DEFAULT_MAX_SPEED)]
+    max_ingest_speed: f64,
+    /// Audio a call may send ahead of the pace before it is held back, seconds.
+    #[arg(long, default_value_t = attune_service::session::DEFAULT_BURST_S)]
+    ingest_burst_s: f64,
+    /// Messages per second one call may send (a burst of one second's worth); more are read
+    /// more slowly. 0: unlimited.
+    #[arg(long, default_value_t = attune_service::session::DEFAULT_MAX_MESSAGES_PER_S)]
+    max_messages_per_s: f64,
+    /// Live calls one API token may ingest at once (default: --max-calls); more are refused
+    /// with RESOURCE_EXHAUSTED naming the limit.
+    #[arg(long, value_name = "N")]
+    max_calls_per_token: Option<usize>,
+    /// Live calls one gRPC connection may carry at once (default: --max-calls).
+    #[arg(long, value_name = "N")]
+    max_calls_per_connection: Option<usize>,
+    /// Live telephony calls (Twilio, AudioHook, AudioSocket) from one peer address at once
+    /// (default: --max-calls).
+    #[arg(long, value_name = "N")]
+    max_calls_per_peer: Option<usize>,
     /// A new stream must declare its call within this time, seconds.
     #[arg(long, default_value_t = 10.0)]
     header_timeout_s: f64,
@@ -269,6 +292,45 @@ fn ingest_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
     })
 }
 
+/// The ingest limits of `attune serve` (issue 17; see docs/operations.md, "Limits").
+fn session_limits(args: &ServeArgs) -> anyhow::Result<attune_service::session::SessionLimits> {
+    let off_if_zero = |name: &str, value: f64| -> anyhow::Result<f64> {
+        if !(value.is_finite() && value >= 0.0) {
+            bail!("--{name} must be a number >= 0, got {value}");
+        }
+        Ok(if value == 0.0 { f64::INFINITY } else { value })
+    };
+    let max_speed = off_if_zero("max-ingest-speed", args.max_ingest_speed)?;
+    if max_speed < 1.0 {
+        bail!(
+            "--max-ingest-speed must be at least 1 (real time), or 0 to not pace; got {}",
+            args.max_ingest_speed
+        );
+    }
+    if !(args.ingest_burst_s.is_finite() && args.ingest_burst_s >= 0.0) {
+        bail!(
+            "--ingest-burst-s must be a number of seconds >= 0, got {}",
+            args.ingest_burst_s
+        );
+    }
+    let calls = |name: &str, value: Option<usize>| -> anyhow::Result<usize> {
+        match value {
+            Some(0) => bail!("--{name} must be at least 1"),
+            Some(n) => Ok(n),
+            None => Ok(args.max_calls),
+        }
+    };
+    Ok(attune_service::session::SessionLimits {
+        max_speed,
+        burst_s: args.ingest_burst_s,
+        max_messages_per_s: off_if_zero("max-messages-per-s", args.max_messages_per_s)?,
+        max_calls_per_token: calls("max-calls-per-token", args.max_calls_per_token)?,
+        max_calls_per_connection: calls("max-calls-per-connection", args.max_calls_per_connection)?,
+        max_calls_per_peer: calls("max-calls-per-peer", args.max_calls_per_peer)?,
+        ..attune_service::session::SessionLimits::default()
+    })
+}
+
 fn seconds(name: &str, value: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(value)
         .ok()
@@ -357,6 +419,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         session: SessionConfig {
             idle_timeout: seconds("idle-timeout-s", args.idle_timeout_s)?,
             header_timeout: seconds("header-timeout-s", args.header_timeout_s)?,
+            limits: session_limits(args)?,
             ..SessionConfig::default()
         },
         gate: gate.clone(),

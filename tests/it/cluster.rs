@@ -44,6 +44,9 @@ impl Node {
                 node_id,
                 "--node-timeout-s",
                 &NODE_TIMEOUT_S.to_string(),
+                // The replays run at 4× real time: not paced.
+                "--max-ingest-speed",
+                "0",
                 "--cluster-replicas",
                 &replicas,
                 "--analysis-threads",

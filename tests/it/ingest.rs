@@ -90,6 +90,11 @@ async fn start(ingest: IngestConfig) -> Server {
     let config = ServerConfig {
         max_calls: 600,
         analysis_threads: 2,
+        // Streams run faster than real time here: not paced (tests/it/limits.rs tests pacing).
+        session: attune_service::grpc::SessionConfig {
+            limits: attune_service::session::SessionLimits::default().unpaced(),
+            ..Default::default()
+        },
         ..ServerConfig::default()
     };
     let service = Service::new(config, CueRules::default(), model()).unwrap();

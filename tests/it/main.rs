@@ -15,6 +15,7 @@ mod emotion;
 mod http_edge;
 mod ingest;
 mod latency;
+mod limits;
 mod pitch;
 mod qa;
 mod rate;

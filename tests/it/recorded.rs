@@ -87,6 +87,8 @@ impl LiveServer {
             max_calls: 8,
             session: SessionConfig {
                 idle_timeout: Duration::from_secs(5),
+                // Calls are streamed as fast as they go: not paced.
+                limits: attune_service::session::SessionLimits::default().unpaced(),
                 ..SessionConfig::default()
             },
             analysis_threads: 2,

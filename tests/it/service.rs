@@ -104,6 +104,8 @@ fn fast_config() -> ServerConfig {
         session: SessionConfig {
             header_timeout: Duration::from_millis(400),
             idle_timeout: Duration::from_millis(600),
+            // Calls are streamed as fast as they go: not paced (tests/it/limits.rs tests pacing).
+            limits: attune_service::session::SessionLimits::default().unpaced(),
             ..SessionConfig::default()
         },
         analysis_threads: 2,

@@ -15,9 +15,14 @@
 //! | a token whose role or teams do not cover the request (ingest for another team, monitor with an ingest token) | `PERMISSION_DENIED` |
 //! | call id already live, or already stored (a stored call is never replaced) | `ALREADY_EXISTS` |
 //! | more live calls than `--max-calls`, a message above the size limit | `RESOURCE_EXHAUSTED` |
+//! | more live calls than `--max-calls-per-token` or `--max-calls-per-connection` (the message names the limit and its value) | `RESOURCE_EXHAUSTED` |
 //! | a sequence gap wider than the reorder window | `OUT_OF_RANGE` |
-//! | no message for `idle_timeout` (call ends, reason "timeout") | `DEADLINE_EXCEEDED` |
+//! | no message for `idle_timeout`, or audio received lagging wall time since the start by more than `idle_timeout` (call ends, reason "timeout") | `DEADLINE_EXCEEDED` |
 //! | server shutting down | `UNAVAILABLE` |
+//!
+//! Audio sent faster than `--max-ingest-speed` × real time beyond `--ingest-burst-s`, or more
+//! than `--max-messages-per-s` messages a second, is not refused: the session reads the
+//! stream more slowly (back-pressure, counted in `/metrics`; see [`super::limits`]).
 //!
 //! Chunks out of order within the reorder window are held and analysed in order; duplicates
 //! are dropped; both are counted (acks, summary, `/metrics`).
@@ -40,6 +45,7 @@ use super::analysis::AnalysisPool;
 use super::auth::{Access, AuthError, Gate, Principal};
 use super::convert;
 use super::hub::{CallEnd, CallFilter, CallInfo, Hub, HubError, HubEventKind, now_unix_ms};
+use super::limits::{CallLimiter, CallPacer, LimitKind};
 use super::metrics::ServiceMetrics;
 use super::pb::{
     self, event::Kind, ingest_request::Msg, ingest_response, live_calls_server::LiveCalls,
@@ -54,7 +60,8 @@ use super::session::{CallSpec, CallSummary, Sequencer, SessionCore, SessionLimit
 pub struct SessionConfig {
     /// How long a new stream may take to send its call header.
     pub header_timeout: Duration,
-    /// How long a live call's stream may stay silent before the call ends ("timeout").
+    /// How long a live call's stream may stay silent, and how far its audio may lag wall time
+    /// since its start, before the call ends ("timeout"; see [`super::limits`]).
     pub idle_timeout: Duration,
     pub limits: SessionLimits,
     /// An ack is sent after every this many analysed chunks (and at the end).
@@ -95,6 +102,8 @@ pub struct Shared {
     pub recorder: Option<Arc<CallRecorder>>,
     /// Who may ingest and monitor.
     pub gate: Arc<Gate>,
+    /// Live calls per token, connection and peer address ([`super::limits`]).
+    pub limiter: Arc<CallLimiter>,
 }
 
 /// The status of a refused credential.
@@ -198,10 +207,11 @@ impl Shared {
     async fn run_ingest(
         self: Arc<Self>,
         who: Principal,
+        peer: Option<std::net::SocketAddr>,
         inbound: Streaming<pb::IngestRequest>,
         tx: Sender,
     ) {
-        if let Err(status) = self.ingest(&who, inbound, &tx).await {
+        if let Err(status) = self.ingest(&who, peer, inbound, &tx).await {
             self.metrics.ingest_errors.fetch_add(1, Ordering::Relaxed);
             let _ = tx.send(Err(status)).await;
         }
@@ -210,6 +220,7 @@ impl Shared {
     async fn ingest(
         &self,
         who: &Principal,
+        peer: Option<std::net::SocketAddr>,
         mut inbound: Streaming<pb::IngestRequest>,
         tx: &Sender,
     ) -> Result<(), Status> {
@@ -254,6 +265,18 @@ impl Shared {
                 spec.team
             )));
         }
+        let mut keys = Vec::with_capacity(2);
+        if self.gate.enabled() {
+            keys.push((LimitKind::Token, who.actor.clone()));
+        }
+        if let Some(peer) = peer {
+            keys.push((LimitKind::Connection, peer.to_string()));
+        }
+        // Held until the call has ended.
+        let _permit = self
+            .limiter
+            .acquire(keys)
+            .map_err(|e| Status::resource_exhausted(e.to_string()))?;
         if let Some(recorder) = self.recorder.clone() {
             let id = spec.call_id.clone();
             let stored = tokio::task::spawn_blocking(move || recorder.has_call(&id)).await;
@@ -358,17 +381,50 @@ impl Shared {
         tx: &Sender,
     ) -> (&'static str, Option<Status>) {
         let idle = self.config.idle_timeout;
+        let limits = &self.config.limits;
+        let mut pacer = CallPacer::new(limits, idle, self.metrics.clone());
+        // Audio time per channel (a two-mono call's parties arrive as separate chunks).
+        let mut channel_s = [0.0f64; 2];
+        let mut hold = Duration::ZERO;
         let mut shutdown = self.shutdown.clone();
         let mut ready: Vec<pb::AudioChunk> = Vec::with_capacity(8);
         loop {
+            if !hold.is_zero() {
+                // Back-pressure: over the pace or the message rate, read later.
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stopping| *stopping) => {
+                        return ("shutdown", Some(Status::unavailable("the server is shutting down: call ended")));
+                    }
+                    _ = tokio::time::sleep(hold) => {}
+                }
+            }
+            let silent = tokio::time::Instant::now() + idle;
+            let deadline = if limits.idle_counts_audio {
+                silent.min(pacer.idle_deadline())
+            } else {
+                silent
+            };
             let next = tokio::select! {
                 biased;
                 _ = shutdown.wait_for(|stopping| *stopping) => {
                     return ("shutdown", Some(Status::unavailable("the server is shutting down: call ended")));
                 }
-                next = tokio::time::timeout(idle, inbound.message()) => next,
+                next = tokio::time::timeout_at(deadline, inbound.message()) => next,
             };
             let request = match next {
+                Err(_) if deadline < silent => {
+                    self.metrics
+                        .calls_idle_lagging
+                        .fetch_add(1, Ordering::Relaxed);
+                    return (
+                        "timeout",
+                        Some(Status::deadline_exceeded(format!(
+                            "{}: call ended",
+                            pacer.idle_reason()
+                        ))),
+                    );
+                }
                 Err(_) => {
                     return (
                         "timeout",
@@ -416,6 +472,10 @@ impl Shared {
                 .bytes_received
                 .fetch_add(chunk.audio.len() as u64, Ordering::Relaxed);
             let out_of_order_before = sequencer.out_of_order;
+            let (channel, chunk_s) = (
+                (chunk.channel as usize).min(1),
+                spec.chunk_seconds(chunk.audio.len()),
+            );
             match sequencer.accept(chunk, &mut ready) {
                 Err(e) => return ("error", Some(Status::out_of_range(e.to_string()))),
                 Ok(false) => {
@@ -423,8 +483,14 @@ impl Shared {
                         .chunks_duplicate
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                Ok(true) => {}
+                Ok(true) => {
+                    // Audio time is the furthest party's (duplicates add none).
+                    let before = channel_s[0].max(channel_s[1]);
+                    channel_s[channel] += chunk_s;
+                    pacer.add_audio(channel_s[0].max(channel_s[1]) - before);
+                }
             }
+            hold = pacer.wait(true);
             self.metrics.chunks_out_of_order.fetch_add(
                 sequencer.out_of_order - out_of_order_before,
                 Ordering::Relaxed,
@@ -616,11 +682,12 @@ impl LiveCalls for LiveCallsService {
                 who.role
             )));
         }
+        let peer = request.remote_addr();
         let (tx, rx) = mpsc::channel(self.shared.config.response_buffer);
         tokio::spawn(
             self.shared
                 .clone()
-                .run_ingest(who, request.into_inner(), tx),
+                .run_ingest(who, peer, request.into_inner(), tx),
         );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -40,6 +40,7 @@ pub mod http;
 pub mod http_conn;
 pub mod hub;
 pub mod ingest;
+pub mod limits;
 pub mod metrics;
 pub mod recorder;
 pub mod recordings;

@@ -53,6 +53,21 @@ pub struct ServiceMetrics {
     pub recordings_deleted: AtomicU64,
     /// Live calls being recorded now.
     pub recordings_active: AtomicU64,
+    /// Times a call's reading was held back because its audio ran ahead of the pace
+    /// ([`super::limits`]).
+    pub ingest_paced: AtomicU64,
+    /// Times a call's reading was held back because it sent messages above the rate.
+    pub ingest_rate_limited: AtomicU64,
+    /// Time reading was held back (pace and message rate), nanoseconds summed over calls.
+    pub ingest_paced_ns: AtomicU64,
+    /// Calls ended because their audio fell more than the idle timeout behind wall time.
+    pub calls_idle_lagging: AtomicU64,
+    /// Calls refused by the per-token limit of concurrent calls.
+    pub calls_refused_token: AtomicU64,
+    /// Calls refused by the per-connection limit (gRPC).
+    pub calls_refused_connection: AtomicU64,
+    /// Calls refused by the per-peer-address limit (telephony).
+    pub calls_refused_peer: AtomicU64,
     /// Counters of the telephony adapters ([`super::ingest`]).
     pub telephony: super::ingest::IngestMetrics,
     /// Counters of the cluster bridge (shown once this node has joined a cluster).
@@ -304,6 +319,49 @@ pub fn render_prometheus(hub: &Hub, m: &ServiceMetrics) -> String {
         "Ingest streams ended with an error status.",
         get(&m.ingest_errors),
     );
+    metric(
+        &mut out,
+        "attune_ingest_paced_total",
+        "counter",
+        "Times a call's reading was held back: its audio ran ahead of the pace (max speed and burst).",
+        get(&m.ingest_paced),
+    );
+    metric(
+        &mut out,
+        "attune_ingest_rate_limited_total",
+        "counter",
+        "Times a call's reading was held back: it sent more messages per second than allowed.",
+        get(&m.ingest_rate_limited),
+    );
+    metric(
+        &mut out,
+        "attune_ingest_paced_seconds_total",
+        "counter",
+        "Time calls' reading was held back by the pace and the message rate.",
+        ns_to_s(&m.ingest_paced_ns),
+    );
+    metric(
+        &mut out,
+        "attune_calls_idle_lagging_total",
+        "counter",
+        "Calls ended because their audio fell more than the idle timeout behind wall time.",
+        get(&m.calls_idle_lagging),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP attune_calls_refused_limit_total Calls refused by a limit of concurrent calls per token, connection or peer address.\n# TYPE attune_calls_refused_limit_total counter"
+    );
+    for (limit, counter) in [
+        ("token", &m.calls_refused_token),
+        ("connection", &m.calls_refused_connection),
+        ("peer", &m.calls_refused_peer),
+    ] {
+        let _ = writeln!(
+            out,
+            "attune_calls_refused_limit_total{{limit=\"{limit}\"}} {}",
+            get(counter)
+        );
+    }
     metric(
         &mut out,
         "attune_chunks_received_total",

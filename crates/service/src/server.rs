@@ -125,6 +125,7 @@ impl Service {
             shutdown,
             recorder,
             gate: config.gate.clone(),
+            limiter: crate::limits::CallLimiter::new(config.session.limits, metrics.clone()),
         });
         Ok(Self {
             hub,

@@ -214,18 +214,69 @@ impl CallSpec {
     }
 }
 
-/// Limits of one session.
+/// Limits of one session (and of the calls of one token, connection or peer), applied to
+/// every ingest path; see [`super::limits`].
 #[derive(Debug, Clone, Copy)]
 pub struct SessionLimits {
     /// Chunks that may arrive ahead of a missing one before the stream is refused.
     pub reorder_window_chunks: usize,
+    /// Audio may arrive at most this many times faster than real time (beyond the burst);
+    /// faster, the server reads more slowly. `f64::INFINITY`: not paced.
+    pub max_speed: f64,
+    /// Audio a call may send ahead of `max_speed × wall time`, seconds.
+    pub burst_s: f64,
+    /// Messages per second a call may send (burst: one second's worth); more wait.
+    /// `f64::INFINITY`: unlimited.
+    pub max_messages_per_s: f64,
+    /// End a call whose audio lags wall time by more than the idle timeout (the trickle-proof
+    /// rule). False: only a stream without any message for the idle timeout ends (the rule
+    /// before issue 17, kept for comparison).
+    pub idle_counts_audio: bool,
+    /// Live calls one API token (principal) may ingest at once.
+    pub max_calls_per_token: usize,
+    /// Live calls one gRPC connection may carry at once.
+    pub max_calls_per_connection: usize,
+    /// Live telephony calls (Twilio, AudioHook, AudioSocket) from one peer address at once.
+    pub max_calls_per_peer: usize,
 }
+
+/// Default of [`SessionLimits::max_speed`]: twice real time.
+pub const DEFAULT_MAX_SPEED: f64 = 2.0;
+/// Default of [`SessionLimits::burst_s`].
+pub const DEFAULT_BURST_S: f64 = 10.0;
+/// Default of [`SessionLimits::max_messages_per_s`].
+pub const DEFAULT_MAX_MESSAGES_PER_S: f64 = 200.0;
 
 impl Default for SessionLimits {
     fn default() -> Self {
         Self {
             reorder_window_chunks: 16,
+            max_speed: DEFAULT_MAX_SPEED,
+            burst_s: DEFAULT_BURST_S,
+            max_messages_per_s: DEFAULT_MAX_MESSAGES_PER_S,
+            idle_counts_audio: true,
+            max_calls_per_token: usize::MAX,
+            max_calls_per_connection: usize::MAX,
+            max_calls_per_peer: usize::MAX,
         }
+    }
+}
+
+impl SessionLimits {
+    /// No pacing and no message rate (tests and tools that replay faster than 2×).
+    pub fn unpaced(self) -> Self {
+        Self {
+            max_speed: f64::INFINITY,
+            max_messages_per_s: f64::INFINITY,
+            ..self
+        }
+    }
+}
+
+impl CallSpec {
+    /// Seconds of audio in `bytes` of one chunk (per channel: a two-mono chunk is one party).
+    pub fn chunk_seconds(&self, bytes: usize) -> f64 {
+        (bytes / self.frame_bytes()) as f64 / f64::from(self.sample_rate_hz)
     }
 }
 

@@ -208,6 +208,8 @@ pub struct HookSession {
     /// Binary frames received; gap samples filled.
     pub frames: u64,
     pub silence_filled: u64,
+    /// The client said `paused` (and not yet `resumed`): no audio is due.
+    pub paused: bool,
 }
 
 impl Default for HookSession {
@@ -226,6 +228,7 @@ impl HookSession {
             media: None,
             frames: 0,
             silence_filled: 0,
+            paused: false,
         }
     }
 
@@ -293,8 +296,15 @@ impl HookSession {
                     event: Event::Closed,
                 })
             }
-            "paused" | "update" | "error" => Ok(nothing(None)),
+            "paused" => {
+                self.paused = true;
+                Ok(nothing(None))
+            }
+            "update" | "error" => Ok(nothing(None)),
             "resumed" | "discarded" => {
+                if msg.kind == "resumed" {
+                    self.paused = false;
+                }
                 let discarded = msg
                     .parameters
                     .get("discarded")
@@ -749,8 +759,10 @@ pub(crate) async fn upgrade(
     Shared(state): Shared<WsState>,
     uri: axum::http::Uri,
     headers: HeaderMap,
+    peer: super::Peer,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let peer = super::peer_ip(&peer);
     let counters = &state.shared.metrics.telephony.audiohook;
     if state.config.audiohook_keys.is_empty() && state.config.require_signatures {
         counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -783,7 +795,7 @@ pub(crate) async fn upgrade(
     let limit = state.config.max_message_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| run(socket, state))
+        .on_upgrade(move |socket| run(socket, state, peer))
 }
 
 struct Ending {
@@ -791,7 +803,7 @@ struct Ending {
     close: Option<(u16, String)>,
 }
 
-async fn run(mut socket: WebSocket, state: WsState) {
+async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAddr>) {
     let WsState { shared, config } = state;
     let counters = &shared.metrics.telephony.audiohook;
     let _active = ActiveGuard::new(counters);
@@ -848,7 +860,7 @@ async fn run(mut socket: WebSocket, state: WsState) {
                 session.encoding(),
                 open.media.agent_channel(),
             );
-            match LiveCall::start(shared.clone(), spec).await {
+            match LiveCall::start(shared.clone(), spec, peer).await {
                 Ok(live) => Some(live),
                 Err(e) => {
                     counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -869,7 +881,15 @@ async fn run(mut socket: WebSocket, state: WsState) {
         let msg = tokio::select! {
             biased;
             _ = shutdown.wait_for(|s| *s) => None,
-            msg = tokio::time::timeout_at(last_activity + idle, socket.recv()) => Some(msg),
+            // A paused session sends no audio (pings keep it alive); otherwise its audio must
+            // keep up with wall time (the trickle-proof idle rule).
+            msg = tokio::time::timeout_at(
+                match live.as_ref().filter(|_| !session.paused) {
+                    Some(live) => (last_activity + idle).min(live.idle_deadline()),
+                    None => last_activity + idle,
+                },
+                socket.recv(),
+            ) => Some(msg),
         };
         let Some(msg) = msg else {
             let text = session.disconnect("error", "the server is shutting down");
@@ -881,6 +901,18 @@ async fn run(mut socket: WebSocket, state: WsState) {
         };
         let msg = match msg {
             Err(_) => {
+                let lagging = live
+                    .as_ref()
+                    .filter(|_| !session.paused)
+                    .and_then(LiveCall::lagging);
+                if let Some(why) = lagging {
+                    let text = session.disconnect("error", &why);
+                    let _ = socket.send(Message::Text(text.into())).await;
+                    break Ending {
+                        reason: "timeout",
+                        close: Some((1008, why)),
+                    };
+                }
                 let info = format!("no message for {:.1} s", idle.as_secs_f64());
                 let text = session.disconnect("error", &info);
                 let _ = socket.send(Message::Text(text.into())).await;
@@ -899,6 +931,9 @@ async fn run(mut socket: WebSocket, state: WsState) {
         };
         // Pings keep a paused session alive; audio and control messages too.
         last_activity = tokio::time::Instant::now();
+        if let Some(live) = live.as_mut() {
+            live.message().await;
+        }
         let result = match msg {
             Message::Text(text) => session.on_text(text.as_str(), &mut out),
             Message::Binary(audio) => session.on_binary(&audio, &mut out).map(|()| Outcome {

@@ -198,13 +198,15 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, config: Arc<Inges
             _ = shutdown.wait_for(|s| *s) => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (shared, config, calls) = (shared.clone(), config.clone(), calls.clone());
         tokio::spawn(async move {
             let counters = &shared.metrics.telephony.audiosocket;
             let _active = super::ActiveGuard::new(counters);
-            if let Err(e) = leg(stream, shared.clone(), config, calls).await {
+            if let Err(e) = leg(stream, peer.ip(), shared.clone(), config, calls).await {
                 shared
                     .metrics
                     .telephony
@@ -231,6 +233,7 @@ async fn read_more(
 /// One connection: the UUID first, then audio until hangup, error, close or silence.
 async fn leg(
     mut stream: TcpStream,
+    peer: std::net::IpAddr,
     shared: Arc<Shared>,
     config: Arc<IngestConfig>,
     calls: Calls,
@@ -256,7 +259,7 @@ async fn leg(
         }
     };
     let (key, party) = pair_key(uuid);
-    let tx = join(&shared, &config, &calls, key, party).await;
+    let tx = join(&shared, &config, &calls, key, party, peer).await;
     let tx = match tx {
         Ok(tx) => tx,
         Err(e) => return refuse(&mut stream, e).await,
@@ -349,6 +352,7 @@ async fn join(
     calls: &Calls,
     key: [u8; 16],
     party: usize,
+    peer: std::net::IpAddr,
 ) -> Result<mpsc::Sender<LegMsg>, SocketError> {
     for _ in 0..2 {
         let existing = calls
@@ -381,6 +385,7 @@ async fn join(
             calls.clone(),
             key,
             party,
+            peer,
             rx,
         ));
         return Ok(tx);
@@ -395,6 +400,7 @@ async fn call_task(
     calls: Calls,
     key: [u8; 16],
     first_party: usize,
+    peer: std::net::IpAddr,
     mut rx: mpsc::Receiver<LegMsg>,
 ) {
     let counters = &shared.metrics.telephony.audiosocket;
@@ -406,9 +412,19 @@ async fn call_task(
     let mut reason = "disconnected";
     let mut shutdown = shared.shutdown.clone();
     loop {
+        let lag_deadline = live.as_ref().map(|(call, _, _)| call.idle_deadline());
         let msg = tokio::select! {
             biased;
             _ = shutdown.wait_for(|s| *s) => { reason = "shutdown"; break; }
+            // The trickle-proof idle rule: the call's audio must keep up with wall time.
+            _ = tokio::time::sleep_until(lag_deadline.unwrap_or_else(tokio::time::Instant::now)), if lag_deadline.is_some() => {
+                if live.as_ref().and_then(|(call, _, _)| call.lagging()).is_some() {
+                    reason = "timeout";
+                    counters.refused.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                continue;
+            }
             msg = rx.recv() => msg,
         };
         let Some(msg) = msg else { break };
@@ -445,7 +461,7 @@ async fn call_task(
                         Encoding::Pcm16le,
                         1,
                     );
-                    match LiveCall::start(shared.clone(), spec).await {
+                    match LiveCall::start(shared.clone(), spec, Some(peer)).await {
                         Ok(call) => {
                             let per_ms = u64::from(rate_hz) / 1000;
                             let aligner = TrackAligner::new(
@@ -470,6 +486,7 @@ async fn call_task(
                     counters.frames_late.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
+                call.message().await;
                 let filled_before = aligner.silence_filled;
                 aligner.append(party, &pcm, &mut out);
                 counters

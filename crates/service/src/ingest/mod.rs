@@ -25,8 +25,10 @@ use prost::bytes::Bytes;
 
 use super::grpc::{Counts, Shared, zero_counts};
 use super::hub::{CallInfo, HubError};
+use super::limits::{CallPacer, CallPermit, LimitKind};
 use super::pb;
 use super::session::{CallSpec, CallSummary, Encoding, InputError, Layout, Sequencer, SessionCore};
+use std::net::IpAddr;
 
 /// Settings of the telephony adapters.
 #[derive(Debug, Clone)]
@@ -197,6 +199,9 @@ pub enum StartError {
     Input(#[from] InputError),
     #[error("the server is shutting down")]
     Shutdown,
+    /// A limit of concurrent calls (per peer address); closed with 1008.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
 }
 
 /// Why a chunk could not be analysed (the call then ends).
@@ -218,14 +223,31 @@ pub struct LiveCall {
     sequencer: Sequencer,
     counts: Counts,
     batch: Vec<pb::AudioChunk>,
+    /// Pace, message rate and the audio-lag idle rule ([`crate::limits`]).
+    pacer: CallPacer,
+    /// Counts the call against its peer address while it lives.
+    _permit: Option<CallPermit>,
 }
 
 impl LiveCall {
     /// Registers the call in the hub and builds its analyzer (on the analysis pool). `spec`
-    /// must describe interleaved stereo.
-    pub async fn start(shared: Arc<Shared>, spec: CallSpec) -> Result<Self, StartError> {
+    /// must describe interleaved stereo. `peer`: the address the call comes from, counted
+    /// against `max_calls_per_peer`.
+    pub async fn start(
+        shared: Arc<Shared>,
+        spec: CallSpec,
+        peer: Option<IpAddr>,
+    ) -> Result<Self, StartError> {
         debug_assert_eq!(spec.layout, Layout::InterleavedStereo);
         spec.validate()?;
+        let permit = match peer {
+            Some(ip) => Some(
+                shared
+                    .limiter
+                    .acquire(vec![(LimitKind::Peer, ip.to_string())])?,
+            ),
+            None => None,
+        };
         let call = shared.hub.start_call(CallInfo {
             call_id: spec.call_id.clone(),
             agent_id: spec.agent_id.clone(),
@@ -251,6 +273,11 @@ impl LiveCall {
             Ok(Err(e)) => (None, Some(StartError::Setup(e.to_string()))),
             Err(_) => (None, Some(StartError::Shutdown)),
         };
+        let pacer = CallPacer::new(
+            &shared.config.limits,
+            shared.config.idle_timeout,
+            shared.metrics.clone(),
+        );
         let live = Self {
             shared,
             call,
@@ -259,6 +286,8 @@ impl LiveCall {
             sequencer: Sequencer::new(0),
             counts: zero_counts(),
             batch: Vec::with_capacity(1),
+            pacer,
+            _permit: permit,
         };
         match failure {
             None => Ok(live),
@@ -291,6 +320,8 @@ impl LiveCall {
             audio: Bytes::from(audio),
         };
         self.spec.check_chunk(&chunk)?;
+        self.pacer
+            .add_audio(self.spec.chunk_seconds(chunk.audio.len()));
         let metrics = &self.shared.metrics;
         self.counts.chunks_received += 1;
         self.counts.bytes_received += chunk.audio.len() as u64;
@@ -322,7 +353,50 @@ impl LiveCall {
         self.batch = chunks;
         self.shared.forward(&self.call, &work.events, None).await;
         self.core = Some(work);
+        // Over the pace: the adapter reads its socket later (back-pressure).
+        self.hold(false).await;
         Ok(())
+    }
+
+    /// Notes one message read from the platform (media frame, WebSocket message); over the
+    /// message rate or the pace, waits before the adapter reads the next.
+    pub async fn message(&mut self) {
+        self.hold(true).await;
+    }
+
+    async fn hold(&mut self, message: bool) {
+        let wait = self.pacer.wait(message);
+        if wait.is_zero() {
+            return;
+        }
+        let mut shutdown = self.shared.shutdown.clone();
+        tokio::select! {
+            _ = shutdown.wait_for(|s| *s) => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+
+    /// When the call ends for lack of audio: its audio time plus the idle timeout after its
+    /// start (far away when the rule is off). Adapters wait for their socket until then.
+    pub fn idle_deadline(&self) -> tokio::time::Instant {
+        if self.shared.config.limits.idle_counts_audio {
+            self.pacer.idle_deadline()
+        } else {
+            tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
+        }
+    }
+
+    /// Whether the call's idle deadline has passed; counts it in `/metrics` when it has, and
+    /// returns the reason to close with.
+    pub fn lagging(&self) -> Option<String> {
+        if tokio::time::Instant::now() < self.idle_deadline() {
+            return None;
+        }
+        self.shared
+            .metrics
+            .calls_idle_lagging
+            .fetch_add(1, Ordering::Relaxed);
+        Some(self.pacer.idle_reason())
     }
 
     /// Ends the call: final analysis, hub summary, recorder. `reason` as for gRPC calls
@@ -585,6 +659,14 @@ pub fn routes(shared: Arc<Shared>, config: Arc<IngestConfig>) -> axum::Router {
 pub(crate) struct WsState {
     pub(crate) shared: Arc<Shared>,
     pub(crate) config: Arc<IngestConfig>,
+}
+
+/// The peer address of a WebSocket upgrade (served with `PeerAddr` connect info), counted
+/// against `max_calls_per_peer`.
+pub(crate) type Peer = Option<axum::Extension<axum::extract::ConnectInfo<crate::tls::PeerAddr>>>;
+
+pub(crate) fn peer_ip(peer: &Peer) -> Option<IpAddr> {
+    peer.as_ref().map(|p| (p.0).0.0.ip())
 }
 
 /// Constant-time comparison of two byte strings (signatures).

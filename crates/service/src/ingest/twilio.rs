@@ -444,8 +444,10 @@ pub(crate) async fn upgrade(
     Shared(state): Shared<WsState>,
     uri: axum::http::Uri,
     headers: HeaderMap,
+    peer: super::Peer,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let peer = super::peer_ip(&peer);
     let refusal = if state.config.twilio_auth_tokens.is_empty() {
         state.config.require_signatures.then(|| {
             "this server takes no unsigned Twilio streams and has no Twilio auth token".to_owned()
@@ -475,7 +477,7 @@ pub(crate) async fn upgrade(
                 close(socket, 1008, &reason).await;
                 return;
             }
-            run(socket, state).await;
+            run(socket, state, peer).await;
         })
 }
 
@@ -511,7 +513,7 @@ impl Ending {
 /// Audio pushed to the analysis at least this much at a time, ms (as gRPC's default chunk).
 pub(crate) const BATCH_MS: usize = 100;
 
-async fn run(mut socket: WebSocket, state: WsState) {
+async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAddr>) {
     let WsState { shared, config } = state;
     let counters: &AdapterCounters = &shared.metrics.telephony.twilio;
     let mut stream = TwilioStream::new(
@@ -560,7 +562,7 @@ async fn run(mut socket: WebSocket, state: WsState) {
         Encoding::Mulaw,
         TwilioStream::AGENT_CHANNEL,
     );
-    let mut live = match LiveCall::start(shared.clone(), spec).await {
+    let mut live = match LiveCall::start(shared.clone(), spec, peer).await {
         Ok(live) => live,
         Err(e) => {
             counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -577,10 +579,16 @@ async fn run(mut socket: WebSocket, state: WsState) {
         let msg = tokio::select! {
             biased;
             _ = shutdown.wait_for(|s| *s) => break Ending { reason: "shutdown", close: Some((1001, "the server is shutting down".into())) },
-            msg = tokio::time::timeout_at(last_media + idle, socket.recv()) => msg,
+            msg = tokio::time::timeout_at((last_media + idle).min(live.idle_deadline()), socket.recv()) => msg,
         };
         let msg = match msg {
             Err(_) => {
+                if let Some(why) = live.lagging() {
+                    break Ending {
+                        reason: "timeout",
+                        close: Some((1008, why)),
+                    };
+                }
                 break Ending {
                     reason: "timeout",
                     close: Some((1008, format!("no media for {:.1} s", idle.as_secs_f64()))),
@@ -601,6 +609,7 @@ async fn run(mut socket: WebSocket, state: WsState) {
                 let step = stream.on_text(text.as_str(), &mut out);
                 if stream.frames > frames_before {
                     last_media = tokio::time::Instant::now();
+                    live.message().await;
                 }
                 step
             }
