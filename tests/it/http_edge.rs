@@ -4,7 +4,6 @@
 //! refused before their body is read when every permit is taken, 413 while streaming past
 //! the limit, and a normal upload still scored.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,98 +11,39 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 
 use attune_qa::ScoringSetup;
 use attune_qa::store::Store;
-use attune_service::http::router;
 use attune_service::http_conn::HttpLimits;
 use attune_service::metrics::ServiceMetrics;
 use attune_service::recorder::CallRecorder;
-use attune_service::server::{ServerConfig, Service};
+use attune_service::server::ServerConfig;
 
 use crate::console::{examples_dir, http_bytes};
-use crate::util::temp_dir;
+use crate::util::{TestServer, TestService, temp_dir};
 
-struct Server {
-    http: SocketAddr,
-    metrics: Arc<ServiceMetrics>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    /// A service with these HTTP limits and, when `db` is given, a store (uploads up to
-    /// `max_upload_bytes`).
-    async fn start(limits: HttpLimits, db: Option<(&Path, usize)>) -> Self {
-        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_addr = http.local_addr().unwrap();
-        let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion.json");
-        let setup = Arc::new(ScoringSetup::load(Some(&model), None, None, 0).unwrap());
-        let metrics = Arc::new(ServiceMetrics::default());
-        let recorder = db.map(|(db, max_upload_bytes)| {
+/// A service with these HTTP limits and, when `db` is given, a store (uploads up to
+/// `max_upload_bytes`).
+async fn start(limits: HttpLimits, db: Option<(&Path, usize)>) -> TestServer {
+    let config = ServerConfig {
+        max_calls: 4,
+        analysis_threads: 1,
+        http: limits,
+        ..ServerConfig::default()
+    };
+    let service = match db {
+        Some((db, max_upload_bytes)) => {
+            let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/emotion.json");
+            let setup = Arc::new(ScoringSetup::load(Some(&model), None, None, 0).unwrap());
+            let metrics = Arc::new(ServiceMetrics::default());
             let store = Store::open(&db.display().to_string()).unwrap();
-            let mut recorder = CallRecorder::start(store, setup.clone(), metrics.clone()).unwrap();
+            let mut recorder = CallRecorder::start(store, setup, metrics.clone()).unwrap();
             recorder.max_upload_bytes = max_upload_bytes;
-            Arc::new(recorder)
-        });
-        let config = ServerConfig {
-            max_calls: 4,
-            analysis_threads: 1,
-            http: limits,
-            ..ServerConfig::default()
-        };
-        let service = Service::with_recorder(
-            config,
-            setup.rules.clone(),
-            setup.model.clone(),
-            recorder.clone().map(|r| (r, metrics.clone())),
-        )
-        .unwrap();
-        // The service's own counters (a service without a store makes its own).
-        let metrics = service.metrics.clone();
-        let console = attune_service::console::routes(
-            service.app_state().hub,
-            attune_service::console::StopSignal::from_receiver(service.stop_signal()),
-            recorder,
-            Arc::new(attune_service::auth::Gate::disabled()),
-        );
-        let app = router(service.app_state()).merge(console);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            service
-                .serve(grpc, http, app, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
-        Self {
-            http: http_addr,
-            metrics,
-            stop: Some(stop),
-            task,
+            TestService::with_recorder(config, Arc::new(recorder), metrics)
         }
-    }
-
-    async fn metric(&self, name: &str) -> f64 {
-        let (status, body) = http_bytes(self.http, "GET", "/metrics", "text/plain", b"").await;
-        assert_eq!(status, 200);
-        body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
-            .parse()
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("server stops within 10 s")
-            .unwrap();
-    }
+        None => TestService::new(config),
+    };
+    TestServer::start(service).await
 }
 
 fn limits(header_s: f64, idle_s: f64, max_connections: usize) -> HttpLimits {
@@ -163,7 +103,7 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_connections_are_closed_at_the_header_timeout_while_requests_go_on() {
-    let server = Server::start(limits(1.0, 2.5, 4096), None).await;
+    let server = start(limits(1.0, 2.5, 4096), None).await;
     let start = Instant::now();
     // 200 clients send a request line and then one header byte every 300 ms, for ever.
     let mut clients = Vec::new();
@@ -237,7 +177,7 @@ async fn slowloris_connections_are_closed_at_the_header_timeout_while_requests_g
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_until_others_close_and_are_counted() {
-    let server = Server::start(limits(10.0, 10.0, 4), None).await;
+    let server = start(limits(10.0, 10.0, 4), None).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(TcpStream::connect(server.http).await.unwrap());
@@ -305,7 +245,7 @@ async fn uploads_are_refused_before_their_body_when_busy_and_streamed_within_the
     let dir = temp_dir("http-edge-uploads");
     let db = dir.join("calls.db");
     let limit = 1_000_000;
-    let server = Server::start(limits(10.0, 10.0, 64), Some((&db, limit))).await;
+    let server = start(limits(10.0, 10.0, 64), Some((&db, limit))).await;
     let wav = std::fs::read(examples_dir().join("calm.wav")).unwrap();
     assert!(wav.len() < limit);
 

@@ -3,90 +3,54 @@
 //! as the file; signatures are checked; bad input gets a precise close, never a hang.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
-use attune_core::cues::CueRules;
-use attune_core::model::emotion::EmotionModel;
-use attune_service::http::router;
-use attune_service::hub::{CallFilter, Hub};
+use attune_service::hub::CallFilter;
 use attune_service::ingest::IngestConfig;
 use attune_service::ingest::clients::{
     StereoCall, stream_audiohook, stream_audiosocket, stream_twilio,
 };
 use attune_service::metrics::ServiceMetrics;
-use attune_service::server::{ServerConfig, Service};
+use attune_service::server::ServerConfig;
 
-struct Server {
-    http: std::net::SocketAddr,
-    audiosocket: std::net::SocketAddr,
-    hub: Arc<Hub>,
-    metrics: Arc<ServiceMetrics>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
+use crate::util::{TestServer, TestService};
 
-impl Server {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+/// Waits for `call_id` to end; its cues (kind, event, t_s), end reason and duration.
+async fn ended(server: &TestServer, call_id: &str) -> (Vec<(String, String, f64)>, String, f64) {
+    let filter = CallFilter {
+        call_id: Some(call_id.into()),
+        ..CallFilter::default()
+    };
+    for _ in 0..400 {
+        if let Some(view) = server.hub.ended_calls(&filter).first() {
+            let end = view.end.clone().expect("an end");
+            let timeline = server.hub.timeline(call_id).expect("timeline");
+            // The hub's own cue across calls (agent_take_a_moment) is not the engine's.
+            let cues = timeline
+                .cues
+                .iter()
+                .filter(|c| c.kind.as_str() != "agent_take_a_moment")
+                .map(|c| {
+                    (
+                        c.kind.as_str().to_owned(),
+                        c.event.as_str().to_owned(),
+                        c.t_s,
+                    )
+                })
+                .collect();
+            return (cues, end.reason, end.duration_s);
         }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("server stops")
-            .expect("server task");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-
-    fn ws(&self) -> String {
-        format!("ws://{}", self.http)
-    }
-
-    /// Waits for `call_id` to end; its cues (kind, event, t_s), end reason and duration.
-    async fn ended(&self, call_id: &str) -> (Vec<(String, String, f64)>, String, f64) {
-        let filter = CallFilter {
-            call_id: Some(call_id.into()),
-            ..CallFilter::default()
-        };
-        for _ in 0..400 {
-            if let Some(view) = self.hub.ended_calls(&filter).first() {
-                let end = view.end.clone().expect("an end");
-                let timeline = self.hub.timeline(call_id).expect("timeline");
-                // The hub's own cue across calls (agent_take_a_moment) is not the engine's.
-                let cues = timeline
-                    .cues
-                    .iter()
-                    .filter(|c| c.kind.as_str() != "agent_take_a_moment")
-                    .map(|c| {
-                        (
-                            c.kind.as_str().to_owned(),
-                            c.event.as_str().to_owned(),
-                            c.t_s,
-                        )
-                    })
-                    .collect();
-                return (cues, end.reason, end.duration_s);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("call {call_id} did not end");
-    }
+    panic!("call {call_id} did not end");
 }
 
-fn model() -> Arc<EmotionModel> {
-    Arc::new(attune_qa::files::model_or_embedded(None).unwrap())
-}
-
-async fn start(ingest: IngestConfig) -> Server {
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (http_addr, audiosocket) = (http.local_addr().unwrap(), socket.local_addr().unwrap());
+async fn start(ingest: IngestConfig) -> TestServer {
     let config = ServerConfig {
         max_calls: 600,
         analysis_threads: 2,
@@ -97,28 +61,12 @@ async fn start(ingest: IngestConfig) -> Server {
         },
         ..ServerConfig::default()
     };
-    let service = Service::new(config, CueRules::default(), model()).unwrap();
-    let (hub, metrics) = (service.hub.clone(), service.metrics.clone());
-    let ingest = Arc::new(ingest);
-    let app = router(service.app_state()).merge(service.ingest_routes(ingest.clone()));
-    service.spawn_audiosocket(socket, ingest);
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        service
-            .serve(grpc, http, app, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("serve");
-    });
-    Server {
-        http: http_addr,
-        audiosocket,
-        hub,
-        metrics,
-        stop: Some(stop),
-        task,
-    }
+    TestServer::start(TestService {
+        ingest,
+        audiosocket: true,
+        ..TestService::new(config)
+    })
+    .await
 }
 
 const UPSET: &str = "examples/calls/upset_caller.wav";
@@ -148,11 +96,11 @@ fn metric(m: &ServiceMetrics) -> String {
 async fn an_example_call_over_each_protocol_gives_the_files_cues() {
     let server = start(IngestConfig::default()).await;
     let (call, file_cues, duration_s) = upset_call("CA-twilio");
-    let report = stream_twilio(&server.ws(), &call, 400.0, None)
+    let report = stream_twilio(&server.ws_url(), &call, 400.0, None)
         .await
         .unwrap();
     assert_eq!(report.close.as_ref().map(|c| c.0), Some(1000), "{report:?}");
-    let (cues, reason, live_duration) = server.ended("CA-twilio").await;
+    let (cues, reason, live_duration) = ended(&server, "CA-twilio").await;
     assert_eq!(reason, "ended");
     assert_eq!(cues, file_cues, "twilio");
     assert!(
@@ -167,23 +115,23 @@ async fn an_example_call_over_each_protocol_gives_the_files_cues() {
 
     let mut call = call;
     call.call_id = "conv-audiohook".into();
-    let report = stream_audiohook(&server.ws(), &call, 400.0, None)
+    let report = stream_audiohook(&server.ws_url(), &call, 400.0, None)
         .await
         .unwrap();
     assert_eq!(report.close.as_ref().map(|c| c.0), Some(1000), "{report:?}");
-    let (cues, reason, _) = server.ended("conv-audiohook").await;
+    let (cues, reason, _) = ended(&server, "conv-audiohook").await;
     assert_eq!(reason, "ended");
     assert_eq!(cues, file_cues, "audiohook");
 
     // Two legs over TCP, aligned by arrival: at a modest pace they stay within the skew.
     let mut uuid = [0x5au8; 16];
     uuid[15] = 0x20;
-    let report = stream_audiosocket(&server.audiosocket.to_string(), &call, 20.0, uuid)
+    let report = stream_audiosocket(&server.audiosocket.unwrap().to_string(), &call, 20.0, uuid)
         .await
         .unwrap();
     assert!(report.frames_sent > 0);
     let id = attune_service::ingest::audiosocket::uuid_text(&uuid);
-    let (cues, reason, live_duration) = server.ended(&id).await;
+    let (cues, reason, live_duration) = ended(&server, &id).await;
     assert_eq!(reason, "ended");
     assert!(!cues.is_empty(), "audiosocket call has cues");
     assert!(
@@ -236,7 +184,7 @@ async fn bad_input_gets_a_precise_close_and_signatures_are_checked() {
         ..IngestConfig::default()
     };
     let server = start(config).await;
-    let twilio = format!("{}/ingest/twilio", server.ws());
+    let twilio = format!("{}/ingest/twilio", server.ws_url());
     // No signature, and a wrong one: 1008.
     let close = ws_session(&twilio, &[], vec![]).await.unwrap();
     assert_eq!(close.0, 1008, "{close:?}");
@@ -272,11 +220,11 @@ async fn bad_input_gets_a_precise_close_and_signatures_are_checked() {
         .unwrap();
     assert_eq!(close.0, 1008);
     assert!(close.1.contains("no media"), "{close:?}");
-    let (_, reason, _) = server.ended("CA-stall").await;
+    let (_, reason, _) = ended(&server, "CA-stall").await;
     assert_eq!(reason, "timeout");
 
     // AudioHook: audio before open, a bad open, an unsupported format.
-    let hook = format!("{}/ingest/audiohook", server.ws());
+    let hook = format!("{}/ingest/audiohook", server.ws_url());
     let close = ws_session(&hook, &[], vec![Message::binary(vec![0; 320])])
         .await
         .unwrap();
@@ -296,7 +244,7 @@ async fn bad_input_gets_a_precise_close_and_signatures_are_checked() {
         vec![0x10, 0x00, 0x02, 0, 0],
         vec![0x42, 0x00, 0x00],
     ] {
-        let mut s = tokio::net::TcpStream::connect(server.audiosocket)
+        let mut s = tokio::net::TcpStream::connect(server.audiosocket.unwrap())
             .await
             .unwrap();
         s.write_all(&wire).await.unwrap();
@@ -308,7 +256,7 @@ async fn bad_input_gets_a_precise_close_and_signatures_are_checked() {
         assert_eq!(back.last(), Some(&0), "ends with a hangup frame: {back:?}");
     }
     // A leg that sends its UUID and then a partial frame and leaves: the call ends.
-    let mut s = tokio::net::TcpStream::connect(server.audiosocket)
+    let mut s = tokio::net::TcpStream::connect(server.audiosocket.unwrap())
         .await
         .unwrap();
     let mut uuid = vec![0x01, 0x00, 0x10];
@@ -320,9 +268,11 @@ async fn bad_input_gets_a_precise_close_and_signatures_are_checked() {
     drop(s);
     let mut key = [0x33u8; 16];
     key[15] = 0x32;
-    let (_, reason, _) = server
-        .ended(&attune_service::ingest::audiosocket::uuid_text(&key))
-        .await;
+    let (_, reason, _) = ended(
+        &server,
+        &attune_service::ingest::audiosocket::uuid_text(&key),
+    )
+    .await;
     assert_eq!(reason, "error", "a frame cut short");
     let text = metric(&server.metrics);
     assert!(
@@ -343,7 +293,7 @@ async fn many_concurrent_twilio_streams_all_end_cleanly() {
     for i in 0..500 {
         let mut call = call.clone();
         call.call_id = format!("CA-many-{i}");
-        let url = server.ws();
+        let url = server.ws_url();
         tasks.push(tokio::spawn(async move {
             stream_twilio(&url, &call, 10.0, None).await
         }));
@@ -438,7 +388,7 @@ async fn streamdouble_twilio_forks_of_the_example_calls_give_the_files_cues() {
         );
         write_pcm16_mono(&caller, &buffer.channels[0]);
         write_pcm16_mono(&agent, &buffer.channels[1]);
-        let url = format!("{}/ingest/twilio", server.ws());
+        let url = format!("{}/ingest/twilio", server.ws_url());
         let command = command.clone();
         runs.push(tokio::task::spawn_blocking(move || {
             std::process::Command::new(command)
@@ -465,7 +415,7 @@ async fn streamdouble_twilio_forks_of_the_example_calls_give_the_files_cues() {
         );
         let metrics: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         assert_eq!(metrics["frames_dropped"], 0, "{name}: {metrics}");
-        let (cues, reason, live_duration_s) = server.ended(&format!("sd-{name}")).await;
+        let (cues, reason, live_duration_s) = ended(&server, &format!("sd-{name}")).await;
         let path = format!("examples/calls/{name}.wav");
         let (file_cues, outcome) = crate::service::upset_call_analysed_as_a_file(Path::new(&path));
         assert_eq!(reason, "ended", "{name}");

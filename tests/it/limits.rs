@@ -2,94 +2,25 @@
 //! faster than the pace is read more slowly, a token (and a connection) over its concurrent-call
 //! limit is refused with the limit named, and a real-time call is untouched by any of it.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tonic::Code;
 
-use attune_core::cues::CueRules;
-use attune_core::model::emotion::EmotionModel;
 use attune_qa::store::{Store, TokenRecord};
 use attune_service::auth::{Gate, GateConfig, StoreIdentities, secrets};
 use attune_service::client::{ChunkedAudio, ClientOptions, connect, ingest_call, send_paced};
 use attune_service::grpc::SessionConfig;
-use attune_service::http::router;
-use attune_service::hub::{CallFilter, Hub};
 use attune_service::pb::{self, event::Kind, ingest_response};
-use attune_service::server::{ServerConfig, Service};
+use attune_service::server::ServerConfig;
 use attune_service::session::{Encoding, SessionLimits};
 
-struct Server {
-    url: String,
-    http: std::net::SocketAddr,
-    hub: Arc<Hub>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
+use crate::util::{TestServer, TestService};
 
-impl Server {
-    async fn start(config: ServerConfig) -> Self {
-        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", grpc.local_addr().unwrap());
-        let http_addr = http.local_addr().unwrap();
-        let model = Arc::new(
-            attune_qa::files::load_model(Path::new("models/emotion.json")).expect("model"),
-        );
-        let service =
-            Service::new(config, CueRules::default(), model as Arc<EmotionModel>).expect("service");
-        let hub = service.hub.clone();
-        let app = router(service.app_state());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            service
-                .serve(grpc, http, app, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
-        Self {
-            url,
-            http: http_addr,
-            hub,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("server stops within 10 s")
-            .unwrap();
-    }
-
-    fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(self.http).unwrap();
-        write!(stream, "GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        let body = self.metrics();
-        body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
-            .parse()
-            .unwrap()
-    }
-
-    fn live(&self) -> usize {
-        self.hub.live_calls(&CallFilter::default()).len()
-    }
+async fn start(config: ServerConfig) -> TestServer {
+    TestServer::start(TestService::new(config)).await
 }
 
 fn config(idle: Duration, limits: SessionLimits) -> ServerConfig {
@@ -148,21 +79,36 @@ async fn stream(
         if speed.is_finite() {
             send_paced(&audio, speed, tokio::time::Instant::now(), tx).await;
         } else {
-            for (seq, bytes) in audio.chunks.iter().enumerate() {
-                let chunk = pb::AudioChunk {
-                    seq: seq as u64,
-                    channel: 0,
-                    audio: bytes.clone(),
-                };
-                if tx.send(chunk).await.is_err() {
-                    break;
-                }
-            }
+            send_unpaced(&audio, tx).await;
         }
     });
+    until_ended(&mut client, &call_id, rx, began).await
+}
+
+/// Sends every chunk of `audio` as fast as the channel takes them (until it closes).
+async fn send_unpaced(audio: &ChunkedAudio, tx: mpsc::Sender<pb::AudioChunk>) {
+    for (seq, bytes) in audio.chunks.iter().enumerate() {
+        let chunk = pb::AudioChunk {
+            seq: seq as u64,
+            channel: 0,
+            audio: bytes.clone(),
+        };
+        if tx.send(chunk).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Ingests the chunks of `rx` as the call `call_id` (begun at `began`) until its stream ends.
+async fn until_ended(
+    client: &mut attune_service::client::Client,
+    call_id: &str,
+    rx: mpsc::Receiver<pb::AudioChunk>,
+    began: Instant,
+) -> Ended {
     let mut reason = None;
     let mut chunks_received = 0;
-    let status = ingest_call(&mut client, header(&call_id), rx, |r, _| {
+    let status = ingest_call(client, header(call_id), rx, |r, _| {
         if let Some(ingest_response::Msg::Event(pb::Event {
             kind: Some(Kind::CallEnded(s)),
             ..
@@ -202,52 +148,29 @@ async fn trickle(url: String, call_id: String, every: Duration, give_up: Duratio
             tokio::time::sleep(every).await;
         }
     });
-    let mut reason = None;
-    let status = ingest_call(&mut client, header(&call_id), rx, |r, _| {
-        if let Some(ingest_response::Msg::Event(pb::Event {
-            kind: Some(Kind::CallEnded(s)),
-            ..
-        })) = r.msg
-        {
-            reason = Some(s.reason.clone());
-        }
-    })
-    .await;
-    Ended {
-        status,
-        reason,
-        chunks_received: 0,
-        wall: began.elapsed(),
-    }
+    until_ended(&mut client, &call_id, rx, began).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trickle_calls_end_and_free_their_slots() {
     // Idle timeout 1 s; each trickle call sends 10 ms every 0.3 s (a message well within the
     // timeout, as the 25 s chunks of issue 17 were within 30 s).
-    let server = Server::start(config(Duration::from_secs(1), SessionLimits::default())).await;
+    let server = start(config(Duration::from_secs(1), SessionLimits::default())).await;
     let every = Duration::from_millis(300);
     let trickles: Vec<_> = (0..4)
         .map(|i| {
             tokio::spawn(trickle(
-                server.url.clone(),
+                server.grpc_url.clone(),
                 format!("trickle-{i}"),
                 every,
                 Duration::from_secs(8),
             ))
         })
         .collect();
-    let began = Instant::now();
-    while server.live() < 4 {
-        assert!(
-            began.elapsed() < Duration::from_secs(5),
-            "trickle calls start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_live(4, Duration::from_secs(5)).await;
     // Every slot is taken: a legitimate call is refused now.
     let refused = stream(
-        server.url.clone(),
+        server.grpc_url.clone(),
         Default::default(),
         "legit-early".into(),
         quiet_call(0.5, 100),
@@ -267,10 +190,10 @@ async fn trickle_calls_end_and_free_their_slots() {
         assert_eq!(ended.reason.as_deref(), Some("timeout"));
         assert!(ended.wall < Duration::from_secs(4), "{:?}", ended.wall);
     }
-    assert_eq!(server.live(), 0, "the slots are free");
-    assert_eq!(server.metric("attune_calls_idle_lagging_total"), 4.0);
+    assert_eq!(server.live_calls(), 0, "the slots are free");
+    assert_eq!(server.metric("attune_calls_idle_lagging_total").await, 4.0);
     let legit = stream(
-        server.url.clone(),
+        server.grpc_url.clone(),
         Default::default(),
         "legit".into(),
         quiet_call(1.5, 100),
@@ -287,16 +210,16 @@ async fn trickle_calls_end_and_free_their_slots() {
         idle_counts_audio: false,
         ..SessionLimits::default()
     };
-    let server = Server::start(config(Duration::from_secs(1), old)).await;
+    let server = start(config(Duration::from_secs(1), old)).await;
     let held = tokio::spawn(trickle(
-        server.url.clone(),
+        server.grpc_url.clone(),
         "trickle-old".into(),
         every,
         Duration::from_secs(3),
     ));
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        server.live(),
+        server.live_calls(),
         1,
         "the old rule lets a trickle hold its slot"
     );
@@ -313,9 +236,9 @@ async fn audio_sent_as_fast_as_possible_is_paced() {
         burst_s: 1.0,
         ..SessionLimits::default()
     };
-    let server = Server::start(config(Duration::from_secs(5), limits)).await;
+    let server = start(config(Duration::from_secs(5), limits)).await;
     let ended = stream(
-        server.url.clone(),
+        server.grpc_url.clone(),
         Default::default(),
         "fast".into(),
         quiet_call(40.0, 1000),
@@ -332,8 +255,8 @@ async fn audio_sent_as_fast_as_possible_is_paced() {
         ended.wall
     );
     assert!(ended.wall < Duration::from_secs(15), "{:?}", ended.wall);
-    assert!(server.metric("attune_ingest_paced_total") > 0.0);
-    assert!(server.metric("attune_ingest_paced_seconds_total") > 3.0);
+    assert!(server.metric("attune_ingest_paced_total").await > 0.0);
+    assert!(server.metric("attune_ingest_paced_seconds_total").await > 3.0);
     server.stop().await;
 }
 
@@ -369,7 +292,7 @@ async fn a_token_over_its_call_limit_is_refused_with_the_limit_named() {
         max_calls_per_token: 2,
         ..SessionLimits::default()
     };
-    let server = Server::start(ServerConfig {
+    let server = start(ServerConfig {
         gate,
         ..config(Duration::from_secs(5), limits)
     })
@@ -381,7 +304,7 @@ async fn a_token_over_its_call_limit_is_refused_with_the_limit_named() {
     let calls: Vec<_> = (0..2)
         .map(|i| {
             tokio::spawn(stream(
-                server.url.clone(),
+                server.grpc_url.clone(),
                 with(&busy),
                 format!("busy-{i}"),
                 quiet_call(2.0, 100),
@@ -389,13 +312,9 @@ async fn a_token_over_its_call_limit_is_refused_with_the_limit_named() {
             ))
         })
         .collect();
-    let began = Instant::now();
-    while server.live() < 2 {
-        assert!(began.elapsed() < Duration::from_secs(5), "two calls start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_live(2, Duration::from_secs(5)).await;
     let third = stream(
-        server.url.clone(),
+        server.grpc_url.clone(),
         with(&busy),
         "busy-2".into(),
         quiet_call(0.5, 100),
@@ -415,7 +334,7 @@ async fn a_token_over_its_call_limit_is_refused_with_the_limit_named() {
     );
     // Another token is not held back by it.
     let fine = stream(
-        server.url.clone(),
+        server.grpc_url.clone(),
         with(&other),
         "other-0".into(),
         quiet_call(0.5, 100),
@@ -430,7 +349,7 @@ async fn a_token_over_its_call_limit_is_refused_with_the_limit_named() {
     // (/metrics needs a monitor token here; the refusal counter is checked in the unit tests.)
     // Its calls ended: the token may call again.
     let again = stream(
-        server.url.clone(),
+        server.grpc_url.clone(),
         with(&busy),
         "busy-3".into(),
         quiet_call(0.3, 100),
@@ -447,18 +366,14 @@ async fn a_connection_over_its_call_limit_is_refused_with_the_limit_named() {
         max_calls_per_connection: 1,
         ..SessionLimits::default()
     };
-    let server = Server::start(config(Duration::from_secs(5), limits)).await;
-    let mut client = connect(&server.url, &Default::default()).await.unwrap();
+    let server = start(config(Duration::from_secs(5), limits)).await;
+    let mut client = connect(&server.grpc_url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(2);
     let mut first_client = client.clone();
     let first = tokio::spawn(async move {
         ingest_call(&mut first_client, header("conn-0"), rx, |_, _| {}).await
     });
-    let began = Instant::now();
-    while server.live() < 1 {
-        assert!(began.elapsed() < Duration::from_secs(5), "the call starts");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.wait_live(1, Duration::from_secs(5)).await;
     let (_tx2, rx2) = mpsc::channel(2);
     let status = ingest_call(&mut client, header("conn-1"), rx2, |_, _| {})
         .await
@@ -480,9 +395,9 @@ async fn a_connection_over_its_call_limit_is_refused_with_the_limit_named() {
 async fn a_real_time_call_is_unaffected() {
     // The defaults (2×, 10 s burst, 200 messages/s) and a 1 s idle timeout: a call at real
     // time in 20 ms chunks (50 messages/s) is neither paced, rate-limited nor timed out.
-    let server = Server::start(config(Duration::from_secs(1), SessionLimits::default())).await;
+    let server = start(config(Duration::from_secs(1), SessionLimits::default())).await;
     let ended = stream(
-        server.url.clone(),
+        server.grpc_url.clone(),
         Default::default(),
         "steady".into(),
         quiet_call(3.0, 20),
@@ -493,9 +408,9 @@ async fn a_real_time_call_is_unaffected() {
     assert_eq!(ended.reason.as_deref(), Some("ended"));
     assert_eq!(ended.chunks_received, 150);
     assert!(ended.wall < Duration::from_millis(4500), "{:?}", ended.wall);
-    assert_eq!(server.metric("attune_ingest_paced_total"), 0.0);
-    assert_eq!(server.metric("attune_ingest_rate_limited_total"), 0.0);
-    assert_eq!(server.metric("attune_calls_idle_lagging_total"), 0.0);
+    assert_eq!(server.metric("attune_ingest_paced_total").await, 0.0);
+    assert_eq!(server.metric("attune_ingest_rate_limited_total").await, 0.0);
+    assert_eq!(server.metric("attune_calls_idle_lagging_total").await, 0.0);
     server.stop().await;
 }
 
@@ -515,18 +430,7 @@ async fn hour_as_fast_as_possible(url: &str, give_up: Duration) -> (f64, Duratio
     let mut client = connect(url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(2);
     let audio = one_hour();
-    tokio::spawn(async move {
-        for (seq, bytes) in audio.chunks.iter().enumerate() {
-            let chunk = pb::AudioChunk {
-                seq: seq as u64,
-                channel: 0,
-                audio: bytes.clone(),
-            };
-            if tx.send(chunk).await.is_err() {
-                break;
-            }
-        }
-    });
+    tokio::spawn(async move { send_unpaced(&audio, tx).await });
     let analysed = Arc::new(std::sync::Mutex::new(0.0f64));
     let seen = analysed.clone();
     let call = ingest_call(&mut client, header("hour"), rx, move |r, _| {
@@ -542,7 +446,7 @@ async fn hour_as_fast_as_possible(url: &str, give_up: Duration) -> (f64, Duratio
 /// Live calls left of `n` trickle calls (10 ms every 0.8 s, idle timeout 2 s: issue 17's 25 s
 /// and 30 s scaled down) `after` their start.
 async fn trickle_slots_held(limits: SessionLimits, n: usize, after: Duration) -> usize {
-    let server = Server::start(ServerConfig {
+    let server = start(ServerConfig {
         max_calls: n,
         ..config(Duration::from_secs(2), limits)
     })
@@ -550,7 +454,7 @@ async fn trickle_slots_held(limits: SessionLimits, n: usize, after: Duration) ->
     let tasks: Vec<_> = (0..n)
         .map(|i| {
             tokio::spawn(trickle(
-                server.url.clone(),
+                server.grpc_url.clone(),
                 format!("t-{i}"),
                 Duration::from_millis(800),
                 after + Duration::from_secs(1),
@@ -558,7 +462,7 @@ async fn trickle_slots_held(limits: SessionLimits, n: usize, after: Duration) ->
         })
         .collect();
     tokio::time::sleep(after).await;
-    let held = server.live();
+    let held = server.live_calls();
     for t in tasks {
         let _ = t.await;
     }
@@ -584,21 +488,21 @@ async fn figures() {
         "trickle: {n} calls of 10 ms every 0.8 s, idle timeout 2 s: slots held after {:.0} s: before {before}, after {now}",
         after.as_secs_f64()
     );
-    let server = Server::start(config(
+    let server = start(config(
         Duration::from_secs(30),
         SessionLimits::default().unpaced(),
     ))
     .await;
-    let (analysed, wall) = hour_as_fast_as_possible(&server.url, Duration::from_secs(600)).await;
+    let (analysed, wall) = hour_as_fast_as_possible(&server.grpc_url, Duration::from_secs(600)).await;
     println!(
         "1 h of audio as fast as possible, not paced: {analysed:.0} s analysed in {:.1} s wall",
         wall.as_secs_f64()
     );
     server.stop().await;
-    let server = Server::start(config(Duration::from_secs(30), SessionLimits::default())).await;
+    let server = start(config(Duration::from_secs(30), SessionLimits::default())).await;
     let give_up = Duration::from_secs(20);
-    let (analysed, wall) = hour_as_fast_as_possible(&server.url, give_up).await;
-    let paced = server.metric("attune_ingest_paced_total");
+    let (analysed, wall) = hour_as_fast_as_possible(&server.grpc_url, give_up).await;
+    let paced = server.metric("attune_ingest_paced_total").await;
     println!(
         "1 h of audio as fast as possible, paced (2x, 10 s burst): {analysed:.0} s analysed in the first {:.1} s wall ({paced} holds); the hour takes at least {:.0} s",
         wall.as_secs_f64(),

@@ -11,24 +11,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fantoccini::Locator;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use attune_qa::ScoringSetup;
 use attune_qa::store::{CallQuery, Store};
 use attune_service::client::{ChunkedAudio, connect, ingest_call, send_paced};
 use attune_service::grpc::SessionConfig;
-use attune_service::http::router;
 use attune_service::hub::Hub;
-use attune_service::ingest::IngestConfig;
 use attune_service::metrics::ServiceMetrics;
 use attune_service::pb;
 use attune_service::recorder::CallRecorder;
 use attune_service::recordings::{RecordTeams, RecordingPolicy, Recordings};
-use attune_service::server::{ServerConfig, Service};
+use attune_service::server::ServerConfig;
 use attune_service::session::Encoding;
 
 use crate::console::{Browser, ConsoleServer, examples_dir, http_bytes, wait_for};
-use crate::util::{run_ok, temp_dir};
+use crate::util::{TestServer, TestService, run_ok, temp_dir};
 
 fn upset_wav() -> PathBuf {
     examples_dir().join("upset_caller.wav")
@@ -70,81 +68,21 @@ fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
 
-struct LiveServer {
-    url: String,
-    http: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl LiveServer {
-    async fn start(recorder: Arc<CallRecorder>, metrics: Arc<ServiceMetrics>) -> Self {
-        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", grpc.local_addr().unwrap());
-        let http_addr = http.local_addr().unwrap();
-        let config = ServerConfig {
-            max_calls: 8,
-            session: SessionConfig {
-                idle_timeout: Duration::from_secs(5),
-                // Calls are streamed as fast as they go: not paced.
-                limits: attune_service::session::SessionLimits::default().unpaced(),
-                ..SessionConfig::default()
-            },
-            analysis_threads: 2,
-            ..ServerConfig::default()
-        };
-        let setup = recorder.setup().clone();
-        let service = Service::with_recorder(
-            config,
-            setup.rules.clone(),
-            setup.model.clone(),
-            Some((recorder.clone(), metrics)),
-        )
-        .unwrap();
-        let console = attune_service::console::routes(
-            service.app_state().hub,
-            attune_service::console::StopSignal::from_receiver(service.stop_signal()),
-            Some(recorder),
-            std::sync::Arc::new(attune_service::auth::Gate::disabled()),
-        );
-        let app = router(service.app_state())
-            .merge(console)
-            .merge(service.ingest_routes(Arc::new(IngestConfig::default())));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            service
-                .serve(grpc, http, app, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
-        Self {
-            url,
-            http: http_addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn metric(&self, name: &str) -> f64 {
-        let (status, body) = request(self.http, "GET", "/metrics", b"").await;
-        assert_eq!(status, 200);
-        body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
-            .parse()
-            .unwrap()
-    }
-
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("server stops within 10 s")
-            .unwrap();
-    }
+/// The service saving its ended calls through `recorder`, with the console and the telephony
+/// routes.
+async fn live_server(recorder: Arc<CallRecorder>, metrics: Arc<ServiceMetrics>) -> TestServer {
+    let config = ServerConfig {
+        max_calls: 8,
+        session: SessionConfig {
+            idle_timeout: Duration::from_secs(5),
+            // Calls are streamed as fast as they go: not paced.
+            limits: attune_service::session::SessionLimits::default().unpaced(),
+            ..SessionConfig::default()
+        },
+        analysis_threads: 2,
+        ..ServerConfig::default()
+    };
+    TestServer::start(TestService::with_recorder(config, recorder, metrics)).await
 }
 
 /// `upset_caller.wav` as mu-law chunks of 100 ms, and the header of a call of it (agent on
@@ -234,9 +172,9 @@ async fn live_calls_are_scored_and_stored_at_their_end_and_a_locked_store_delays
     let dir = temp_dir("recorded-live");
     let db = dir.join("live.db");
     let (recorder, metrics) = recorder_at(&db, Duration::from_millis(200));
-    let server = LiveServer::start(recorder, metrics).await;
+    let server = live_server(recorder, metrics).await;
 
-    stream_upset_call(&server.url, "live-upset-1", "ann", "north").await;
+    stream_upset_call(&server.grpc_url, "live-upset-1", "ann", "north").await;
     let row = wait_stored(&db, "live-upset-1").await;
     assert_eq!(row.source, "live");
     assert_eq!(row.agent.as_deref(), Some("ann"));
@@ -265,7 +203,7 @@ async fn live_calls_are_scored_and_stored_at_their_end_and_a_locked_store_delays
     // A locked database: the call waits (the write is retried and counted), the service goes
     // on, and once the lock is released it is stored, not lost.
     store.hold_write_lock_for_tests().unwrap();
-    stream_upset_call(&server.url, "live-upset-2", "bob", "north").await;
+    stream_upset_call(&server.grpc_url, "live-upset-2", "bob", "north").await;
     wait_for(
         "the store retry counted",
         Duration::from_secs(20),
@@ -276,7 +214,7 @@ async fn live_calls_are_scored_and_stored_at_their_end_and_a_locked_store_delays
     drop(store);
     let row = wait_stored(&db, "live-upset-2").await;
     assert_eq!(row.score_pct, expected);
-    stream_upset_call(&server.url, "live-upset-3", "cy", "south").await;
+    stream_upset_call(&server.grpc_url, "live-upset-3", "cy", "south").await;
     let row = wait_stored(&db, "live-upset-3").await;
     assert_eq!(row.score_pct, expected);
     assert_eq!(server.metric("attune_store_errors_total").await, 0.0);
@@ -285,7 +223,7 @@ async fn live_calls_are_scored_and_stored_at_their_end_and_a_locked_store_delays
     assert_eq!(json(&body)["calls"][0]["call_id"], "live-upset-3");
 
     // A call whose client goes away is stored too (reason "disconnected"), with what was heard.
-    disconnect_midway(&server.url, "live-dropped").await;
+    disconnect_midway(&server.grpc_url, "live-dropped").await;
     let row = wait_stored(&db, "live-dropped").await;
     assert_eq!(row.agent.as_deref(), Some("dan"));
     assert!((row.duration_s - 3.0).abs() < 0.2, "{}", row.duration_s);
@@ -597,8 +535,8 @@ async fn postgres_stores_live_calls_and_uploads() {
     .unwrap()
     .unwrap();
     let (recorder, metrics) = recorder_of(store);
-    let server = LiveServer::start(recorder, metrics).await;
-    stream_upset_call(&server.url, "pg-live", "ann", "north").await;
+    let server = live_server(recorder, metrics).await;
+    stream_upset_call(&server.grpc_url, "pg-live", "ann", "north").await;
     let wav = std::fs::read(upset_wav()).unwrap();
     let (status, body) = request(
         server.http,
@@ -767,7 +705,7 @@ async fn live_calls_of_recorded_teams_are_kept_in_stereo_and_served_whole_or_in_
         .unwrap();
     let (recorder, metrics, recordings) = recording_recorder(&db, "north");
     assert!(!old.exists(), "the sweep at start deletes old recordings");
-    let server = LiveServer::start(recorder, metrics).await;
+    let server = live_server(recorder, metrics).await;
     assert_eq!(server.metric("attune_recordings_deleted_total").await, 1.0);
 
     // 3 s at 16 kHz with the agent on channel 0: the agent must come out on the right.
@@ -775,13 +713,13 @@ async fn live_calls_of_recorded_teams_are_kept_in_stereo_and_served_whole_or_in_
     let agent = tone(rate, 3.0, 220.0, 0.5);
     let caller = tone(rate, 3.0, 330.0, 0.1);
     stream_pcm16_call(
-        &server.url,
+        &server.grpc_url,
         pcm16_header("rec-north", "north", rate, 0),
         [&agent, &caller],
     )
     .await;
     stream_pcm16_call(
-        &server.url,
+        &server.grpc_url,
         pcm16_header("rec-south", "south", rate, 0),
         [&agent, &caller],
     )

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use attune_qa::ScoringSetup;
 use attune_qa::store::{Store, TokenRecord, UserRecord};
@@ -19,10 +19,11 @@ use attune_service::metrics::ServiceMetrics;
 use attune_service::pb;
 use attune_service::recorder::CallRecorder;
 use attune_service::recordings::{RecordTeams, RecordingPolicy, Recordings};
-use attune_service::server::{ServerConfig, Service};
+use attune_service::server::ServerConfig;
 use attune_service::tls::TlsFiles;
 
 use crate::console::{RawResponse, open_cue, raw_request};
+use crate::util::{TestServer, TestService};
 
 const PASSWORD: &str = "a long enough password";
 
@@ -35,14 +36,20 @@ struct Tokens {
     expired: String,
 }
 
+/// The service under a gate of the fixture's accounts and tokens (its addresses and hub through
+/// [`TestServer`]).
 struct SecureServer {
-    http: SocketAddr,
-    grpc_url: String,
+    server: TestServer,
     db: String,
     tokens: Tokens,
-    hub: Arc<attune_service::hub::Hub>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::ops::Deref for SecureServer {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
 }
 
 fn add_user(store: &mut Store, name: &str, role: &str, teams: &[&str], agent_id: Option<&str>) {
@@ -137,57 +144,22 @@ impl SecureServer {
                 .unwrap()
                 .with_recordings(recordings),
         );
-        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let grpc_url = format!("{scheme}://{}", grpc.local_addr().unwrap());
-        let http_addr = http.local_addr().unwrap();
         let config = ServerConfig {
             max_calls: 16,
             analysis_threads: 2,
-            gate: gate.clone(),
+            gate,
             tls,
             ..ServerConfig::default()
         };
-        let service = Service::with_recorder(
-            config,
-            setup.rules.clone(),
-            setup.model.clone(),
-            Some((recorder.clone(), metrics)),
-        )
-        .unwrap();
-        let hub = service.hub.clone();
-        let console = attune_service::console::routes(
-            service.app_state().hub,
-            attune_service::console::StopSignal::from_receiver(service.stop_signal()),
-            Some(recorder),
-            gate,
-        );
-        let ingest = Arc::new(IngestConfig {
-            require_signatures: true,
-            ..IngestConfig::default()
-        });
-        let app = attune_service::http::router(service.app_state())
-            .merge(console)
-            .merge(service.ingest_routes(ingest));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            service
-                .serve(grpc, http, app, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
-        Self {
-            http: http_addr,
-            grpc_url,
-            db,
-            tokens,
-            hub,
-            stop: Some(stop),
-            task,
-        }
+        let server = TestServer::start(TestService {
+            ingest: IngestConfig {
+                require_signatures: true,
+                ..IngestConfig::default()
+            },
+            ..TestService::with_recorder(config, recorder, metrics)
+        })
+        .await;
+        Self { server, db, tokens }
     }
 
     /// Signs in; returns the Cookie header value and the CSRF token.
@@ -219,9 +191,8 @@ impl SecureServer {
         (format!("{session}; {csrf}"), csrf_value)
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    async fn stop(self) {
+        let _ = self.server.shut_down().await;
     }
 }
 

@@ -1,101 +1,34 @@
 //! The live service over loopback: ingest faults (each with its status, other calls intact),
 //! monitor streams (late joiners, slow readers), limits, HTTP metrics, and live = file.
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prost::bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
 use attune_core::call::{CallConfig, CallEvent, analyze_recording};
-use attune_core::cues::CueRules;
 use attune_core::model::emotion::EmotionModel;
 use attune_service::client::{ChunkedAudio, connect, ingest_call, send_paced};
 use attune_service::grpc::SessionConfig;
-use attune_service::http::router;
 use attune_service::hub::{CallFilter, Hub};
-use attune_service::metrics::ServiceMetrics;
 use attune_service::pb::{
     self, event::Kind, ingest_request::Msg, ingest_response, monitor_response,
 };
-use attune_service::server::{ServerConfig, Service};
+use attune_service::server::ServerConfig;
 use attune_service::session::Encoding;
 
-use crate::util::synthetic_voice;
-
-struct TestServer {
-    url: String,
-    http: std::net::SocketAddr,
-    hub: Arc<Hub>,
-    metrics: Arc<ServiceMetrics>,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TestServer {
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("server stops within 10 s")
-            .expect("server task");
-    }
-
-    /// `GET path` over plain HTTP/1.0; returns the body.
-    fn http_get(&self, path: &str) -> String {
-        let mut stream = std::net::TcpStream::connect(self.http).expect("connect http");
-        write!(stream, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").expect("write");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        assert!(response.starts_with("HTTP/1.0 200"), "{response}");
-        response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
-    }
-
-    fn metric(&self, name: &str) -> f64 {
-        let body = self.http_get("/metrics");
-        body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
-            .parse()
-            .expect("number")
-    }
-}
+use crate::util::{TestServer, TestService, synthetic_voice};
 
 fn model() -> Arc<EmotionModel> {
     Arc::new(attune_qa::files::load_model(Path::new("models/emotion.json")).expect("emotion model"))
 }
 
 async fn start(config: ServerConfig) -> TestServer {
-    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", grpc.local_addr().unwrap());
-    let http_addr = http.local_addr().unwrap();
-    let service = Service::new(config, CueRules::default(), model()).unwrap();
-    let (hub, metrics) = (service.hub.clone(), service.metrics.clone());
-    let app = router(service.app_state());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        service
-            .serve(grpc, http, app, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("serve");
-    });
-    TestServer {
-        url,
-        http: http_addr,
-        hub,
-        metrics,
-        stop: Some(stop),
-        task,
-    }
+    TestServer::start(TestService::new(config)).await
 }
 
 fn fast_config() -> ServerConfig {
@@ -220,7 +153,7 @@ async fn healthy_call(url: String, call_id: String, seconds: f64, speed: f64) ->
 async fn header_faults_get_precise_statuses_and_spare_other_calls() {
     let server = start(fast_config()).await;
     let steady = tokio::spawn(healthy_call(
-        server.url.clone(),
+        server.grpc_url.clone(),
         "steady-1".into(),
         3.0,
         2.0,
@@ -229,14 +162,14 @@ async fn header_faults_get_precise_statuses_and_spare_other_calls() {
 
     // Never sends the header.
     let started = Instant::now();
-    let (_, status) = exchange(&server.url, vec![], true).await;
+    let (_, status) = exchange(&server.grpc_url, vec![], true).await;
     let status = status.expect_err("no header");
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(status.message().contains("no call header"), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
     // Audio before the header.
-    let (_, status) = exchange(&server.url, vec![audio(0, &chunk)], true).await;
+    let (_, status) = exchange(&server.grpc_url, vec![audio(0, &chunk)], true).await;
     let status = status.expect_err("audio first");
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     assert!(status.message().contains("audio chunk 0"), "{status:?}");
@@ -244,7 +177,7 @@ async fn header_faults_get_precise_statuses_and_spare_other_calls() {
     // A sample rate no telephone line has.
     let mut lying = header("liar", "t");
     lying.sample_rate_hz = 3;
-    let (_, status) = exchange(&server.url, vec![request(Msg::Header(lying))], true).await;
+    let (_, status) = exchange(&server.grpc_url, vec![request(Msg::Header(lying))], true).await;
     let status = status.expect_err("bad rate");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("sample rate 3 Hz"), "{status:?}");
@@ -252,7 +185,7 @@ async fn header_faults_get_precise_statuses_and_spare_other_calls() {
     // A 1 MB agent id (just under the 1 MiB message cap) and a team with terminal escapes: refused, naming the field.
     let mut huge = header("huge", "t");
     huge.agent_id = "a".repeat(1_000_000);
-    let (_, status) = exchange(&server.url, vec![request(Msg::Header(huge))], true).await;
+    let (_, status) = exchange(&server.grpc_url, vec![request(Msg::Header(huge))], true).await;
     let status = status.expect_err("1 MB agent id");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(
@@ -263,7 +196,7 @@ async fn header_faults_get_precise_statuses_and_spare_other_calls() {
     );
     let mut escapes = header("escapes", "t\x1b[2J\x07");
     escapes.call_id = "escapes".into();
-    let (_, status) = exchange(&server.url, vec![request(Msg::Header(escapes))], true).await;
+    let (_, status) = exchange(&server.grpc_url, vec![request(Msg::Header(escapes))], true).await;
     let status = status.expect_err("control chars");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(
@@ -274,7 +207,7 @@ async fn header_faults_get_precise_statuses_and_spare_other_calls() {
     // Bytes that are not whole stereo PCM16 frames (a stream lying about its format).
     let odd = Bytes::from_static(&[1, 2, 3]);
     let (responses, status) = exchange(
-        &server.url,
+        &server.grpc_url,
         vec![request(Msg::Header(header("odd", "t"))), audio(0, &odd)],
         true,
     )
@@ -295,7 +228,7 @@ async fn out_of_order_chunks_are_reordered_duplicates_dropped_gaps_refused() {
     let audio_chunks = synthetic_call(0.6).chunks.clone();
     let c = |seq: usize| audio(seq as u64, &audio_chunks[seq]);
     let (responses, status) = exchange(
-        &server.url,
+        &server.grpc_url,
         vec![
             request(Msg::Header(header("shuffled", "t"))),
             c(0),
@@ -331,7 +264,7 @@ async fn out_of_order_chunks_are_reordered_duplicates_dropped_gaps_refused() {
 
     // A gap wider than the reorder window.
     let (responses, status) = exchange(
-        &server.url,
+        &server.grpc_url,
         vec![
             request(Msg::Header(header("gappy", "t"))),
             c(0),
@@ -347,8 +280,8 @@ async fn out_of_order_chunks_are_reordered_duplicates_dropped_gaps_refused() {
         "{status:?}"
     );
     assert_eq!(summary_of(&responses).expect("summary").reason, "error");
-    assert_eq!(server.metric("attune_chunks_out_of_order_total"), 2.0);
-    assert_eq!(server.metric("attune_chunks_duplicate_total"), 1.0);
+    assert_eq!(server.metric("attune_chunks_out_of_order_total").await, 2.0);
+    assert_eq!(server.metric("attune_chunks_duplicate_total").await, 1.0);
     server.stop().await;
 }
 
@@ -356,7 +289,7 @@ async fn out_of_order_chunks_are_reordered_duplicates_dropped_gaps_refused() {
 async fn a_stalled_call_times_out_and_a_dropped_one_ends_with_a_summary() {
     let server = start(fast_config()).await;
     let steady = tokio::spawn(healthy_call(
-        server.url.clone(),
+        server.grpc_url.clone(),
         "steady-2".into(),
         3.0,
         2.0,
@@ -365,7 +298,7 @@ async fn a_stalled_call_times_out_and_a_dropped_one_ends_with_a_summary() {
     let mut requests = vec![request(Msg::Header(header("stalled", "t")))];
     requests.extend((0..5).map(|i| audio(i as u64, &chunks[i])));
     let started = Instant::now();
-    let (responses, status) = exchange(&server.url, requests.clone(), true).await;
+    let (responses, status) = exchange(&server.grpc_url, requests.clone(), true).await;
     let status = status.expect_err("stall");
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(status.message().contains("call ended"), "{status:?}");
@@ -381,7 +314,7 @@ async fn a_stalled_call_times_out_and_a_dropped_one_ends_with_a_summary() {
 
     // Disconnect mid-call: the client task is dropped with the stream open.
     requests[0] = request(Msg::Header(header("dropped", "t")));
-    let url = server.url.clone();
+    let url = server.grpc_url.clone();
     let client = tokio::spawn(async move { exchange(&url, requests, true).await });
     let deadline = Instant::now() + Duration::from_secs(5);
     while server
@@ -422,7 +355,7 @@ async fn oversized_messages_and_too_many_calls_are_resource_exhausted() {
     config.max_calls = 2;
     let server = start(config).await;
     let steady = tokio::spawn(healthy_call(
-        server.url.clone(),
+        server.grpc_url.clone(),
         "steady-3".into(),
         3.0,
         2.0,
@@ -436,7 +369,7 @@ async fn oversized_messages_and_too_many_calls_are_resource_exhausted() {
     // 100 MB in one message.
     let huge = Bytes::from(vec![0u8; 100 << 20]);
     let (responses, status) = exchange(
-        &server.url,
+        &server.grpc_url,
         vec![request(Msg::Header(header("huge", "t"))), audio(0, &huge)],
         true,
     )
@@ -448,7 +381,7 @@ async fn oversized_messages_and_too_many_calls_are_resource_exhausted() {
     assert_eq!(summary_of(&responses).expect("summary").reason, "error");
 
     // A second call fits (limit 2); a third is refused.
-    let url = server.url.clone();
+    let url = server.grpc_url.clone();
     let second = tokio::spawn(async move {
         exchange(
             &url,
@@ -463,7 +396,7 @@ async fn oversized_messages_and_too_many_calls_are_resource_exhausted() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let (_, status) = exchange(
-        &server.url,
+        &server.grpc_url,
         vec![request(Msg::Header(header("third", "t")))],
         true,
     )
@@ -474,7 +407,7 @@ async fn oversized_messages_and_too_many_calls_are_resource_exhausted() {
     let (_, status) = second.await.unwrap();
     assert_eq!(status.expect_err("idle").code(), Code::DeadlineExceeded);
     steady.await.unwrap();
-    assert!(server.metric("attune_calls_rejected_total") >= 1.0);
+    assert!(server.metric("attune_calls_rejected_total").await >= 1.0);
     server.stop().await;
 }
 
@@ -488,14 +421,14 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
     let server = start(config).await;
 
     // A call is live before the monitor joins.
-    let url = server.url.clone();
+    let url = server.grpc_url.clone();
     let first = tokio::spawn(async move { healthy_call(url, "early".into(), 2.0, 1.0).await });
     let deadline = Instant::now() + Duration::from_secs(5);
     while server.hub.live_count() == 0 {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut client = connect(&server.url, &Default::default()).await.unwrap();
+    let mut client = connect(&server.grpc_url, &Default::default()).await.unwrap();
     let mut watcher = client
         .monitor(pb::MonitorRequest {
             team: "steady".into(),
@@ -513,7 +446,7 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
     }
     // A second monitor that never reads.
     // A small HTTP/2 window, so that the transport does not absorb what the monitor ignores.
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc_url.clone())
         .unwrap()
         .initial_stream_window_size(Some(16 * 1024))
         .initial_connection_window_size(Some(16 * 1024))
@@ -551,7 +484,7 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
     let mut calls = Vec::new();
     for i in 0..4 {
         calls.push(tokio::spawn(healthy_call(
-            server.url.clone(),
+            server.grpc_url.clone(),
             format!("fast-{i}"),
             20.0,
             40.0,
@@ -561,7 +494,7 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
         call.await.unwrap();
     }
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(server.metric("attune_events_dropped_slow_subscribers_total") > 0.0);
+    assert!(server.metric("attune_events_dropped_slow_subscribers_total").await > 0.0);
 
     // The slow monitor, when it finally reads, is told what it missed.
     let missed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -576,8 +509,10 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
     .await
     .expect("reads");
     assert!(missed > 0);
-    assert_eq!(server.http_get("/healthz").trim(), "ok");
-    assert!(server.metric("process_resident_memory_bytes") > 0.0);
+    let (status, healthz) =
+        crate::console::http_bytes(server.http, "GET", "/healthz", "text/plain", b"").await;
+    assert_eq!((status, healthz.trim()), (200, "ok"));
+    assert!(server.metric("process_resident_memory_bytes").await > 0.0);
     assert!(
         server
             .metrics
@@ -726,7 +661,7 @@ async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
         800,
         Encoding::Mulaw,
     );
-    let mut client = connect(&server.url, &Default::default()).await.unwrap();
+    let mut client = connect(&server.grpc_url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(4);
     let pacer_audio = audio.clone();
     tokio::spawn(
@@ -788,7 +723,7 @@ async fn a_call_streamed_as_two_mono_streams_gives_the_same_cues_as_the_stereo_f
     assert_eq!(order.len(), caller.len() + agent.len());
 
     let server = start(fast_config()).await;
-    let mut client = connect(&server.url, &Default::default()).await.unwrap();
+    let mut client = connect(&server.grpc_url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         for (seq, (channel, audio)) in order.into_iter().enumerate() {
@@ -834,10 +769,9 @@ async fn a_call_streamed_as_two_mono_streams_gives_the_same_cues_as_the_stereo_f
 #[cfg(unix)]
 #[test]
 fn sigterm_drains_the_live_calls_into_the_store_and_exits_cleanly() {
-    use std::io::BufRead;
     use std::process::Stdio;
 
-    use crate::util::{attune, run_ok, temp_dir};
+    use crate::util::{ServeProcess, attune, run_ok, temp_dir};
 
     let dir = temp_dir("sigterm-drain");
     let db = dir.join("attune.db");
@@ -847,39 +781,14 @@ fn sigterm_drains_the_live_calls_into_the_store_and_exits_cleanly() {
     ])
     .trim()
     .to_owned();
-    let mut server = attune()
-        .args([
-            "serve",
-            "--grpc",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--db",
-            db,
-            "--record-teams",
-            "t1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run attune serve");
-    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
-    let grpc = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            let rest = line.split("gRPC on ").nth(1)?;
-            Some(rest.split(',').next()?.trim().to_owned())
-        })
-        .expect("serve prints its gRPC address");
-    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let server = ServeProcess::start(&["--db", db, "--record-teams", "t1"]);
     let call = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/calls/calm.wav");
     let mut replay = attune()
         .args([
             "replay",
             call,
             "--server",
-            &format!("http://{grpc}"),
+            &server.grpc_url(),
             "--token",
             &token,
         ])
@@ -897,25 +806,9 @@ fn sigterm_drains_the_live_calls_into_the_store_and_exits_cleanly() {
         .spawn()
         .expect("run attune replay");
     std::thread::sleep(Duration::from_secs(4));
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = server.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(40),
-            "serve did not stop within 40 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (status, log) = server.terminate(Duration::from_secs(40));
     let _ = replay.kill();
     let _ = replay.wait();
-    let log = log.join().unwrap().join("\n");
     assert!(
         status.success(),
         "serve exited with {status} after SIGTERM: {log}"

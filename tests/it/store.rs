@@ -630,50 +630,6 @@ fn count_files(dir: &std::path::Path, suffix: &str) -> usize {
     })
 }
 
-/// Starts `attune serve` on `db` (ports chosen by the system); returns it, its gRPC address
-/// and a thread collecting its log.
-#[cfg(unix)]
-fn serve(
-    db: &str,
-) -> (
-    std::process::Child,
-    String,
-    std::thread::JoinHandle<Vec<String>>,
-) {
-    use std::io::BufRead;
-    use std::process::Stdio;
-    let mut server = crate::util::attune()
-        .args([
-            "serve",
-            "--grpc",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--db",
-            db,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run attune serve");
-    let mut lines = std::io::BufReader::new(server.stderr.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    let grpc = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            seen.push(line.clone());
-            let rest = line.split("gRPC on ").nth(1)?;
-            Some(rest.split(',').next()?.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("serve prints its gRPC address: {seen:?}"));
-    let log = std::thread::spawn(move || {
-        seen.extend(lines.map_while(Result::ok));
-        seen
-    });
-    (server, grpc, log)
-}
-
 /// Waits up to `limit` for `done`.
 #[cfg(unix)]
 fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
@@ -692,7 +648,7 @@ fn wait_for(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
 fn kill_9_loses_no_ended_call_and_stores_the_live_ones_as_interrupted() {
     use std::process::{Child, Stdio};
 
-    use crate::util::{attune, run_ok, synthetic_voice, write_wav_i16};
+    use crate::util::{ServeProcess, attune, run_ok, synthetic_voice, write_wav_i16};
 
     let dir = temp_dir("kill9-spool");
     let db_path = dir.join("attune.db");
@@ -714,10 +670,11 @@ fn kill_9_loses_no_ended_call_and_stores_the_live_ones_as_interrupted() {
         ],
     );
     let long = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/calls/calm.wav");
-    let (mut server, grpc, log) = serve(db);
+    let server = ServeProcess::start(&["--db", db]);
+    let grpc_url = server.grpc_url();
     let replay = |file: &str, id: &str, speed: &str| -> Child {
         attune()
-            .args(["replay", file, "--server", &format!("http://{grpc}")])
+            .args(["replay", file, "--server", &grpc_url])
             .args(["--token", &token, "--call-id", id, "--agent-id", "a1"])
             .args(["--team", "t1", "--speed", speed, "--quiet"])
             .stdout(Stdio::null())
@@ -752,9 +709,7 @@ fn kill_9_loses_no_ended_call_and_stores_the_live_ones_as_interrupted() {
     wait_for(Duration::from_secs(20), "3 spooled calls", || {
         count_files(&spool, ".call.json") == 3
     });
-    server.kill().unwrap();
-    server.wait().unwrap();
-    let _ = log.join();
+    server.kill();
     for mut replay in live.drain(..) {
         let _ = replay.kill();
         let _ = replay.wait();
@@ -762,7 +717,7 @@ fn kill_9_loses_no_ended_call_and_stores_the_live_ones_as_interrupted() {
     drop(holder);
     assert_eq!(count_files(&spool.join("live"), ".json"), 2);
 
-    let (mut server, _grpc, log) = serve(db);
+    let server = ServeProcess::start(&["--db", db]);
     wait_for(Duration::from_secs(30), "the spool stored", || {
         count_files(&spool, ".call.json") == 0
             && count_files(&spool.join("recovering"), ".json") == 0
@@ -773,13 +728,8 @@ fn kill_9_loses_no_ended_call_and_stores_the_live_ones_as_interrupted() {
                 .len()
                 == 6
     });
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    assert!(server.wait().unwrap().success());
-    let log = log.join().unwrap().join("\n");
+    let (status, log) = server.terminate(Duration::from_secs(40));
+    assert!(status.success(), "{status}: {log}");
     assert!(log.contains("integrity_check ok"), "{log}");
     assert!(
         log.contains("3 ended calls stored again, 2 calls that were live"),
