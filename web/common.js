@@ -66,17 +66,6 @@ const Attune = (() => {
     return { text: `${v}/100 calm`, cls: "calm-ok", word: "calm" };
   }
 
-  // Same rule as attune::service::console::attention_score.
-  function attentionScore(openCues, callerPoint, calmness) {
-    let score = 0;
-    for (const c of openCues) score += c.severity === "critical" ? 1000 : c.severity === "warning" ? 100 : 0;
-    const emo = callerPoint && callerPoint.emotion;
-    if (emo === "angry") score += 300;
-    else if (emo === "anxious" || emo === "sad") score += 100;
-    if (calmness != null) score += calmness < 40 ? 200 : calmness < 60 ? 80 : 0;
-    return score;
-  }
-
   function formatDuration(seconds) {
     const s = Math.max(0, Math.floor(seconds));
     const m = Math.floor(s / 60);
@@ -224,7 +213,7 @@ const Attune = (() => {
 
   return {
     SEVERITY, EMOTION, SUPERVISOR_ONLY, el, withCsrf, cueName, severityText, cueChip, callerState,
-    calmnessState, attentionScore, formatDuration, formatClock, fetchJSON, recordRendered,
+    calmnessState, formatDuration, formatClock, fetchJSON, recordRendered,
     connect, param, lastPathPart,
   };
 })();

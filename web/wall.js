@@ -1,5 +1,6 @@
 // The live wall: one card per live call, updated in place from server-sent events, and
-// re-ordered (at most twice a second) so calls needing attention come first.
+// re-ordered (at most twice a second) so calls needing attention come first. The attention
+// score is the server's: every call view and every event carries it (`attention`).
 "use strict";
 (() => {
   const A = Attune;
@@ -40,7 +41,7 @@
       cues);
     const state = {
       info, node, attn, duration, caller, meter, calmText, calm, cues,
-      callerPoint: null, calmness: null, openCues: new Map(), score: 0, ended: false,
+      callerPoint: null, calmness: null, openCues: new Map(), attention: 0, score: 0, ended: false,
       cueKey: null, rendered: false,
     };
     calls.set(info.call_id, state);
@@ -53,7 +54,7 @@
   function setClass(node, cls) { if (node.className !== cls) node.className = cls; }
 
   // Updates one card in place, touching only what changed; re-orders the wall only when the
-  // card's attention score changed.
+  // call's attention score (the server's) changed.
   function render(s) {
     const caller = A.callerState(s.callerPoint);
     setText(s.caller, caller.text);
@@ -73,7 +74,7 @@
       if (cues.length > MAX_CHIPS) chips.push(A.el("li", { class: "cue more", text: `+${cues.length - MAX_CHIPS} more` }));
       s.cues.replaceChildren(...chips);
     }
-    const score = A.attentionScore(cues, s.callerPoint, s.calmness);
+    const score = s.attention;
     if (score === s.score && s.rendered) return;
     s.score = score;
     s.rendered = true;
@@ -130,6 +131,7 @@
     s.callerPoint = latest ? latest.caller_emotion : null;
     s.calmness = latest ? latest.agent_calmness : null;
     s.openCues = new Map(view.open_cues.map((c) => [c.cue_id, c]));
+    s.attention = view.attention;
     render(s);
   }
 
@@ -170,6 +172,7 @@
       if (name === "call_ended") return;
       s = createCall(data.call);
     }
+    if (name !== "call_ended" && typeof data.attention === "number") s.attention = data.attention;
     switch (name) {
       case "snapshot":
         s.callerPoint = data.caller_emotion;

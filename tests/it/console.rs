@@ -322,7 +322,11 @@ async fn console_json_endpoints_alerts_acks_and_404s() {
     assert_eq!(status, 200);
     let (status, body) = http(server.address, "GET", "/static/wall.js", "").await;
     assert_eq!(status, 200);
-    assert!(body.contains("attentionScore"));
+    // The wall orders by the server's attention score and computes none of its own.
+    assert!(body.contains("data.attention"), "{body}");
+    let (status, body) = http(server.address, "GET", "/static/common.js", "").await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("attentionScore"), "{body}");
     server.stop().await;
 }
 

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+use crate::attention::{AttentionInputs, attention_score};
 use crate::session::CallSummary;
 use attune_core::call::{CallSnapshot, EmotionPoint};
 use attune_core::cues::{CueEvent, CueRules, CueTransition, TakeAMomentRule};
@@ -93,6 +94,8 @@ pub struct HubEvent {
     /// Wall-clock time of publication, ms since the Unix epoch.
     pub published_at_unix_ms: u64,
     pub call: Arc<CallInfo>,
+    /// The call's attention score after this event ([`crate::attention`]).
+    pub attention: u32,
     #[serde(flatten)]
     pub kind: HubEventKind,
 }
@@ -120,6 +123,8 @@ pub struct CallView {
     pub live: bool,
     pub latest: Option<Box<CallSnapshot>>,
     pub open_cues: Vec<CueEvent>,
+    /// How much the call needs attention now ([`crate::attention`]; higher first).
+    pub attention: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<CallEnd>,
 }
@@ -187,6 +192,8 @@ struct CallState {
     info: Arc<CallInfo>,
     latest: Option<Box<CallSnapshot>>,
     open_cues: Vec<CueEvent>,
+    /// What the attention score reads besides the open cues.
+    attention: AttentionInputs,
     snapshots: VecDeque<Box<CallSnapshot>>,
     emotion: VecDeque<EmotionPoint>,
     cues: VecDeque<CueEvent>,
@@ -206,6 +213,7 @@ impl CallState {
             info,
             latest: None,
             open_cues: Vec::new(),
+            attention: AttentionInputs::default(),
             snapshots: VecDeque::new(),
             emotion: VecDeque::new(),
             cues: VecDeque::new(),
@@ -248,8 +256,13 @@ impl CallState {
             live: self.end.is_none(),
             latest: self.latest.clone(),
             open_cues: self.open_cues.clone(),
+            attention: self.attention_score(),
             end: self.end.clone(),
         }
+    }
+
+    fn attention_score(&self) -> u32 {
+        attention_score(&self.open_cues, &self.attention)
     }
 }
 
@@ -440,7 +453,8 @@ impl Hub {
         if let Some(journal) = self.journal.get() {
             journal.started(&info);
         }
-        self.send_locked(&info, HubEventKind::CallStarted);
+        // A call just started has nothing open and nothing judged: attention 0.
+        self.send_locked(&info, 0, HubEventKind::CallStarted);
         Ok(info)
     }
 
@@ -465,7 +479,8 @@ impl Hub {
             .live
             .insert(info.call_id.clone(), CallState::new(info.clone(), true));
         state.remote_live += 1;
-        self.send_locked(&info, HubEventKind::CallStarted);
+        // A call just started has nothing open and nothing judged: attention 0.
+        self.send_locked(&info, 0, HubEventKind::CallStarted);
         Ok(info)
     }
 
@@ -495,10 +510,12 @@ impl Hub {
         s.last_event_at_unix_ms = now_unix_ms();
         match &kind {
             HubEventKind::Snapshot(snap) => {
+                s.attention.apply_snapshot(snap);
                 s.latest = Some(snap.clone());
                 push_bounded(&mut s.snapshots, snap.clone(), TIMELINE_MAX_SNAPSHOTS);
             }
             HubEventKind::Emotion(p) => {
+                s.attention.apply_emotion(p);
                 push_bounded(&mut s.emotion, p.clone(), TIMELINE_MAX_EMOTION_POINTS)
             }
             HubEventKind::Cue(cue) => {
@@ -530,7 +547,8 @@ impl Hub {
             }
             HubEventKind::CallStarted | HubEventKind::CallEnded(_) => {}
         }
-        self.send_locked(call, kind);
+        let attention = s.attention_score();
+        self.send_locked(call, attention, kind);
     }
 
     /// Ends a live call: it leaves the live set and is kept among the recent ended calls.
@@ -553,15 +571,17 @@ impl Hub {
                 journal.ended(call);
             }
         }
+        let attention = s.attention_score();
         push_bounded(&mut state.ended, s, RECENT_ENDED_CALLS);
-        self.send_locked(call, HubEventKind::CallEnded(end));
+        self.send_locked(call, attention, HubEventKind::CallEnded(end));
     }
 
-    fn send_locked(&self, call: &Arc<CallInfo>, kind: HubEventKind) {
+    fn send_locked(&self, call: &Arc<CallInfo>, attention: u32, kind: HubEventKind) {
         let event = HubEvent {
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             published_at_unix_ms: now_unix_ms(),
             call: call.clone(),
+            attention,
             kind,
         };
         self.counters
@@ -840,6 +860,58 @@ mod tests {
             },
             guidance: None,
         }
+    }
+
+    fn point(party: attune_core::dialog::Speaker, emotion: Option<&'static str>, calmness: f32) -> EmotionPoint {
+        EmotionPoint {
+            t_s: 1.0,
+            party,
+            emotion,
+            abstain_reason: None,
+            probabilities: [0.2; 5],
+            arousal: 0.0,
+            valence: 0.0,
+            confidence: 0.5,
+            calmness,
+            normalisation: attune_core::prosody::baseline::Normalisation::Global,
+            speech_s: 1.0,
+        }
+    }
+
+    #[test]
+    fn every_event_and_view_carries_the_calls_attention() {
+        use attune_core::cues::Severity::{Critical, Info, Warning};
+        use attune_core::dialog::Speaker::{Agent, Caller};
+        use attune_core::cues::CueTransition::{Close, Open};
+        let hub = Hub::new(4);
+        let a = hub.start_call(info("a", "red")).unwrap();
+        let (_, mut rx) = hub.subscribe(&CallFilter::default());
+        let mut publish = |kind| {
+            hub.publish(&a, kind);
+            rx.try_recv().unwrap().attention
+        };
+        assert_eq!(publish(HubEventKind::Cue(cue(1, Open, Critical))), 1_000);
+        assert_eq!(publish(HubEventKind::Cue(cue(2, Open, Warning))), 1_100);
+        assert_eq!(publish(HubEventKind::Cue(cue(3, Open, Info))), 1_100);
+        let caller = |emotion| HubEventKind::Emotion(point(Caller, emotion, 90.0));
+        let agent = |emotion, calmness| HubEventKind::Emotion(point(Agent, emotion, calmness));
+        assert_eq!(publish(caller(Some("angry"))), 1_400);
+        // An abstaining agent window leaves the agent's calmness as it was (none yet).
+        assert_eq!(publish(agent(None, 10.0)), 1_400);
+        assert_eq!(publish(agent(Some("neutral"), 39.9)), 1_600);
+        assert_eq!(publish(agent(Some("neutral"), 40.0)), 1_480);
+        assert_eq!(publish(agent(Some("neutral"), 60.0)), 1_400);
+        assert_eq!(publish(caller(Some("sad"))), 1_200);
+        assert_eq!(publish(caller(Some("anxious"))), 1_200);
+        // An abstaining caller window: the caller is not judged now.
+        assert_eq!(publish(caller(None)), 1_100);
+        assert_eq!(publish(HubEventKind::Cue(cue(1, Close, Critical))), 100);
+        let views = hub.live_calls(&CallFilter::default());
+        assert_eq!(views[0].attention, 100, "the view has the events' figure");
+        hub.end_call(&a, ended("ended"));
+        let last = rx.try_recv().unwrap();
+        assert!(matches!(last.kind, HubEventKind::CallEnded(_)));
+        assert_eq!(last.attention, 0, "an ended call has nothing open");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The service edge: live calls in, events out.
 //!
 //! - [`hub`] keeps every live call and fans its events out to subscribers (gRPC monitor
-//!   streams, the browser console).
+//!   streams, the browser console), each with the call's [`attention`] score.
 //! - [`console`] serves the supervisor console and the agent view over HTTP; [`feeder`] plays
 //!   recordings in as live calls (the demo and the tests).
 //! - [`session`] is one call's server-side state without I/O: header validation, chunk
@@ -26,6 +26,7 @@
 //! Everything here is I/O around the pure core ([`attune_core::call::CallAnalyzer`]).
 
 pub mod analysis;
+pub mod attention;
 pub mod auth;
 #[cfg(feature = "cluster")]
 pub mod backlog;

@@ -1,50 +1,15 @@
-//! The JSON of live calls: `/api/calls` (ranked by attention), `/api/calls/{call_id}`,
+//! The JSON of live calls: `/api/calls` (ranked by the hub's attention score,
+//! [`crate::attention`]), `/api/calls/{call_id}`,
 //! `/api/alerts` and acknowledging an alert, each narrowed to what the principal may see.
 
 use super::*;
-
-/// How much a call needs a supervisor's attention (higher first): open critical cues, then
-/// warnings, an upset caller, a tense agent. The wall's script orders cards by the same rule.
-pub fn attention_score(view: &CallView) -> u32 {
-    let mut score = 0;
-    for cue in &view.open_cues {
-        score += match cue.severity {
-            Severity::Critical => 1_000,
-            Severity::Warning => 100,
-            Severity::Info => 0,
-        };
-    }
-    if let Some(latest) = &view.latest {
-        if let Some(emotion) = &latest.caller_emotion {
-            score += match emotion.emotion {
-                Some("angry") => 300,
-                Some("anxious" | "sad") => 100,
-                _ => 0,
-            };
-        }
-        if let Some(calmness) = latest.agent_calmness {
-            if calmness < 40.0 {
-                score += 200;
-            } else if calmness < 60.0 {
-                score += 80;
-            }
-        }
-    }
-    score
-}
 
 #[derive(Serialize)]
 pub(super) struct CallsBody {
     server_time_unix_ms: u64,
     boot_id: u64,
-    calls: Vec<RankedCall>,
-}
-
-#[derive(Serialize)]
-pub(super) struct RankedCall {
-    attention: u32,
-    #[serde(flatten)]
-    view: CallView,
+    /// Most attention first (each view's `attention`, the hub's figure: [`crate::attention`]).
+    calls: Vec<CallView>,
 }
 
 pub(super) async fn api_calls(
@@ -55,23 +20,16 @@ pub(super) async fn api_calls(
     if !who.sees_live_calls() {
         return forbidden("this role does not see live calls");
     }
-    let mut calls: Vec<RankedCall> = state
+    let mut calls: Vec<CallView> = state
         .hub
         .live_calls(&scoped_filter(&who, &query))
         .into_iter()
         .filter(|view| may_view(&who, &view.call))
-        .map(|view| RankedCall {
-            attention: attention_score(&view),
-            view,
-        })
         .collect();
     calls.sort_by(|a, b| {
-        b.attention.cmp(&a.attention).then_with(|| {
-            a.view
-                .call
-                .started_at_unix_ms
-                .cmp(&b.view.call.started_at_unix_ms)
-        })
+        b.attention
+            .cmp(&a.attention)
+            .then_with(|| a.call.started_at_unix_ms.cmp(&b.call.started_at_unix_ms))
     });
     axum::Json(CallsBody {
         server_time_unix_ms: now_unix_ms(),

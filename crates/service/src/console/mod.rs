@@ -55,7 +55,7 @@ mod recorded;
 use attune_core::cues::Severity;
 use coaching::*;
 use events::*;
-pub use live::*;
+use live::*;
 use pages::*;
 pub use recorded::*;
 
