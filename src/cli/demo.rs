@@ -6,6 +6,11 @@
 //! Sign-in is on as in `attune serve`: the demo keeps a `demo-admin` account in its store (an
 //! in-memory one with `--no-db`) and prints a one-time sign-in link for it. It listens on
 //! loopback only.
+//!
+//! The service is composed as `attune serve` composes it ([`Service`], its
+//! [`Service::http_router`], served through the same HTTP edge, limits and drain by
+//! [`Service::serve_http`]); only the calls differ: they are fed into the hub in this process
+//! instead of arriving over gRPC or telephony (whose routes refuse unsigned streams here).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,11 +20,11 @@ use std::time::Duration;
 use anyhow::Context;
 
 use attune_qa::ScoringSetup;
-use attune_service::console;
 use attune_service::feeder::{self, DemoSettings, FeedPace, Recording};
-use attune_service::hub::Hub;
+use attune_service::ingest::IngestConfig;
 use attune_service::metrics::ServiceMetrics;
 use attune_service::recorder::CallRecorder;
+use attune_service::server::{ServerConfig, Service};
 
 /// How long the demo may take to end its calls after SIGTERM or Ctrl-C.
 const DEMO_DRAIN_BOUND: Duration = Duration::from_secs(10);
@@ -53,6 +58,8 @@ pub struct DemoArgs {
     no_db: bool,
     #[command(flatten)]
     recordings: super::serve::RecordingArgs,
+    #[command(flatten)]
+    http_edge: super::serve::HttpEdgeArgs,
 }
 
 /// The demo's admin account.
@@ -106,7 +113,6 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         ScoringSetup::load(args.model.as_deref(), None, None, 0)
             .context("cannot load the emotion model")?,
     );
-    let model = setup.model.clone();
     if args.no_db && args.recordings.records_any() {
         anyhow::bail!("--record-teams needs a store to keep calls in: drop --no-db");
     }
@@ -155,6 +161,20 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         None => ":memory:".to_owned(),
     };
     let (gate, admin) = demo_gate(&accounts)?;
+    let calls = usize::from(args.calls);
+    let config = ServerConfig {
+        max_calls: calls.max(16) * 2,
+        // The demo's calls are analysed by the feeder; the pool only serves gRPC ingest.
+        analysis_threads: 1,
+        gate: gate.clone(),
+        http: args.http_edge.limits()?,
+        ..ServerConfig::default()
+    };
+    // No telephony credentials: the telephony routes refuse every stream.
+    let ingest = Arc::new(IngestConfig {
+        require_signatures: true,
+        ..IngestConfig::default()
+    });
     let recordings = Recording::load_examples(&args.calls_dir).with_context(|| {
         format!(
             "cannot load example calls from {}",
@@ -170,8 +190,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.http))?;
         let address = listener.local_addr()?;
-        let calls = usize::from(args.calls);
-        let hub = Arc::new(Hub::new(calls.max(16) * 2));
+        let service = Service::with_recorder(
+            config,
+            setup.rules.clone(),
+            setup.model.clone(),
+            recorder.clone().map(|r| (r, metrics.clone())),
+        )?;
+        let hub = service.hub.clone();
         println!(
             "Attune demo: {calls} live calls from {} example recordings",
             recordings.len()
@@ -207,27 +232,30 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             ..DemoSettings::default()
         };
         let demo = tokio::spawn(feeder::run_demo_loop(
-            hub.clone(),
+            hub,
             Arc::new(recordings),
-            model,
+            setup.model.clone(),
             setup.rules.clone(),
             settings,
             |error| eprintln!("warning: a demo call failed: {error}"),
         ));
-        let shutdown = super::shutdown::drain_requested("demo", DEMO_DRAIN_BOUND);
-        let served = console::serve(listener, hub, recorder.clone(), gate, shutdown).await;
+        // At the stop signal no new demo call starts; the service then drains its HTTP
+        // connections and stores the ended calls still queued.
+        let feeding = demo.abort_handle();
+        let shutdown = async move {
+            super::shutdown::drain_requested("demo", DEMO_DRAIN_BOUND).await;
+            feeding.abort();
+        };
+        let app = service.http_router(ingest);
+        let served = service.serve_http(listener, app, shutdown).await;
         demo.abort();
-        if let Some(recorder) = recorder {
-            tokio::task::spawn_blocking(move || recorder.close())
-                .await
-                .ok();
-        }
+        let _ = demo.await;
         if let Some(recordings) = call_recordings {
             tokio::task::spawn_blocking(move || recordings.close(Duration::from_secs(10)))
                 .await
                 .ok();
         }
-        served.context("the console server failed")
+        served.context("the demo's server failed")
     })
 }
 

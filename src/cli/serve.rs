@@ -9,7 +9,6 @@ use base64::Engine as _;
 
 use attune_qa::ScoringSetup;
 use attune_service::grpc::SessionConfig;
-use attune_service::http::router;
 use attune_service::ingest::IngestConfig;
 use attune_service::ingest::twilio::Track;
 use attune_service::metrics::ServiceMetrics;
@@ -67,17 +66,8 @@ pub struct ServeArgs {
     /// this many seconds (or at a second signal) exit at once, seconds.
     #[arg(long, default_value_t = 30.0)]
     drain_timeout_s: f64,
-    /// An HTTP request head (and a TLS handshake) must arrive within this time of the
-    /// connection's start or of its first byte; a slower client is disconnected, seconds.
-    #[arg(long, default_value_t = 10.0)]
-    http_header_timeout_s: f64,
-    /// A keep-alive HTTP connection waiting this long for its next request is closed, seconds.
-    #[arg(long, default_value_t = 60.0)]
-    http_idle_timeout_s: f64,
-    /// Most HTTP connections open at once (WebSockets included); more wait at accept until
-    /// one closes.
-    #[arg(long, default_value_t = attune_service::http_conn::DEFAULT_MAX_CONNECTIONS)]
-    http_max_connections: usize,
+    #[command(flatten)]
+    http_edge: HttpEdgeArgs,
     /// Analysis threads (default: one per core).
     #[arg(long)]
     analysis_threads: Option<usize>,
@@ -164,6 +154,33 @@ pub struct ServeArgs {
     /// at a time (`--no-batch-scoring`: leave them to other nodes).
     #[arg(long, requires = "cluster")]
     no_batch_scoring: bool,
+}
+
+/// The HTTP edge's bounds (the options `attune serve` and `attune demo` share).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpEdgeArgs {
+    /// An HTTP request head (and a TLS handshake) must arrive within this time of the
+    /// connection's start or of its first byte; a slower client is disconnected, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    http_header_timeout_s: f64,
+    /// A keep-alive HTTP connection waiting this long for its next request is closed, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    http_idle_timeout_s: f64,
+    /// Most HTTP connections open at once (WebSockets included); more wait at accept until
+    /// one closes.
+    #[arg(long, default_value_t = attune_service::http_conn::DEFAULT_MAX_CONNECTIONS)]
+    http_max_connections: usize,
+}
+
+impl HttpEdgeArgs {
+    /// The validated limits of the HTTP listener.
+    pub fn limits(&self) -> anyhow::Result<attune_service::http_conn::HttpLimits> {
+        Ok(attune_service::http_conn::HttpLimits {
+            header_timeout: seconds("http-header-timeout-s", self.http_header_timeout_s)?,
+            idle_timeout: seconds("http-idle-timeout-s", self.http_idle_timeout_s)?,
+            max_connections: self.http_max_connections.max(1),
+        })
+    }
 }
 
 /// Recording of calls (the options `attune serve` and `attune demo` share).
@@ -422,13 +439,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
             limits: session_limits(args)?,
             ..SessionConfig::default()
         },
-        gate: gate.clone(),
+        gate,
         tls: tls.clone(),
-        http: attune_service::http_conn::HttpLimits {
-            header_timeout: seconds("http-header-timeout-s", args.http_header_timeout_s)?,
-            idle_timeout: seconds("http-idle-timeout-s", args.http_idle_timeout_s)?,
-            max_connections: args.http_max_connections.max(1),
-        },
+        http: args.http_edge.limits()?,
         ..ServerConfig::default()
     };
     if let Some(threads) = args.analysis_threads {
@@ -509,21 +522,9 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
                 .context("cannot start the journal of live calls")?;
         }
         join_cluster(args, &service, recorder.clone()).await?;
-        // /healthz and /metrics, plus the supervisor console, the agent view and the
-        // recorded calls.
-        let console = attune_service::console::routes(
-            service.app_state().hub,
-            attune_service::console::StopSignal::from_receiver(service.stop_signal()),
-            recorder,
-            gate.clone(),
-        );
-        // Each telephony route refuses unsigned upgrades unless allowed (telephony_state).
-        let mut app = router(service.app_state())
-            .merge(console)
-            .merge(service.ingest_routes(ingest.clone()));
-        if tls.is_some() {
-            app = attune_service::http::with_hsts(app);
-        }
+        // /healthz and /metrics, the supervisor console, the agent view and the recorded calls;
+        // each telephony route refuses unsigned upgrades unless allowed (telephony_state).
+        let app = service.http_router(ingest.clone());
         if let Some(addr) = &args.metrics_http {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await

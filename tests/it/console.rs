@@ -796,7 +796,9 @@ async fn console_latency_with_200_live_calls() {
     server.stop().await;
 }
 
-/// `attune demo` prints the console URL and has live calls on it within seconds.
+/// `attune demo` prints the console URL and has live calls on it within seconds; it is served
+/// through the service's HTTP edge (a stalled request head is cut at its timeout) and drains
+/// and exits cleanly at SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_live_example_calls() {
     use std::io::BufRead;
@@ -812,6 +814,8 @@ async fn demo_serves_live_example_calls() {
             "4",
             "--db",
             &db.display().to_string(),
+            "--http-header-timeout-s",
+            "1",
         ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -884,6 +888,34 @@ async fn demo_serves_live_example_calls() {
         !body.contains(&db.display().to_string()),
         "the store's path is not the client's to read: {body}"
     );
+    // The HTTP edge of `attune serve`: a request head that never ends is cut at the timeout.
+    let mut stalled = tokio::net::TcpStream::connect(address).await.unwrap();
+    stalled
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let began = Instant::now();
+    let mut buf = [0u8; 1024];
+    let cut = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(1..) = stalled.read(&mut buf).await {}
+    })
+    .await;
+    assert!(cut.is_ok(), "the demo keeps a stalled request head open");
+    assert!(began.elapsed() >= Duration::from_millis(700), "{:?}", began.elapsed());
+    #[cfg(unix)]
+    {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let stopped = wait_for("the demo to exit", Duration::from_secs(20), || {
+            let status = child.try_wait().unwrap();
+            async move { status }
+        })
+        .await;
+        assert!(stopped.success(), "the demo drains and exits cleanly: {stopped}");
+    }
     let _ = child.kill();
     let _ = child.wait();
 }

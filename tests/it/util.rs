@@ -156,9 +156,9 @@ impl TestService {
     }
 }
 
-/// The service in this process, as `attune serve` assembles it (gRPC; HTTP with `/healthz`,
-/// `/metrics`, the console under the config's gate and the telephony routes), on loopback
-/// ports the system picks. Ready when [`TestServer::start`] returns (the listeners are bound);
+/// The service in this process, composed as `attune serve` composes it (gRPC; HTTP with
+/// [`Service::http_router`]: `/healthz`, `/metrics`, the console under the config's gate and the
+/// telephony routes), on loopback ports the system picks. Ready when [`TestServer::start`] returns (the listeners are bound);
 /// [`TestServer::stop`] drains it; dropped, it is told to stop.
 pub struct TestServer {
     /// The gRPC address as a URL (`https://` under TLS).
@@ -187,21 +187,11 @@ impl TestServer {
         };
         let grpc_url = format!("{scheme}://{}", grpc.local_addr().unwrap());
         let http_addr = http.local_addr().unwrap();
-        let gate = what.config.gate.clone();
-        let recorder = what.recorder.as_ref().map(|(r, _)| r.clone());
         let service = Service::with_recorder(what.config, what.rules, what.model, what.recorder)
             .expect("the service starts");
         let (hub, metrics) = (service.hub.clone(), service.metrics.clone());
         let ingest = Arc::new(what.ingest);
-        let console = attune_service::console::routes(
-            service.app_state().hub,
-            attune_service::console::StopSignal::from_receiver(service.stop_signal()),
-            recorder,
-            gate,
-        );
-        let app = attune_service::http::router(service.app_state())
-            .merge(console)
-            .merge(service.ingest_routes(ingest.clone()));
+        let app = service.http_router(ingest.clone());
         let audiosocket = if what.audiosocket {
             let listener = bind().await.unwrap();
             let address = listener.local_addr().unwrap();

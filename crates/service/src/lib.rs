@@ -17,7 +17,8 @@
 //!   stereo WAV files beside the store, written off the analysis path, with a retention period.
 //! - [`ingest`] takes calls from telephony platforms (Twilio Media Streams, Genesys AudioHook,
 //!   Asterisk AudioSocket) into the same live-call path as gRPC.
-//! - [`server`] runs both on bound listeners until a shutdown signal.
+//! - [`server`] is the composition root of `attune serve` and `attune demo`: the service, its
+//!   one HTTP application, served on bound listeners until a shutdown signal.
 //! - [`client`] streams a call's audio from any chunk source to a server (replay, capture).
 //! - [`convert`] maps analysis types to the wire types ([`pb`]) and wire events to JSON.
 //! - [`auth`] decides who may see and do what: accounts, roles, API tokens, console sessions,

@@ -1,6 +1,13 @@
 //! Runs the service: the gRPC server (`LiveCalls`) and the HTTP server on already-bound
 //! listeners, until a shutdown signal; then every live call ends (reason "shutdown", with its
 //! summary) and both servers drain.
+//!
+//! The composition root of every command that serves (`attune serve`, `attune demo`, the
+//! tests): [`Service::with_recorder`] builds the hub, the analysis pool and the shared state;
+//! [`Service::http_router`] is the one HTTP application (health and metrics, the console, the
+//! telephony routes); [`Service::serve`] (gRPC and HTTP) or [`Service::serve_http`] (HTTP
+//! alone, for calls fed in this process) serves it through the HTTP edge
+//! ([`super::http_conn`]: timeouts, connection cap) and drains it at the shutdown signal.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -166,10 +173,54 @@ impl Service {
         ));
     }
 
+    /// The service's HTTP application, as every command serves it: `/healthz` and `/metrics`,
+    /// the console under the service's gate (with the recorded calls when it stores calls;
+    /// its event streams end at the shutdown signal), the telephony routes with `ingest`'s
+    /// settings, and `Strict-Transport-Security` under TLS. Merge more routes into it, or
+    /// serve it as it is.
+    pub fn http_router(&self, ingest: Arc<IngestConfig>) -> axum::Router {
+        let console = super::console::routes(
+            self.hub.clone(),
+            super::console::StopSignal::from_receiver(self.stop_signal()),
+            self.shared.recorder.clone(),
+            self.config.gate.clone(),
+        );
+        let app = super::http::router(self.app_state())
+            .merge(console)
+            .merge(self.ingest_routes(ingest));
+        if self.config.tls.is_some() {
+            super::http::with_hsts(app)
+        } else {
+            app
+        }
+    }
+
     /// Serves gRPC on `grpc` and `http_router` on `http` until `shutdown` completes.
     pub async fn serve(
         self,
         grpc: TcpListener,
+        http: TcpListener,
+        http_router: axum::Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        self.run(Some(grpc), http, http_router, shutdown).await
+    }
+
+    /// Serves `http_router` on `http` alone, without gRPC ingest (the demo, whose calls are fed
+    /// into the hub in this process), with the same HTTP edge, stop signal and drain as
+    /// [`Self::serve`].
+    pub async fn serve_http(
+        self,
+        http: TcpListener,
+        http_router: axum::Router,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        self.run(None, http, http_router, shutdown).await
+    }
+
+    async fn run(
+        self,
+        grpc: Option<TcpListener>,
         http: TcpListener,
         http_router: axum::Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -191,7 +242,7 @@ impl Service {
                 tonic::transport::ServerTlsConfig::new().identity(tls.grpc_identity()),
             )?;
         }
-        let grpc_server = builder
+        let mut builder = builder
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             // One connection may carry every call the server accepts plus a few monitors, and
             // no more: streams that never declare a call are also bounded by the header timeout.
@@ -202,9 +253,9 @@ impl Service {
                         .saturating_add(MONITOR_STREAMS_PER_CONNECTION),
                 )
                 .unwrap_or(u32::MAX),
-            ))
-            .add_service(service)
-            .serve_with_incoming_shutdown(
+            ));
+        let grpc_server = grpc.map(|grpc| {
+            builder.add_service(service).serve_with_incoming_shutdown(
                 // Small messages (acks, cues) must not wait for Nagle's algorithm: with many
                 // calls on one connection it held them for the peer's delayed ACK (~20 ms at
                 // p50 under load). tonic sets this only on listeners it binds itself.
@@ -212,7 +263,14 @@ impl Service {
                     accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream))
                 }),
                 grpc_stopped,
-            );
+            )
+        });
+        let grpc_server = async move {
+            match grpc_server {
+                Some(server) => server.await,
+                None => Ok(()),
+            }
+        };
         let http_tls = self.config.tls.clone();
         let (http_limits, metrics) = (self.config.http, self.metrics.clone());
         let http_server = async move {

@@ -13,8 +13,9 @@
 //! (`POST /api/recordings?name=&agent=&team=`, the WAV file as the body). The database work,
 //! the files and the scoring run on blocking threads.
 //!
-//! [`routes`] is the router to merge into a service; [`serve`] runs it alone on an already-bound
-//! listener until a shutdown signal (the demo and the tests).
+//! [`routes`] is the router a service merges into its own
+//! ([`crate::server::Service::http_router`]: `attune serve` and `attune demo`); [`serve`] runs
+//! it alone over a given hub on an already-bound listener until a shutdown signal (the tests).
 //!
 //! Layout: `pages` (pages and assets, and which role may open which), `live` (the JSON of live
 //! calls and alerts, acknowledging), `recorded` (stored calls, uploads, the audit log's JSON),
@@ -231,8 +232,11 @@ pub fn routes(
         ))
 }
 
-/// Serves the console alone on `listener` until `shutdown` completes; open event streams are
-/// ended, and connections still open a second later are dropped.
+/// Serves the console alone over `hub` on `listener` (a hub fed by the caller: the tests)
+/// until `shutdown` completes, through the same HTTP edge as a service
+/// ([`crate::http_conn`], default limits); open event streams are ended, and connections still
+/// open a second later are dropped. A whole service serves the console with
+/// [`crate::server::Service::http_router`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     hub: Arc<Hub>,
@@ -243,14 +247,17 @@ pub async fn serve(
     let (stop_tx, stop) = StopSignal::new();
     let mut stopped = stop.clone();
     let app = routes(hub, stop, recorder, gate);
-    let server = axum::serve(
+    let server = crate::http_conn::serve(
         listener,
-        app.into_make_service_with_connect_info::<crate::tls::PeerAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stop_tx.send(true);
-    });
+        app,
+        None,
+        crate::http_conn::HttpLimits::default(),
+        Arc::new(crate::metrics::ServiceMetrics::default()),
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        },
+    );
     tokio::select! {
         result = server => result,
         () = async {
