@@ -75,28 +75,8 @@ async fn stream(
     let began = Instant::now();
     let mut client = connect(&url, &options).await.expect("connect");
     let (tx, rx) = mpsc::channel(2);
-    tokio::spawn(async move {
-        if speed.is_finite() {
-            send_paced(&audio, speed, tokio::time::Instant::now(), tx).await;
-        } else {
-            send_unpaced(&audio, tx).await;
-        }
-    });
+    tokio::spawn(async move { send_paced(&audio, speed, tokio::time::Instant::now(), tx).await });
     until_ended(&mut client, &call_id, rx, began).await
-}
-
-/// Sends every chunk of `audio` as fast as the channel takes them (until it closes).
-async fn send_unpaced(audio: &ChunkedAudio, tx: mpsc::Sender<pb::AudioChunk>) {
-    for (seq, bytes) in audio.chunks.iter().enumerate() {
-        let chunk = pb::AudioChunk {
-            seq: seq as u64,
-            channel: 0,
-            audio: bytes.clone(),
-        };
-        if tx.send(chunk).await.is_err() {
-            break;
-        }
-    }
 }
 
 /// Ingests the chunks of `rx` as the call `call_id` (begun at `began`) until its stream ends.
@@ -430,7 +410,9 @@ async fn hour_as_fast_as_possible(url: &str, give_up: Duration) -> (f64, Duratio
     let mut client = connect(url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(2);
     let audio = one_hour();
-    tokio::spawn(async move { send_unpaced(&audio, tx).await });
+    tokio::spawn(
+        async move { send_paced(&audio, f64::INFINITY, tokio::time::Instant::now(), tx).await },
+    );
     let analysed = Arc::new(std::sync::Mutex::new(0.0f64));
     let seen = analysed.clone();
     let call = ingest_call(&mut client, header("hour"), rx, move |r, _| {

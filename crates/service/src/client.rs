@@ -176,8 +176,9 @@ pub struct PacingReport {
 }
 
 /// Feeds `audio`'s chunks into `tx` at `speed` times real time (chunk k at `start + k ·
-/// chunk_s / speed`), recording when each was handed over. The hand-over waits when the stream
-/// cannot take more (the server not keeping up shows as lag). Stops early if the stream closed.
+/// chunk_s / speed`; `f64::INFINITY`: as fast as the stream takes them), recording when each
+/// was handed over. The hand-over waits when the stream cannot take more (the server not
+/// keeping up shows as lag). Stops early if the stream closed.
 pub async fn send_paced(
     audio: &ChunkedAudio,
     speed: f64,
@@ -191,7 +192,9 @@ pub async fn send_paced(
     };
     for (seq, bytes) in audio.chunks.iter().enumerate() {
         let due = start + period * seq as u32;
-        tokio::time::sleep_until(due).await;
+        if !period.is_zero() {
+            tokio::time::sleep_until(due).await;
+        }
         let chunk = pb::AudioChunk {
             seq: seq as u64,
             channel: 0,
