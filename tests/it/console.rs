@@ -901,7 +901,11 @@ async fn demo_serves_live_example_calls() {
     })
     .await;
     assert!(cut.is_ok(), "the demo keeps a stalled request head open");
-    assert!(began.elapsed() >= Duration::from_millis(700), "{:?}", began.elapsed());
+    assert!(
+        began.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        began.elapsed()
+    );
     #[cfg(unix)]
     {
         let sent = std::process::Command::new("kill")
@@ -914,7 +918,10 @@ async fn demo_serves_live_example_calls() {
             async move { status }
         })
         .await;
-        assert!(stopped.success(), "the demo drains and exits cleanly: {stopped}");
+        assert!(
+            stopped.success(),
+            "the demo drains and exits cleanly: {stopped}"
+        );
     }
     let _ = child.kill();
     let _ = child.wait();

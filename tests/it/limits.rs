@@ -347,7 +347,9 @@ async fn a_connection_over_its_call_limit_is_refused_with_the_limit_named() {
         ..SessionLimits::default()
     };
     let server = start(config(Duration::from_secs(5), limits)).await;
-    let mut client = connect(&server.grpc_url, &Default::default()).await.unwrap();
+    let mut client = connect(&server.grpc_url, &Default::default())
+        .await
+        .unwrap();
     let (tx, rx) = mpsc::channel(2);
     let mut first_client = client.clone();
     let first = tokio::spawn(async move {
@@ -410,9 +412,9 @@ async fn hour_as_fast_as_possible(url: &str, give_up: Duration) -> (f64, Duratio
     let mut client = connect(url, &Default::default()).await.unwrap();
     let (tx, rx) = mpsc::channel(2);
     let audio = one_hour();
-    tokio::spawn(
-        async move { send_paced(&audio, f64::INFINITY, tokio::time::Instant::now(), tx).await },
-    );
+    tokio::spawn(async move {
+        send_paced(&audio, f64::INFINITY, tokio::time::Instant::now(), tx).await
+    });
     let analysed = Arc::new(std::sync::Mutex::new(0.0f64));
     let seen = analysed.clone();
     let call = ingest_call(&mut client, header("hour"), rx, move |r, _| {
@@ -475,7 +477,8 @@ async fn figures() {
         SessionLimits::default().unpaced(),
     ))
     .await;
-    let (analysed, wall) = hour_as_fast_as_possible(&server.grpc_url, Duration::from_secs(600)).await;
+    let (analysed, wall) =
+        hour_as_fast_as_possible(&server.grpc_url, Duration::from_secs(600)).await;
     println!(
         "1 h of audio as fast as possible, not paced: {analysed:.0} s analysed in {:.1} s wall",
         wall.as_secs_f64()

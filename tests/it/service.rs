@@ -428,7 +428,9 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let mut client = connect(&server.grpc_url, &Default::default()).await.unwrap();
+    let mut client = connect(&server.grpc_url, &Default::default())
+        .await
+        .unwrap();
     let mut watcher = client
         .monitor(pb::MonitorRequest {
             team: "steady".into(),
@@ -494,7 +496,12 @@ async fn monitors_get_live_calls_first_and_slow_ones_never_slow_ingest() {
         call.await.unwrap();
     }
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert!(server.metric("attune_events_dropped_slow_subscribers_total").await > 0.0);
+    assert!(
+        server
+            .metric("attune_events_dropped_slow_subscribers_total")
+            .await
+            > 0.0
+    );
 
     // The slow monitor, when it finally reads, is told what it missed.
     let missed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -661,7 +668,9 @@ async fn a_call_streamed_live_gives_the_same_cues_as_the_file() {
         800,
         Encoding::Mulaw,
     );
-    let mut client = connect(&server.grpc_url, &Default::default()).await.unwrap();
+    let mut client = connect(&server.grpc_url, &Default::default())
+        .await
+        .unwrap();
     let (tx, rx) = mpsc::channel(4);
     let pacer_audio = audio.clone();
     tokio::spawn(
@@ -723,7 +732,9 @@ async fn a_call_streamed_as_two_mono_streams_gives_the_same_cues_as_the_stereo_f
     assert_eq!(order.len(), caller.len() + agent.len());
 
     let server = start(fast_config()).await;
-    let mut client = connect(&server.grpc_url, &Default::default()).await.unwrap();
+    let mut client = connect(&server.grpc_url, &Default::default())
+        .await
+        .unwrap();
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
         for (seq, (channel, audio)) in order.into_iter().enumerate() {

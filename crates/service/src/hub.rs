@@ -862,7 +862,11 @@ mod tests {
         }
     }
 
-    fn point(party: attune_core::dialog::Speaker, emotion: Option<&'static str>, calmness: f32) -> EmotionPoint {
+    fn point(
+        party: attune_core::dialog::Speaker,
+        emotion: Option<&'static str>,
+        calmness: f32,
+    ) -> EmotionPoint {
         EmotionPoint {
             t_s: 1.0,
             party,
@@ -880,9 +884,9 @@ mod tests {
 
     #[test]
     fn every_event_and_view_carries_the_calls_attention() {
+        use attune_core::cues::CueTransition::{Close, Open};
         use attune_core::cues::Severity::{Critical, Info, Warning};
         use attune_core::dialog::Speaker::{Agent, Caller};
-        use attune_core::cues::CueTransition::{Close, Open};
         let hub = Hub::new(4);
         let a = hub.start_call(info("a", "red")).unwrap();
         let (_, mut rx) = hub.subscribe(&CallFilter::default());
