@@ -17,6 +17,18 @@ pub struct DbArg {
     /// The store (SQLite file, or postgres://... with the `postgres` feature).
     #[arg(long, value_name = "PATH|URL", env = "ATTUNE_DB", default_value = DEFAULT_DB)]
     pub db: String,
+    /// The CA (PEM) a postgres:// store's certificate must chain to (adds `sslrootcert` to
+    /// the URL; give `sslmode=verify-full` in it to check the host name too).
+    #[arg(long, value_name = "FILE")]
+    pub db_ca: Option<std::path::PathBuf>,
+}
+
+/// `db` with `--db-ca` folded into it as `sslrootcert`.
+pub fn db_location(db: &str, db_ca: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match db_ca {
+        None => Ok(db.to_owned()),
+        Some(ca) => attune_qa::store::with_db_ca(db, ca).map_err(anyhow::Error::msg),
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -147,7 +159,8 @@ impl ClientArgs {
 }
 
 fn open(db: &DbArg) -> anyhow::Result<Store> {
-    Store::open(&db.db).with_context(|| format!("cannot open the store {}", db.db))
+    let location = db_location(&db.db, db.db_ca.as_deref())?;
+    Store::open(&location).with_context(|| format!("cannot open the store {}", db.db))
 }
 
 /// Who runs the CLI, as the audit log names them.

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// feature); the console's Recorded calls page and its upload read it.
     #[arg(long, value_name = "PATH|URL", env = "ATTUNE_DB", default_value = super::accounts::DEFAULT_DB)]
     db: String,
+    /// The CA (PEM) a postgres:// store's certificate must chain to (adds `sslrootcert` to
+    /// --db; put `sslmode=verify-full` in the URL to check the host name too).
+    #[arg(long, value_name = "FILE")]
+    db_ca: Option<PathBuf>,
     /// Serve gRPC and HTTP over TLS with this certificate chain (PEM; with --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -369,6 +373,16 @@ pub fn check_plaintext(
         );
     }
     Ok(())
+}
+
+impl ServeArgs {
+    /// Folds `--db-ca` into `--db` (as `sslrootcert`), once, before anything opens the store.
+    pub fn resolve_db_ca(&mut self) -> anyhow::Result<()> {
+        if let Some(ca) = self.db_ca.take() {
+            self.db = super::accounts::db_location(&self.db, Some(&ca))?;
+        }
+        Ok(())
+    }
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {

@@ -13,12 +13,16 @@
 mod accounts;
 mod backend;
 mod coaching;
+#[cfg(feature = "postgres")]
+mod pgtls;
 mod record;
+mod url;
 
 use std::time::Duration;
 
 pub use accounts::{AckRecord, AuditEntry, AuditQuery, SessionRecord, TokenRecord, UserRecord};
 pub use backend::Cell;
+pub use url::{PgTlsParams, RootCert, SslMode, split_tls_params, with_db_ca};
 use backend::{Backend, Param};
 pub use coaching::{QaResultRow, RosterRow};
 pub use record::{
@@ -40,7 +44,10 @@ pub fn fresh_postgres_database_for_tests(
             .as_db_error()
             .map_or_else(|| e.to_string(), |db| db.message().to_owned()),
     };
-    let mut client = postgres::Client::connect(admin_url, postgres::NoTls).map_err(fail)?;
+    let mut client = backend::connect_postgres(admin_url).map_err(|message| StoreError::Open {
+        location: admin_url.to_owned(),
+        message,
+    })?;
     // One statement each: CREATE DATABASE cannot run inside a multi-statement transaction.
     client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
@@ -415,6 +422,23 @@ impl Store {
     /// Where the store lives (path or URL without password).
     pub fn location(&self) -> &str {
         self.backend.location()
+    }
+
+    /// Whether the connection to the database is encrypted: PostgreSQL's `pg_stat_ssl` for
+    /// this session; always false for a SQLite file (no network).
+    pub fn connection_encrypted(&mut self) -> Result<bool, StoreError> {
+        if matches!(self.backend, Backend::Sqlite { .. }) {
+            return Ok(false);
+        }
+        let rows = self.backend.query(
+            "SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Cell::as_i64)
+            == Some(1))
     }
 
     /// The schema version now in force.
