@@ -71,11 +71,11 @@ fn ids(rows: &[attune_qa::store::CallRow]) -> Vec<&str> {
 /// Everything the store promises, against one fresh database.
 fn store_suite(location: &str) {
     let mut store = Store::open(location).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     drop(store);
     // Reopening runs no migration twice.
     let mut store = Store::open(location).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
 
     store
         .save_call(&call(

@@ -220,6 +220,9 @@ const MIGRATIONS: &[&str] = &[
         last_seen_unix_ms BIGINT NOT NULL
     );
     CREATE INDEX sessions_user ON sessions (user_name);",
+    // 5: a token's capability to resume a stored call (its session is stored as a
+    // continuation part, `ID#2`, ...; the stored record is never touched).
+    "ALTER TABLE api_tokens ADD COLUMN may_resume BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Checks a date bound of [`CallQuery::from`] / [`CallQuery::to`]: `YYYY-MM-DD` or an RFC 3339
@@ -532,6 +535,15 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// The `source` of a stored call (`live`, `recording`, `interrupted`), None when not stored.
+    pub fn call_source(&mut self, call_id: &str) -> Result<Option<String>, StoreError> {
+        let rows = self.backend.query(
+            "SELECT source FROM calls WHERE call_id = ?",
+            &[Param::Text(Some(call_id.to_owned()))],
+        )?;
+        Ok(rows.first().and_then(|r| r.first()).and_then(Cell::as_text))
     }
 
     /// The calls matching `query`, newest first.
