@@ -134,6 +134,11 @@ pub struct ServeArgs {
     /// Team of AudioSocket calls.
     #[arg(long, default_value = "default")]
     audiosocket_team: String,
+    /// The Attune ingest token AudioSocket calls are ingested as (the protocol carries no
+    /// credentials); needed once the store has accounts or tokens. Its teams must include
+    /// --audiosocket-team.
+    #[arg(long, value_name = "TOKEN", env = "ATTUNE_AUDIOSOCKET_TOKEN", hide_env_values = true)]
+    audiosocket_token: Option<String>,
     /// A telephony stream that sends no audio this long is closed ("timeout"), seconds.
     #[arg(long, default_value_t = 10.0)]
     no_media_timeout_s: f64,
@@ -291,6 +296,7 @@ fn ingest_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
         require_signatures: !args.allow_unsigned_telephony,
         audiosocket_agent_id: args.audiosocket_agent.clone(),
         audiosocket_team: args.audiosocket_team.clone(),
+        audiosocket_token: args.audiosocket_token.clone(),
         no_media_timeout: seconds("no-media-timeout-s", args.no_media_timeout_s)?,
         ..IngestConfig::default()
     })
