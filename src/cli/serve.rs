@@ -137,7 +137,12 @@ pub struct ServeArgs {
     /// The Attune ingest token AudioSocket calls are ingested as (the protocol carries no
     /// credentials); needed once the store has accounts or tokens. Its teams must include
     /// --audiosocket-team.
-    #[arg(long, value_name = "TOKEN", env = "ATTUNE_AUDIOSOCKET_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ATTUNE_AUDIOSOCKET_TOKEN",
+        hide_env_values = true
+    )]
     audiosocket_token: Option<String>,
     /// A telephony stream that sends no audio this long is closed ("timeout"), seconds.
     #[arg(long, default_value_t = 10.0)]

@@ -824,7 +824,9 @@ fn postgres_tls_setup(name: &str) -> Option<(String, String, String)> {
         std::env::var("ATTUNE_TEST_POSTGRES_CA"),
         std::env::var("ATTUNE_TEST_POSTGRES_WRONG_CA"),
     ) else {
-        eprintln!("skipping: ATTUNE_TEST_POSTGRES_URL/_CA/_WRONG_CA not set (.ci/with-postgres sets them)");
+        eprintln!(
+            "skipping: ATTUNE_TEST_POSTGRES_URL/_CA/_WRONG_CA not set (.ci/with-postgres sets them)"
+        );
         return None;
     };
     if !cfg!(feature = "postgres") {
@@ -849,7 +851,10 @@ fn postgres_tls_with_the_right_ca_stores_and_reads_a_call() {
     )
     .unwrap();
     let mut store = Store::open(&verified).unwrap();
-    assert!(store.connection_encrypted().unwrap(), "verify-full must be TLS");
+    assert!(
+        store.connection_encrypted().unwrap(),
+        "verify-full must be TLS"
+    );
     store
         .save_call(&call(
             "tls-1",
@@ -950,7 +955,10 @@ fn postgres_require_refuses_a_server_without_tls_and_prefer_falls_back() {
     .expect("require must refuse plaintext")
     .to_string();
     assert!(text.contains("does not support TLS"), "{text}");
-    assert!(server.join().unwrap().is_empty(), "nothing sent in plaintext");
+    assert!(
+        server.join().unwrap().is_empty(),
+        "nothing sent in plaintext"
+    );
 
     // prefer (libpq's default) goes on in plaintext: the startup message names the user.
     let (port, server) = server_without_tls();
@@ -960,8 +968,5 @@ fn postgres_require_refuses_a_server_without_tls_and_prefer_falls_back() {
     let sent = server.join().unwrap();
     // Protocol 3.0, then `user\0attune\0` among the parameters.
     assert_eq!(&sent[..4], &[0, 3, 0, 0], "{sent:?}");
-    assert!(
-        sent.windows(12).any(|w| w == b"user\0attune\0"),
-        "{sent:?}"
-    );
+    assert!(sent.windows(12).any(|w| w == b"user\0attune\0"), "{sent:?}");
 }

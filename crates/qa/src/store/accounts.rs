@@ -230,7 +230,11 @@ impl Store {
 
     /// As [`Self::add_token`]; `may_resume`: the token may start a session under a stored
     /// call id (stored as that call's continuation part, never over it).
-    pub fn add_token_with(&mut self, token: &TokenRecord, may_resume: bool) -> Result<(), StoreError> {
+    pub fn add_token_with(
+        &mut self,
+        token: &TokenRecord,
+        may_resume: bool,
+    ) -> Result<(), StoreError> {
         self.backend.transaction(|tx| {
             tx.execute(
                 &format!(
@@ -250,7 +254,10 @@ impl Store {
             )?;
             tx.execute(
                 "UPDATE api_tokens SET may_resume = ? WHERE token_id = ?",
-                &[Param::Int(Some(i64::from(may_resume))), text(&token.token_id)],
+                &[
+                    Param::Int(Some(i64::from(may_resume))),
+                    text(&token.token_id),
+                ],
             )
         })
     }

@@ -22,13 +22,13 @@ use std::time::Duration;
 
 pub use accounts::{AckRecord, AuditEntry, AuditQuery, SessionRecord, TokenRecord, UserRecord};
 pub use backend::Cell;
-pub use url::{PgTlsParams, RootCert, SslMode, split_tls_params, with_db_ca};
 use backend::{Backend, Param};
 pub use coaching::{QaResultRow, RosterRow};
 pub use record::{
     InputDigest, PerPartyCount, QaDigest, ReportDigest, StoredCall, StoredCue, StoredQaItem,
     TalkDigest, VersionsDigest,
 };
+pub use url::{PgTlsParams, RootCert, SslMode, split_tls_params, with_db_ca};
 
 /// Creates an empty PostgreSQL database `name` (dropping any of that name) through the server
 /// at `admin_url`, and returns its URL. For tests.
@@ -437,11 +437,7 @@ impl Store {
             "SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
             &[],
         )?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(Cell::as_i64)
-            == Some(1))
+        Ok(rows.first().and_then(|r| r.first()).and_then(Cell::as_i64) == Some(1))
     }
 
     /// The schema version now in force.

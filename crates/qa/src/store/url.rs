@@ -84,7 +84,9 @@ pub fn split_tls_params(url: &str) -> Result<(String, PgTlsParams), String> {
                     RootCert::File(PathBuf::from(v))
                 };
                 if root_cert.replace(r).is_some() {
-                    return Err("sslrootcert is given twice (in the URL and by --db-ca?)".to_owned());
+                    return Err(
+                        "sslrootcert is given twice (in the URL and by --db-ca?)".to_owned()
+                    );
                 }
             }
             _ => kept.push(pair),
@@ -192,8 +194,15 @@ mod tests {
 
     #[test]
     fn db_ca_adds_an_encoded_sslrootcert() {
-        let u = with_db_ca("postgres://h/db?sslmode=verify-ca", Path::new("/a b/ca.pem")).unwrap();
-        assert_eq!(u, "postgres://h/db?sslmode=verify-ca&sslrootcert=/a%20b/ca.pem");
+        let u = with_db_ca(
+            "postgres://h/db?sslmode=verify-ca",
+            Path::new("/a b/ca.pem"),
+        )
+        .unwrap();
+        assert_eq!(
+            u,
+            "postgres://h/db?sslmode=verify-ca&sslrootcert=/a%20b/ca.pem"
+        );
         let (_, p) = split_tls_params(&u).unwrap();
         assert_eq!(p.root_cert, Some(RootCert::File("/a b/ca.pem".into())));
         assert!(with_db_ca("attune.db", Path::new("ca.pem")).is_err());

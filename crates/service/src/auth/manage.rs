@@ -92,7 +92,11 @@ pub fn add_user(
             ));
         }
         (Role::Agent, Some(a)) => check_name("agent id", a)?,
-        (_, Some(_)) => return Err(ManageError::Invalid("an agent id is for agents only".into())),
+        (_, Some(_)) => {
+            return Err(ManageError::Invalid(
+                "an agent id is for agents only".into(),
+            ));
+        }
         _ => {}
     }
     let teams = clean_teams(user.teams)?;
@@ -172,7 +176,8 @@ pub fn create_token(
     let expires_at = match new.expires_days {
         None => None,
         Some(days) if days.is_finite() && days > 0.0 && days <= 3650.0 => {
-            let at = std::time::SystemTime::now() + std::time::Duration::from_secs_f64(days * 86_400.0);
+            let at =
+                std::time::SystemTime::now() + std::time::Duration::from_secs_f64(days * 86_400.0);
             Some(attune_qa::rfc3339_utc(at))
         }
         Some(days) => {

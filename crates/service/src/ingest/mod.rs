@@ -238,7 +238,12 @@ impl StartError {
 }
 
 /// Counts and logs a call refused at its start (`protocol`: twilio, audiohook, audiosocket).
-pub(crate) fn note_refused(counters: &AdapterCounters, protocol: &str, call_id: &str, e: &StartError) {
+pub(crate) fn note_refused(
+    counters: &AdapterCounters,
+    protocol: &str,
+    call_id: &str,
+    e: &StartError,
+) {
     counters.refused.fetch_add(1, Ordering::Relaxed);
     if e.is_identity() {
         counters.refused_identity.fetch_add(1, Ordering::Relaxed);
