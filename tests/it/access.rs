@@ -420,8 +420,16 @@ async fn twilio_and_audiohook_calls_need_an_ingest_token_of_their_team() {
     server.wait_stored("tw-ok#2").await;
 
     // AudioHook: X-API-KEY is the Attune token (the signature still uses the client secret).
-    let refused = |r: Result<_, attune_service::ingest::clients::ClientError>| match r {
-        Ok(report) => panic!("taken: {report:?}"),
+    // The session is `opened` first: a refusal is a `disconnect` (the client's error) or a
+    // 1008 close once the call would start.
+    let refused = |r: Result<
+        attune_service::ingest::clients::ClientReport,
+        attune_service::ingest::clients::ClientError,
+    >| match r {
+        Ok(report) => match report.close {
+            Some((1008, reason)) => reason,
+            other => panic!("taken: {other:?}"),
+        },
         Err(e) => e.to_string(),
     };
     let e = refused(

@@ -45,28 +45,34 @@ fn admin_body<T: serde::de::DeserializeOwned>(
     who: &Principal,
     headers: &axum::http::HeaderMap,
     body: &Bytes,
-) -> Result<T, Response> {
+) -> Result<T, Box<Response>> {
     if !who.may(Access::Administer) {
-        return Err(forbidden("managing users and tokens is for admins"));
+        return Err(Box::new(forbidden(
+            "managing users and tokens is for admins",
+        )));
     }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if content_type.split(';').next().map(str::trim) != Some("application/json") {
-        return Err(json_error(
+        return Err(Box::new(json_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("send application/json, not {content_type:?}"),
-        ));
+        )));
     }
     if body.len() > MAX_BODY_BYTES {
-        return Err(json_error(
+        return Err(Box::new(json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("at most {MAX_BODY_BYTES} bytes"),
-        ));
+        )));
     }
-    serde_json::from_slice(body)
-        .map_err(|e| json_error(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(json_error(
+            StatusCode::BAD_REQUEST,
+            format!("bad request body: {e}"),
+        ))
+    })
 }
 
 /// Runs `work` on the store for an admin; the answer is its JSON (or the error).
@@ -146,7 +152,7 @@ pub(super) async fn api_add_user(
 ) -> Response {
     let body: NewUserBody = match admin_body(&who, &headers, &raw) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let actor = who.actor.clone();
     admin_work(&state, &who, StatusCode::CREATED, move |store| {
@@ -184,7 +190,7 @@ pub(super) async fn api_disable_user(
 ) -> Response {
     let body: DisableBody = match admin_body(&who, &headers, &raw) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (actor, gate, user) = (who.actor.clone(), state.gate.clone(), name.clone());
     admin_work(&state, &who, StatusCode::OK, move |store| {
@@ -214,7 +220,7 @@ pub(super) async fn api_set_password(
 ) -> Response {
     let body: PasswordBody = match admin_body(&who, &headers, &raw) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let (actor, gate, user) = (who.actor.clone(), state.gate.clone(), name.clone());
     admin_work(&state, &who, StatusCode::OK, move |store| {
@@ -265,7 +271,7 @@ pub(super) async fn api_create_token(
 ) -> Response {
     let body: NewTokenBody = match admin_body(&who, &headers, &raw) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let actor = who.actor.clone();
     admin_work(&state, &who, StatusCode::CREATED, move |store| {
