@@ -4,10 +4,10 @@
 
 use std::io::{BufRead, Read, Write};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use attune_qa::store::{AuditQuery, Store, TokenRecord, UserRecord};
-use attune_service::auth::{Role, secrets};
+use attune_qa::store::{AuditQuery, Store};
+use attune_service::auth::{manage, secrets};
 
 /// Where accounts live when no `--db` is given.
 pub const DEFAULT_DB: &str = "attune.db";
@@ -17,6 +17,18 @@ pub struct DbArg {
     /// The store (SQLite file, or postgres://... with the `postgres` feature).
     #[arg(long, value_name = "PATH|URL", env = "ATTUNE_DB", default_value = DEFAULT_DB)]
     pub db: String,
+    /// The CA (PEM) a postgres:// store's certificate must chain to (adds `sslrootcert` to
+    /// the URL; give `sslmode=verify-full` in it to check the host name too).
+    #[arg(long, value_name = "FILE")]
+    pub db_ca: Option<std::path::PathBuf>,
+}
+
+/// `db` with `--db-ca` folded into it as `sslrootcert`.
+pub fn db_location(db: &str, db_ca: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match db_ca {
+        None => Ok(db.to_owned()),
+        Some(ca) => attune_qa::store::with_db_ca(db, ca).map_err(anyhow::Error::msg),
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -81,6 +93,10 @@ pub enum TokensCommand {
         /// Refuse it after this many days (default: until revoked).
         #[arg(long, value_name = "DAYS")]
         expires_days: Option<f64>,
+        /// An ingest token that may start a session under a stored call id (e.g. one stored
+        /// as interrupted); the session is stored as the call's next part, `ID#2`, ...
+        #[arg(long)]
+        may_resume: bool,
         #[command(flatten)]
         db: DbArg,
     },
@@ -147,7 +163,8 @@ impl ClientArgs {
 }
 
 fn open(db: &DbArg) -> anyhow::Result<Store> {
-    Store::open(&db.db).with_context(|| format!("cannot open the store {}", db.db))
+    let location = db_location(&db.db, db.db_ca.as_deref())?;
+    Store::open(&location).with_context(|| format!("cannot open the store {}", db.db))
 }
 
 /// Who runs the CLI, as the audit log names them.
@@ -170,26 +187,6 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-fn clean_teams(teams: &[String]) -> Vec<String> {
-    teams
-        .iter()
-        .map(|t| t.trim().to_owned())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-fn check_name(kind: &str, name: &str) -> anyhow::Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
-    if !ok {
-        bail!("{kind} {name:?} must be 1-64 characters of letters, digits, '.', '_', '-', '@'");
-    }
-    Ok(())
-}
-
 pub fn run_users(command: &UsersCommand) -> anyhow::Result<()> {
     match command {
         UsersCommand::Add {
@@ -200,36 +197,20 @@ pub fn run_users(command: &UsersCommand) -> anyhow::Result<()> {
             password_stdin: _,
             db,
         } => {
-            check_name("user name", name)?;
-            let role = Role::parse(role, &Role::PEOPLE).map_err(anyhow::Error::msg)?;
-            let agent_id = agent_id.as_deref().map(str::trim).filter(|a| !a.is_empty());
-            match (role, agent_id) {
-                (Role::Agent, None) => {
-                    bail!("an agent needs --agent-id (the id their calls carry)")
-                }
-                (Role::Agent, Some(a)) => check_name("agent id", a)?,
-                (_, Some(_)) => bail!("--agent-id is for agents only"),
-                _ => {}
-            }
+            manage::check_name("user name", name)?;
             let password = read_password()?;
             let mut store = open(db)?;
-            let hash = secrets::hash_password(&password)?;
-            store.add_user(&UserRecord {
-                name: name.clone(),
-                role: role.as_str().to_owned(),
-                teams: clean_teams(teams),
-                agent_id: agent_id.map(str::to_owned),
-                password_hash: hash,
-                disabled: false,
-                created_at: String::new(),
-                updated_at: String::new(),
-            })?;
-            store.append_audit(
+            let role = manage::add_user(
+                &mut store,
+                &manage::NewUser {
+                    name,
+                    role,
+                    teams,
+                    agent_id: agent_id.as_deref(),
+                    password: &password,
+                },
                 &cli_actor(),
-                "user_add",
-                name,
                 "cli",
-                &format!("ok role={role}"),
             )?;
             println!("added {role} {name}");
         }
@@ -260,21 +241,13 @@ pub fn run_users(command: &UsersCommand) -> anyhow::Result<()> {
         }
         UsersCommand::Disable { name, enable, db } => {
             let mut store = open(db)?;
-            store.set_user_disabled(name, !enable)?;
-            let action = if *enable {
-                "user_enable"
-            } else {
-                "user_disable"
-            };
-            store.append_audit(&cli_actor(), action, name, "cli", "ok")?;
+            manage::set_disabled(&mut store, name, !enable, &cli_actor(), "cli")?;
             println!("{} {name}", if *enable { "enabled" } else { "disabled" });
         }
         UsersCommand::Passwd { name, db, .. } => {
             let password = read_password()?;
             let mut store = open(db)?;
-            let hash = secrets::hash_password(&password)?;
-            store.set_user_password_hash(name, &hash)?;
-            store.append_audit(&cli_actor(), "user_passwd", name, "cli", "ok")?;
+            manage::set_password(&mut store, name, &password, &cli_actor(), "cli")?;
             println!("password of {name} changed");
         }
     }
@@ -288,71 +261,67 @@ pub fn run_tokens(command: &TokensCommand) -> anyhow::Result<()> {
             teams,
             name,
             expires_days,
+            may_resume,
             db,
         } => {
-            let expires_at = match expires_days {
-                None => None,
-                Some(days) if days.is_finite() && *days > 0.0 && *days <= 3650.0 => {
-                    let at = std::time::SystemTime::now()
-                        + std::time::Duration::from_secs_f64(days * 86_400.0);
-                    Some(attune_qa::rfc3339_utc(at))
-                }
-                Some(days) => {
-                    bail!("--expires-days must be a number of days in (0, 3650], got {days}")
-                }
-            };
-            let role = Role::parse(role, &Role::MACHINES).map_err(anyhow::Error::msg)?;
-            let teams = clean_teams(teams);
-            if teams.is_empty() {
-                bail!("--teams needs at least one team (or `*` for all)");
-            }
             let mut store = open(db)?;
-            let token = secrets::new_api_token();
-            let record = TokenRecord {
-                token_id: secrets::token_id(&token),
-                name: if name.is_empty() {
-                    format!("{role} token")
-                } else {
-                    name.chars().filter(|c| !c.is_control()).take(100).collect()
+            let (token, record) = manage::create_token(
+                &mut store,
+                &manage::NewToken {
+                    role,
+                    teams,
+                    name,
+                    expires_days: *expires_days,
+                    may_resume: *may_resume,
                 },
-                role: role.as_str().to_owned(),
-                teams,
-                token_sha256: secrets::sha256_hex(token.as_bytes()),
-                created_at: attune_qa::rfc3339_utc(std::time::SystemTime::now()),
-                created_by: cli_actor(),
-                revoked_at: None,
-                expires_at: expires_at.clone(),
-            };
-            store.add_token(&record)?;
-            store.append_audit(
                 &cli_actor(),
-                "token_create",
-                &record.token_id,
                 "cli",
-                &format!("ok role={role} teams={}", record.teams.join(",")),
             )?;
             eprintln!(
-                "created {role} token {} ({}) for teams {}{}; it is shown once, below:",
+                "created {} token {} ({}) for teams {}{}{}; it is shown once, below:",
+                record.role,
                 record.token_id,
                 record.name,
                 record.teams.join(","),
-                expires_at.map_or_else(String::new, |at| format!(", expires {at}"))
+                if *may_resume {
+                    ", may resume stored calls"
+                } else {
+                    ""
+                },
+                record
+                    .expires_at
+                    .as_deref()
+                    .map_or_else(String::new, |at| format!(", expires {at}"))
             );
             let mut out = std::io::stdout().lock();
             writeln!(out, "{token}")?;
         }
         TokensCommand::List { json, db } => {
-            let tokens = open(db)?.tokens()?;
+            let mut store = open(db)?;
+            let tokens = store.tokens()?;
+            let mut resume = Vec::with_capacity(tokens.len());
+            for t in &tokens {
+                resume.push(store.token_may_resume(&t.token_id)?);
+            }
             if *json {
-                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                let rows: Vec<serde_json::Value> = tokens
+                    .iter()
+                    .zip(&resume)
+                    .map(|(t, r)| {
+                        let mut v = serde_json::to_value(t).unwrap_or_default();
+                        v["may_resume"] = serde_json::Value::Bool(*r);
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
-                    "{:<13} {:<8} {:<8} {:<21} {:<24} teams",
-                    "id", "role", "state", "created", "name"
+                    "{:<13} {:<8} {:<8} {:<6} {:<21} {:<24} teams",
+                    "id", "role", "state", "resume", "created", "name"
                 );
-                for t in tokens {
+                for (t, r) in tokens.iter().zip(&resume) {
                     println!(
-                        "{:<13} {:<8} {:<8} {:<21} {:<24} {}",
+                        "{:<13} {:<8} {:<8} {:<6} {:<21} {:<24} {}",
                         t.token_id,
                         t.role,
                         if t.revoked_at.is_some() {
@@ -360,6 +329,7 @@ pub fn run_tokens(command: &TokensCommand) -> anyhow::Result<()> {
                         } else {
                             "active"
                         },
+                        if *r { "yes" } else { "no" },
                         t.created_at,
                         t.name,
                         t.teams.join(",")
@@ -369,8 +339,7 @@ pub fn run_tokens(command: &TokensCommand) -> anyhow::Result<()> {
         }
         TokensCommand::Revoke { token_id, db } => {
             let mut store = open(db)?;
-            store.revoke_token(token_id)?;
-            store.append_audit(&cli_actor(), "token_revoke", token_id, "cli", "ok")?;
+            manage::revoke_token(&mut store, token_id, &cli_actor(), "cli")?;
             println!("revoked {token_id}");
         }
     }

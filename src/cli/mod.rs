@@ -181,7 +181,7 @@ pub fn main() -> ExitCode {
         Command::Eval(EvalCommand::Cues(args)) => eval_cues::run(&args),
         Command::Eval(EvalCommand::Empathy(args)) => eval_empathy::run(&args),
         Command::Demo(args) => demo::run(&args),
-        Command::Serve(args) => serve::run(&args),
+        Command::Serve(mut args) => args.resolve_db_ca().and_then(|()| serve::run(&args)),
         Command::Replay(args) => replay::run(&args),
         Command::Watch(args) => watch::run(&args),
         Command::Users(command) => accounts::run_users(&command),

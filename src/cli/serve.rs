@@ -76,6 +76,10 @@ pub struct ServeArgs {
     /// feature); the console's Recorded calls page and its upload read it.
     #[arg(long, value_name = "PATH|URL", env = "ATTUNE_DB", default_value = super::accounts::DEFAULT_DB)]
     db: String,
+    /// The CA (PEM) a postgres:// store's certificate must chain to (adds `sslrootcert` to
+    /// --db; put `sslmode=verify-full` in the URL to check the host name too).
+    #[arg(long, value_name = "FILE")]
+    db_ca: Option<PathBuf>,
     /// Serve gRPC and HTTP over TLS with this certificate chain (PEM; with --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -120,6 +124,16 @@ pub struct ServeArgs {
     /// Team of AudioSocket calls.
     #[arg(long, default_value = "default")]
     audiosocket_team: String,
+    /// The Attune ingest token AudioSocket calls are ingested as (the protocol carries no
+    /// credentials); needed once the store has accounts or tokens. Its teams must include
+    /// --audiosocket-team.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "ATTUNE_AUDIOSOCKET_TOKEN",
+        hide_env_values = true
+    )]
+    audiosocket_token: Option<String>,
     /// A telephony stream that sends no audio this long is closed ("timeout"), seconds.
     #[arg(long, default_value_t = 10.0)]
     no_media_timeout_s: f64,
@@ -304,6 +318,7 @@ fn ingest_config(args: &ServeArgs) -> anyhow::Result<IngestConfig> {
         require_signatures: !args.allow_unsigned_telephony,
         audiosocket_agent_id: args.audiosocket_agent.clone(),
         audiosocket_team: args.audiosocket_team.clone(),
+        audiosocket_token: args.audiosocket_token.clone(),
         no_media_timeout: seconds("no-media-timeout-s", args.no_media_timeout_s)?,
         ..IngestConfig::default()
     })
@@ -386,6 +401,16 @@ pub fn check_plaintext(
         );
     }
     Ok(())
+}
+
+impl ServeArgs {
+    /// Folds `--db-ca` into `--db` (as `sslrootcert`), once, before anything opens the store.
+    pub fn resolve_db_ca(&mut self) -> anyhow::Result<()> {
+        if let Some(ca) = self.db_ca.take() {
+            self.db = super::accounts::db_location(&self.db, Some(&ca))?;
+        }
+        Ok(())
+    }
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {

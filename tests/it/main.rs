@@ -1,5 +1,6 @@
 //! The one integration-test binary: drives the `attune` CLI and the library's public API.
 
+mod access;
 mod audio;
 mod bad_input;
 #[cfg(feature = "capture")]

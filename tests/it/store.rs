@@ -71,11 +71,11 @@ fn ids(rows: &[attune_qa::store::CallRow]) -> Vec<&str> {
 /// Everything the store promises, against one fresh database.
 fn store_suite(location: &str) {
     let mut store = Store::open(location).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
     drop(store);
     // Reopening runs no migration twice.
     let mut store = Store::open(location).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 4);
+    assert_eq!(store.schema_version().unwrap(), 5);
 
     store
         .save_call(&call(
@@ -764,4 +764,159 @@ fn kill_9_loses_no_ended_call_and_stores_the_live_ones_as_interrupted() {
             serde_json::from_str(&store.report_json(&row.call_id).unwrap().unwrap()).unwrap();
         assert_eq!(doc["interrupted"]["reason"], "interrupted", "{doc}");
     }
+}
+
+/// A fresh database on the throwaway cluster, and the CA files `.ci/with-postgres` made; None
+/// (skipping) without the feature or the cluster.
+fn postgres_tls_setup(name: &str) -> Option<(String, String, String)> {
+    let (Ok(url), Ok(ca), Ok(wrong)) = (
+        std::env::var("ATTUNE_TEST_POSTGRES_URL"),
+        std::env::var("ATTUNE_TEST_POSTGRES_CA"),
+        std::env::var("ATTUNE_TEST_POSTGRES_WRONG_CA"),
+    ) else {
+        eprintln!(
+            "skipping: ATTUNE_TEST_POSTGRES_URL/_CA/_WRONG_CA not set (.ci/with-postgres sets them)"
+        );
+        return None;
+    };
+    if !cfg!(feature = "postgres") {
+        return None;
+    }
+    let db_url = attune_qa::store::fresh_postgres_database_for_tests(
+        &url,
+        &format!("{name}_{}", std::process::id()),
+    )
+    .unwrap();
+    Some((db_url, ca, wrong))
+}
+
+#[test]
+fn postgres_tls_with_the_right_ca_stores_and_reads_a_call() {
+    let Some((db_url, ca, _)) = postgres_tls_setup("attune_tls_ok") else {
+        return;
+    };
+    let verified = attune_qa::store::with_db_ca(
+        &format!("{db_url}?sslmode=verify-full"),
+        std::path::Path::new(&ca),
+    )
+    .unwrap();
+    let mut store = Store::open(&verified).unwrap();
+    assert!(
+        store.connection_encrypted().unwrap(),
+        "verify-full must be TLS"
+    );
+    store
+        .save_call(&call(
+            "tls-1",
+            "ana",
+            "blue",
+            "2026-11-01T00:00:00Z",
+            &document(Some(0.8), 0, 0.0),
+        ))
+        .unwrap();
+    drop(store);
+    // Read back over another verified connection (verify-ca, the CA in the URL itself).
+    let mut again = Store::open(&format!(
+        "{db_url}?sslmode=verify-ca&sslrootcert={}",
+        ca.replace(' ', "%20")
+    ))
+    .unwrap();
+    assert!(again.connection_encrypted().unwrap());
+    let rows = again.calls(&CallQuery::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].call_id, "tls-1");
+    assert!(again.has_call("tls-1").unwrap());
+    // require without a CA is encrypted too; prefer (the default) takes TLS when offered;
+    // disable is plaintext.
+    for (query, encrypted) in [
+        ("?sslmode=require", true),
+        ("", true),
+        ("?sslmode=disable", false),
+    ] {
+        let mut s = Store::open(&format!("{db_url}{query}")).unwrap();
+        assert_eq!(s.connection_encrypted().unwrap(), encrypted, "{query:?}");
+    }
+}
+
+#[test]
+fn postgres_tls_with_a_wrong_ca_is_refused() {
+    let Some((db_url, _, wrong)) = postgres_tls_setup("attune_tls_wrong") else {
+        return;
+    };
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let url = attune_qa::store::with_db_ca(
+            &format!("{db_url}?sslmode={mode}"),
+            std::path::Path::new(&wrong),
+        )
+        .unwrap();
+        let e = Store::open(&url).err().expect("a wrong CA must be refused");
+        let text = e.to_string();
+        assert!(matches!(e, StoreError::Open { .. }), "{text}");
+        assert!(
+            text.contains("not signed by") && text.contains(&wrong),
+            "{mode}: {text}"
+        );
+    }
+    // A CA file that is not a certificate is named as such.
+    let bad = temp_dir("store-pg-badca").join("ca.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let url = attune_qa::store::with_db_ca(&format!("{db_url}?sslmode=verify-full"), &bad).unwrap();
+    let text = Store::open(&url).err().unwrap().to_string();
+    assert!(text.contains("holds no certificate"), "{text}");
+}
+
+/// A stand-in PostgreSQL server that answers the SSLRequest with `N` (no TLS) and reports what
+/// the client sent next (a plaintext startup message, or nothing).
+fn server_without_tls() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut request = [0u8; 8];
+        s.read_exact(&mut request).unwrap();
+        // SSLRequest: length 8, code 80877103.
+        assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47], "not an SSLRequest");
+        s.write_all(b"N").unwrap();
+        // The next message, whole (its length first), if the client sends one.
+        let mut len = [0u8; 4];
+        if s.read_exact(&mut len).is_err() {
+            return Vec::new();
+        }
+        let len = (u32::from_be_bytes(len) as usize).clamp(4, 4096);
+        let mut next = vec![0u8; len - 4];
+        s.read_exact(&mut next).unwrap();
+        next
+    });
+    (port, handle)
+}
+
+#[test]
+fn postgres_require_refuses_a_server_without_tls_and_prefer_falls_back() {
+    if !cfg!(feature = "postgres") {
+        return;
+    }
+    let (port, server) = server_without_tls();
+    let text = Store::open(&format!(
+        "postgres://attune@127.0.0.1:{port}/x?sslmode=require&connect_timeout=5"
+    ))
+    .err()
+    .expect("require must refuse plaintext")
+    .to_string();
+    assert!(text.contains("does not support TLS"), "{text}");
+    assert!(
+        server.join().unwrap().is_empty(),
+        "nothing sent in plaintext"
+    );
+
+    // prefer (libpq's default) goes on in plaintext: the startup message names the user.
+    let (port, server) = server_without_tls();
+    let _ = Store::open(&format!(
+        "postgres://attune@127.0.0.1:{port}/x?connect_timeout=5"
+    ));
+    let sent = server.join().unwrap();
+    // Protocol 3.0, then `user\0attune\0` among the parameters.
+    assert_eq!(&sent[..4], &[0, 3, 0, 0], "{sent:?}");
+    assert!(sent.windows(12).any(|w| w == b"user\0attune\0"), "{sent:?}");
 }

@@ -203,7 +203,127 @@ async fn send(tx: Option<&Sender>, msg: ingest_response::Msg) {
     let _ = tx.send(Ok(pb::IngestResponse { msg: Some(msg) })).await;
 }
 
+/// Most continuation parts one call id may have (`ID#2` ... `ID#MAX_RESUMED_PARTS`).
+pub const MAX_RESUMED_PARTS: u32 = 20;
+
+/// Why a call may not start under the id it asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum AdmitError {
+    /// The id is stored (and this credential may not resume it, or it has no part left).
+    #[error("{0}")]
+    Exists(String),
+    /// The credential may not ingest for the call's team.
+    #[error("{0}")]
+    Denied(String),
+    /// The store could not say.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<AdmitError> for Status {
+    fn from(e: AdmitError) -> Status {
+        match e {
+            AdmitError::Exists(m) => Status::already_exists(m),
+            AdmitError::Denied(m) => Status::permission_denied(m),
+            AdmitError::Unavailable(m) => Status::unavailable(m),
+        }
+    }
+}
+
 impl Shared {
+    /// Whether `who` may ingest for `team` (always, with authentication off).
+    pub fn may_ingest(&self, who: &Principal, team: &str) -> Result<(), AdmitError> {
+        if self.gate.enabled() && !who.may(Access::Ingest { team }) {
+            return Err(AdmitError::Denied(format!(
+                "this credential may not ingest calls of team {team:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The stored-id rule every ingest path follows (gRPC and the telephony adapters): a call
+    /// id that is stored is refused, unless `who` may resume; then the new session is stored as
+    /// the call's next continuation part, `ID#2`, `ID#3`, ... (`spec.call_id` is set to it) and
+    /// the stored record is left as it is. Both outcomes are audited (`ingest.resume`).
+    pub async fn admit_stored(
+        &self,
+        who: &Principal,
+        source: &str,
+        spec: &mut CallSpec,
+    ) -> Result<(), AdmitError> {
+        let Some(recorder) = self.recorder.clone() else {
+            return Ok(());
+        };
+        let id = spec.call_id.clone();
+        let may_resume = who.may_resume && self.gate.enabled();
+        enum Found {
+            Fresh,
+            Stored,
+            Part(String),
+            Full,
+        }
+        let found = tokio::task::spawn_blocking(move || -> Result<Found, String> {
+            if !recorder.has_call(&id).map_err(|e| e.to_string())? {
+                return Ok(Found::Fresh);
+            }
+            if !may_resume {
+                return Ok(Found::Stored);
+            }
+            for part in 2..=MAX_RESUMED_PARTS {
+                let candidate = format!("{id}#{part}");
+                if !recorder.has_call(&candidate).map_err(|e| e.to_string())? {
+                    return Ok(Found::Part(candidate));
+                }
+            }
+            Ok(Found::Full)
+        })
+        .await
+        .map_err(|_| AdmitError::Unavailable("the store check failed".into()))?;
+        let audit = |outcome: String| {
+            let (gate, actor, target, source) = (
+                self.gate.clone(),
+                who.actor.clone(),
+                spec.call_id.clone(),
+                source.to_owned(),
+            );
+            tokio::task::spawn_blocking(move || {
+                gate.audit(&actor, "ingest.resume", &target, &source, &outcome)
+            });
+        };
+        match found {
+            Ok(Found::Fresh) => Ok(()),
+            Ok(Found::Stored) => {
+                if self.gate.enabled() {
+                    audit("refused: the call is stored; this token may not resume".into());
+                }
+                Err(AdmitError::Exists(format!(
+                    "call {:?} is stored already; a stored call is never replaced (use a new call id, or a token created with --may-resume to continue it as a new part)",
+                    spec.call_id
+                )))
+            }
+            Ok(Found::Part(part)) => {
+                audit(format!("ok: continues as {part:?}"));
+                eprintln!(
+                    "attune: call {:?} resumed by {} as {part:?} (the stored record stays)",
+                    spec.call_id, who.actor
+                );
+                spec.call_id = part;
+                Ok(())
+            }
+            Ok(Found::Full) => {
+                audit(format!("refused: {MAX_RESUMED_PARTS} parts stored already"));
+                Err(AdmitError::Exists(format!(
+                    "call {:?} has {MAX_RESUMED_PARTS} parts stored already; use a new call id",
+                    spec.call_id
+                )))
+            }
+            Err(e) => {
+                eprintln!("attune: ingest: store: {e}");
+                Err(AdmitError::Unavailable("the store is unavailable".into()))
+            }
+        }
+    }
+
     async fn run_ingest(
         self: Arc<Self>,
         who: Principal,
@@ -257,14 +377,9 @@ impl Shared {
                 None => return Err(Status::invalid_argument("an empty IngestRequest")),
             },
         };
-        let spec = CallSpec::from_header(&header)
+        let mut spec = CallSpec::from_header(&header)
             .map_err(|e| Status::invalid_argument(format!("call header: {e}")))?;
-        if self.gate.enabled() && !who.may(Access::Ingest { team: &spec.team }) {
-            return Err(Status::permission_denied(format!(
-                "this credential may not ingest calls of team {:?}",
-                spec.team
-            )));
-        }
+        self.may_ingest(who, &spec.team).map_err(Status::from)?;
         let mut keys = Vec::with_capacity(2);
         if self.gate.enabled() {
             keys.push((LimitKind::Token, who.actor.clone()));
@@ -277,24 +392,10 @@ impl Shared {
             .limiter
             .acquire(keys)
             .map_err(|e| Status::resource_exhausted(e.to_string()))?;
-        if let Some(recorder) = self.recorder.clone() {
-            let id = spec.call_id.clone();
-            let stored = tokio::task::spawn_blocking(move || recorder.has_call(&id)).await;
-            match stored {
-                Ok(Ok(false)) => {}
-                Ok(Ok(true)) => {
-                    return Err(Status::already_exists(format!(
-                        "call {:?} is stored already; a stored call is never replaced (use a new call id)",
-                        spec.call_id
-                    )));
-                }
-                Ok(Err(e)) => {
-                    eprintln!("attune: gRPC: store: {e}");
-                    return Err(Status::unavailable("the store is unavailable"));
-                }
-                Err(_) => return Err(Status::internal("the store check failed")),
-            }
-        }
+        let source = peer.map_or_else(|| "grpc".to_owned(), |p| p.ip().to_string());
+        self.admit_stored(who, &source, &mut spec)
+            .await
+            .map_err(Status::from)?;
         let call = self
             .hub
             .start_call(CallInfo {

@@ -623,6 +623,17 @@ impl CallRecorder {
         with_store(&self.store, |s| s.save_ack(ack))
     }
 
+    /// Account and token management on the store (blocking): the console's admin page.
+    pub fn manage<T>(
+        &self,
+        work: impl FnOnce(&mut Store) -> Result<T, crate::auth::manage::ManageError>,
+    ) -> Result<T, crate::auth::manage::ManageError> {
+        match lock(&self.store).as_mut() {
+            Some(store) => work(store),
+            None => Err(StoreError::Unsupported("the store is closed".to_owned()).into()),
+        }
+    }
+
     /// Audit log entries (blocking).
     pub fn audit_entries(
         &self,

@@ -225,6 +225,16 @@ impl Store {
 
     /// Adds a token (its hash).
     pub fn add_token(&mut self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.add_token_with(token, false)
+    }
+
+    /// As [`Self::add_token`]; `may_resume`: the token may start a session under a stored
+    /// call id (stored as that call's continuation part, never over it).
+    pub fn add_token_with(
+        &mut self,
+        token: &TokenRecord,
+        may_resume: bool,
+    ) -> Result<(), StoreError> {
         self.backend.transaction(|tx| {
             tx.execute(
                 &format!(
@@ -241,8 +251,24 @@ impl Store {
                     Param::Text(token.revoked_at.clone()),
                     Param::Text(token.expires_at.clone()),
                 ],
+            )?;
+            tx.execute(
+                "UPDATE api_tokens SET may_resume = ? WHERE token_id = ?",
+                &[
+                    Param::Int(Some(i64::from(may_resume))),
+                    text(&token.token_id),
+                ],
             )
         })
+    }
+
+    /// Whether the token `token_id` may resume stored calls (false for an unknown id).
+    pub fn token_may_resume(&mut self, token_id: &str) -> Result<bool, StoreError> {
+        let rows = self.backend.query(
+            "SELECT may_resume FROM api_tokens WHERE token_id = ?",
+            &[text(token_id)],
+        )?;
+        Ok(rows.first().and_then(|r| r.first()).and_then(Cell::as_i64) == Some(1))
     }
 
     /// The token whose SHA-256 (hex) is `sha256`, revoked or not.

@@ -72,6 +72,19 @@ pub enum Backend {
     },
 }
 
+/// Connects to the PostgreSQL server at `url`, over TLS as its `sslmode`/`sslrootcert` say
+/// ([`super::pgtls`]); the error says why not (with a hint for the usual TLS mistakes).
+#[cfg(feature = "postgres")]
+pub fn connect_postgres(url: &str) -> Result<postgres::Client, String> {
+    use super::pgtls::{Connector, connector, describe};
+    let (client_url, params) = super::url::split_tls_params(url)?;
+    let result = match connector(&params)? {
+        Connector::Plain => postgres::Client::connect(&client_url, postgres::NoTls),
+        Connector::Tls(tls) => postgres::Client::connect(&client_url, tls),
+    };
+    result.map_err(|e| describe(&e, &params))
+}
+
 /// How long any one PostgreSQL statement may run beyond its lock wait (`statement_timeout` is
 /// the lock timeout plus this), so a stuck server gives an error instead of a hang.
 #[cfg(feature = "postgres")]
@@ -340,13 +353,10 @@ impl Backend {
             Some(at) => format!("postgres://…{}", &url[at..]),
             None => url.to_owned(),
         };
-        let client =
-            postgres::Client::connect(url, postgres::NoTls).map_err(|e| StoreError::Open {
-                location: location.clone(),
-                message: e
-                    .as_db_error()
-                    .map_or_else(|| e.to_string(), |db| db.message().to_owned()),
-            })?;
+        let client = connect_postgres(url).map_err(|message| StoreError::Open {
+            location: location.clone(),
+            message,
+        })?;
         let mut client = client;
         // Both in milliseconds; 0 would mean "wait forever" to PostgreSQL.
         let lock_ms = lock_timeout.as_millis().clamp(1, i32::MAX as u128);

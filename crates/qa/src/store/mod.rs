@@ -13,7 +13,10 @@
 mod accounts;
 mod backend;
 mod coaching;
+#[cfg(feature = "postgres")]
+mod pgtls;
 mod record;
+mod url;
 
 use std::time::Duration;
 
@@ -25,6 +28,7 @@ pub use record::{
     InputDigest, PerPartyCount, QaDigest, ReportDigest, StoredCall, StoredCue, StoredQaItem,
     TalkDigest, VersionsDigest,
 };
+pub use url::{PgTlsParams, RootCert, SslMode, split_tls_params, with_db_ca};
 
 /// Creates an empty PostgreSQL database `name` (dropping any of that name) through the server
 /// at `admin_url`, and returns its URL. For tests.
@@ -40,7 +44,10 @@ pub fn fresh_postgres_database_for_tests(
             .as_db_error()
             .map_or_else(|| e.to_string(), |db| db.message().to_owned()),
     };
-    let mut client = postgres::Client::connect(admin_url, postgres::NoTls).map_err(fail)?;
+    let mut client = backend::connect_postgres(admin_url).map_err(|message| StoreError::Open {
+        location: admin_url.to_owned(),
+        message,
+    })?;
     // One statement each: CREATE DATABASE cannot run inside a multi-statement transaction.
     client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
@@ -213,6 +220,9 @@ const MIGRATIONS: &[&str] = &[
         last_seen_unix_ms BIGINT NOT NULL
     );
     CREATE INDEX sessions_user ON sessions (user_name);",
+    // 5: a token's capability to resume a stored call (its session is stored as a
+    // continuation part, `ID#2`, ...; the stored record is never touched).
+    "ALTER TABLE api_tokens ADD COLUMN may_resume BIGINT NOT NULL DEFAULT 0;",
 ];
 
 /// Checks a date bound of [`CallQuery::from`] / [`CallQuery::to`]: `YYYY-MM-DD` or an RFC 3339
@@ -417,6 +427,19 @@ impl Store {
         self.backend.location()
     }
 
+    /// Whether the connection to the database is encrypted: PostgreSQL's `pg_stat_ssl` for
+    /// this session; always false for a SQLite file (no network).
+    pub fn connection_encrypted(&mut self) -> Result<bool, StoreError> {
+        if matches!(self.backend, Backend::Sqlite { .. }) {
+            return Ok(false);
+        }
+        let rows = self.backend.query(
+            "SELECT CASE WHEN ssl THEN 1 ELSE 0 END FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )?;
+        Ok(rows.first().and_then(|r| r.first()).and_then(Cell::as_i64) == Some(1))
+    }
+
     /// The schema version now in force.
     pub fn schema_version(&mut self) -> Result<i64, StoreError> {
         let rows = self.backend.query(
@@ -508,6 +531,15 @@ impl Store {
             }
             Ok(())
         })
+    }
+
+    /// The `source` of a stored call (`live`, `recording`, `interrupted`), None when not stored.
+    pub fn call_source(&mut self, call_id: &str) -> Result<Option<String>, StoreError> {
+        let rows = self.backend.query(
+            "SELECT source FROM calls WHERE call_id = ?",
+            &[Param::Text(Some(call_id.to_owned()))],
+        )?;
+        Ok(rows.first().and_then(|r| r.first()).and_then(Cell::as_text))
     }
 
     /// The calls matching `query`, newest first.

@@ -98,6 +98,7 @@ pub fn user_principal(user: &attune_qa::store::UserRecord) -> Result<Principal, 
         role,
         teams: Teams::Only(user.teams.clone()),
         agent_id: user.agent_id.clone(),
+        may_resume: false,
     })
 }
 
@@ -143,12 +144,18 @@ impl IdentitySource for StoreIdentities {
             }
             Some(t) => {
                 let role = Role::parse(&t.role, &Role::MACHINES).map_err(AuthError::Unavailable)?;
+                let may_resume = role == Role::Ingest
+                    && self
+                        .store()
+                        .token_may_resume(&t.token_id)
+                        .map_err(unavailable)?;
                 Ok(Principal {
                     name: t.name.clone(),
                     actor: format!("token:{}", t.token_id),
                     role,
                     teams: Teams::from_names(&t.teams),
                     agent_id: None,
+                    may_resume,
                 })
             }
         }
@@ -692,6 +699,7 @@ mod tests {
                     role: Role::Supervisor,
                     teams: Teams::Only(vec!["t1".into()]),
                     agent_id: None,
+                    may_resume: false,
                 })
             } else {
                 Err(AuthError::Unauthenticated("wrong".into()))

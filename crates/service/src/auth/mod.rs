@@ -4,6 +4,8 @@
 //! - [`Principal`]: who is asking (a person signed in to the console, or a machine with an API
 //!   token), their [`Role`] and teams; [`Principal::may`] answers every access question
 //!   ([`Access`]) in one place, so the console, the JSON API, the event streams and gRPC agree.
+//! - [`manage`]: adding, disabling and changing accounts and API tokens, audited (the CLI and the
+//!   console's admin page share it).
 //! - [`secrets`]: argon2id password hashes, random API tokens and session ids, SHA-256.
 //! - [`gate`]: the [`Gate`] every request goes through: accounts and tokens from the store
 //!   (through [`IdentitySource`], so single sign-on can be added beside local accounts),
@@ -13,6 +15,7 @@
 //!   security headers, and the [`web::Authed`] extractor handlers take.
 
 pub mod gate;
+pub mod manage;
 pub mod secrets;
 pub mod web;
 
@@ -116,6 +119,9 @@ pub struct Principal {
     pub teams: Teams,
     /// An agent's own agent id (the id their calls carry).
     pub agent_id: Option<String>,
+    /// An ingest token's capability to start a session under a stored call id (the session is
+    /// stored as that call's continuation part; see `docs/security.md`).
+    pub may_resume: bool,
 }
 
 /// What a principal may try to do; [`Principal::may`] says whether they may.
@@ -189,6 +195,7 @@ impl Principal {
             role: Role::Admin,
             teams: Teams::All,
             agent_id: None,
+            may_resume: false,
         }
     }
 }
@@ -204,6 +211,7 @@ mod tests {
             role,
             teams: Teams::from_names(&teams.iter().map(|t| t.to_string()).collect::<Vec<_>>()),
             agent_id: agent_id.map(str::to_owned),
+            may_resume: false,
         }
     }
 

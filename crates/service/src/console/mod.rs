@@ -47,6 +47,7 @@ use crate::hub::{
 };
 use crate::recorder::{CallRecorder, UploadError, UploadInfo};
 
+mod admin;
 mod coaching;
 mod events;
 mod live;
@@ -216,6 +217,27 @@ pub fn routes(
         .route("/alerts", get(alerts_page))
         .route("/agent", get(own_agent_page))
         .route("/agent/{agent_id}", get(agent_page))
+        .route("/admin", get(admin::admin_page))
+        .route(
+            "/api/admin/users",
+            get(admin::api_users).post(admin::api_add_user),
+        )
+        .route(
+            "/api/admin/users/{name}/disabled",
+            post(admin::api_disable_user),
+        )
+        .route(
+            "/api/admin/users/{name}/password",
+            post(admin::api_set_password),
+        )
+        .route(
+            "/api/admin/tokens",
+            get(admin::api_tokens).post(admin::api_create_token),
+        )
+        .route(
+            "/api/admin/tokens/{token_id}/revoke",
+            post(admin::api_revoke_token),
+        )
         .route("/admin/audit", get(audit_page))
         .route("/api/audit", get(api_audit))
         .route("/static/{file}", get(asset))
@@ -363,6 +385,7 @@ mod tests {
             PAGE_NOT_FOUND,
             PAGE_RECORDED,
             PAGE_AUDIT,
+            PAGE_ADMIN,
         ] {
             for part in page.split("/static/").skip(1) {
                 let file = part.split('"').next().unwrap_or_default();

@@ -12,6 +12,7 @@ pub(super) const PAGE_NOT_FOUND: &str = include_str!("../../../../web/404.html")
 pub(super) const PAGE_RECORDED: &str = include_str!("../../../../web/recorded.html");
 pub(super) const PAGE_COACHING: &str = include_str!("../../../../web/coaching.html");
 pub(super) const PAGE_AUDIT: &str = include_str!("../../../../web/audit.html");
+pub(super) const PAGE_ADMIN: &str = include_str!("../../../../web/admin.html");
 
 /// Embedded assets: (file name, content type, text).
 pub(super) const ASSETS: &[(&str, &str, &str)] = &[
@@ -54,6 +55,11 @@ pub(super) const ASSETS: &[(&str, &str, &str)] = &[
         "audit.js",
         "text/javascript; charset=utf-8",
         include_str!("../../../../web/audit.js"),
+    ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../../../web/admin.js"),
     ),
     (
         "coaching.js",

@@ -18,7 +18,10 @@
 //! `Signature-Input`/`Signature`, hmac-sha256 keyed with the base64-decoded client secret,
 //! keyid = the API key, covering `@request-target`, `@authority`, the `audiohook-*` headers and
 //! `x-api-key`; `created`/`expires` and a nonce checked). A refused upgrade gets HTTP 401 with
-//! the reason.
+//! the reason. With accounts or tokens in the store, the `X-API-KEY` must also be an Attune
+//! ingest token whose teams include the call's team, and a stored call id is refused unless
+//! the token may resume it: the session gets `disconnect` (reason `error`, the why in `info`)
+//! and is closed with 1008.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
@@ -792,10 +795,15 @@ pub(crate) async fn upgrade(
             return (StatusCode::UNAUTHORIZED, format!("audiohook: {e}\n")).into_response();
         }
     }
+    // With accounts or tokens in the store, X-API-KEY is also the Attune ingest token.
+    let api_key = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| k.trim().to_owned());
     let limit = state.config.max_message_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| run(socket, state, peer))
+        .on_upgrade(move |socket| run(socket, state, peer, api_key))
 }
 
 struct Ending {
@@ -803,7 +811,12 @@ struct Ending {
     close: Option<(u16, String)>,
 }
 
-async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAddr>) {
+async fn run(
+    mut socket: WebSocket,
+    state: WsState,
+    peer: Option<std::net::IpAddr>,
+    api_key: Option<String>,
+) {
     let WsState { shared, config } = state;
     let counters = &shared.metrics.telephony.audiohook;
     let _active = ActiveGuard::new(counters);
@@ -852,6 +865,7 @@ async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAdd
     let mut live = match open {
         None => None,
         Some(open) => {
+            let call_id = open.call_id.clone();
             let spec = stereo_spec(
                 open.call_id,
                 open.agent_id,
@@ -860,10 +874,20 @@ async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAdd
                 session.encoding(),
                 open.media.agent_channel(),
             );
-            match LiveCall::start(shared.clone(), spec, peer).await {
+            let started = match super::identify(
+                &shared,
+                api_key,
+                "set the AudioHook integration's API key (X-API-KEY) to an Attune ingest token",
+            )
+            .await
+            {
+                Ok(who) => LiveCall::start(shared.clone(), spec, peer, &who).await,
+                Err(e) => Err(e),
+            };
+            match started {
                 Ok(live) => Some(live),
                 Err(e) => {
-                    counters.refused.fetch_add(1, Ordering::Relaxed);
+                    super::note_refused(counters, "audiohook", &call_id, &e);
                     let text = session.disconnect("error", &e.to_string());
                     let _ = socket.send(Message::Text(text.into())).await;
                     close(socket, 1008, &e.to_string()).await;

@@ -14,7 +14,10 @@
 //! `max_skew_ms` ahead fills the other with silence.
 //!
 //! AudioSocket has no authentication: the listener binds loopback by default; bind it to a
-//! private interface only.
+//! private, trusted interface only. With accounts or tokens in the store, its calls are
+//! ingested as the token the server is given (`--audiosocket-token`, an ingest token whose
+//! teams include `--audiosocket-team`), and a stored call id is refused as gRPC refuses it:
+//! without that token every call is refused (both legs are closed, logged and counted).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -453,15 +456,26 @@ async fn call_task(
                 pcm,
             } => {
                 if live.is_none() {
+                    let call_id = uuid_text(&key);
                     let spec = stereo_spec(
-                        uuid_text(&key),
+                        call_id.clone(),
                         config.audiosocket_agent_id.clone(),
                         config.audiosocket_team.clone(),
                         rate_hz,
                         Encoding::Pcm16le,
                         1,
                     );
-                    match LiveCall::start(shared.clone(), spec, Some(peer)).await {
+                    let started = match super::identify(
+                        &shared,
+                        config.audiosocket_token.clone(),
+                        "the protocol carries none: give the server one with --audiosocket-token",
+                    )
+                    .await
+                    {
+                        Ok(who) => LiveCall::start(shared.clone(), spec, Some(peer), &who).await,
+                        Err(e) => Err(e),
+                    };
+                    match started {
                         Ok(call) => {
                             let per_ms = u64::from(rate_hz) / 1000;
                             let aligner = TrackAligner::new(
@@ -471,9 +485,12 @@ async fn call_task(
                             );
                             live = Some((call, rate_hz, aligner));
                         }
-                        Err(_) => {
+                        Err(e) => {
                             reason = "error";
-                            counters.refused.fetch_add(1, Ordering::Relaxed);
+                            super::note_refused(counters, "audiosocket", &call_id, &e);
+                            if !e.is_identity() {
+                                eprintln!("attune: audiosocket: call {call_id:?} not started: {e}");
+                            }
                             break;
                         }
                     }

@@ -165,7 +165,22 @@ pub async fn stream_twilio(
     speed: f64,
     auth_token: Option<&str>,
 ) -> Result<ClientReport, ClientError> {
+    stream_twilio_as(server, call, speed, auth_token, None).await
+}
+
+/// As [`stream_twilio`], with an Attune ingest token as the `attune_token` custom parameter.
+pub async fn stream_twilio_as(
+    server: &str,
+    call: &StereoCall,
+    speed: f64,
+    auth_token: Option<&str>,
+    attune_token: Option<&str>,
+) -> Result<ClientReport, ClientError> {
     let url = ws_url(server, "/ingest/twilio");
+    let mut custom = json!({"agent_id": call.agent_id, "team": call.team});
+    if let Some(token) = attune_token {
+        custom["attune_token"] = json!(token);
+    }
     let mut request = url.as_str().into_client_request()?;
     if let Some(token) = auth_token {
         let signed = url.replacen("ws://", "wss://", 1);
@@ -187,7 +202,7 @@ pub async fn stream_twilio(
         json!({"event": "start", "sequenceNumber": "1", "streamSid": sid,
             "start": {"accountSid": "AC0", "streamSid": sid, "callSid": call.call_id,
                 "tracks": ["inbound", "outbound"],
-                "customParameters": {"agent_id": call.agent_id, "team": call.team},
+                "customParameters": custom,
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
         .to_string(),
     ))

@@ -23,7 +23,8 @@ use std::time::Duration;
 
 use prost::bytes::Bytes;
 
-use super::grpc::{Counts, Shared, zero_counts};
+use super::auth::{AuthError, Principal, Role};
+use super::grpc::{AdmitError, Counts, Shared, zero_counts};
 use super::hub::{CallInfo, HubError};
 use super::limits::{CallPacer, CallPermit, LimitKind};
 use super::pb;
@@ -50,6 +51,10 @@ pub struct IngestConfig {
     /// Agent and team of AudioSocket calls (the protocol carries neither).
     pub audiosocket_agent_id: String,
     pub audiosocket_team: String,
+    /// The Attune ingest token AudioSocket calls are ingested as (the protocol carries no
+    /// credentials); needed when the store has accounts or tokens. Its teams must include
+    /// `audiosocket_team`. Checked per call, so a revoked token stops new calls.
+    pub audiosocket_token: Option<String>,
     /// A connection that sends no audio for this long is closed and its call ends ("timeout").
     pub no_media_timeout: Duration,
     /// A connection must start its call (Twilio `start`, AudioHook `open`, AudioSocket UUID)
@@ -74,6 +79,7 @@ impl Default for IngestConfig {
             require_signatures: false,
             audiosocket_agent_id: "unknown".into(),
             audiosocket_team: "default".into(),
+            audiosocket_token: None,
             no_media_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(10),
             max_message_bytes: 64 << 10,
@@ -95,6 +101,9 @@ pub struct AdapterCounters {
     pub frames_late: AtomicU64,
     /// Samples of silence inserted for gaps and for a party running behind.
     pub silence_filled_samples: AtomicU64,
+    /// Calls refused for their identity: no or a bad Attune token, a team the token may not
+    /// ingest for, a call id that is live or stored (also counted in `refused`).
+    pub refused_identity: AtomicU64,
 }
 
 /// Counters of all adapters.
@@ -116,7 +125,7 @@ type MetricRow = (
 /// Appends the adapters' counters in Prometheus text format.
 pub fn render_metrics(out: &mut String, m: &IngestMetrics) {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let rows: [MetricRow; 6] = [
+    let rows: [MetricRow; 7] = [
         (
             "attune_telephony_connections_total",
             "counter",
@@ -152,6 +161,12 @@ pub fn render_metrics(out: &mut String, m: &IngestMetrics) {
             "counter",
             "Samples of silence inserted for gaps and lagging parties.",
             |c| &c.silence_filled_samples,
+        ),
+        (
+            "attune_telephony_refused_identity_total",
+            "counter",
+            "Telephony calls refused for their identity: no or a bad Attune token, a team it may not ingest for, a live or stored call id.",
+            |c| &c.refused_identity,
         ),
     ];
     for (name, kind, help, field) in rows {
@@ -202,6 +217,75 @@ pub enum StartError {
     /// A limit of concurrent calls (per peer address); closed with 1008.
     #[error(transparent)]
     Limit(#[from] crate::limits::LimitError),
+    /// No Attune ingest token, or one the gate refuses.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The token may not ingest for the call's team, or the call id is stored.
+    #[error(transparent)]
+    Refused(#[from] AdmitError),
+}
+
+impl StartError {
+    /// Whether the call was refused for who it is (its token, team or id).
+    pub fn is_identity(&self) -> bool {
+        matches!(
+            self,
+            StartError::Unauthenticated(_)
+                | StartError::Refused(_)
+                | StartError::Hub(HubError::DuplicateCall(_))
+        )
+    }
+}
+
+/// Counts and logs a call refused at its start (`protocol`: twilio, audiohook, audiosocket).
+pub(crate) fn note_refused(
+    counters: &AdapterCounters,
+    protocol: &str,
+    call_id: &str,
+    e: &StartError,
+) {
+    counters.refused.fetch_add(1, Ordering::Relaxed);
+    if e.is_identity() {
+        counters.refused_identity.fetch_add(1, Ordering::Relaxed);
+        eprintln!("attune: {protocol}: call {call_id:?} refused: {e}");
+    }
+}
+
+/// Who a telephony call is ingested as: the Attune API token it carried (`token`), resolved by
+/// the gate. With authentication off (no accounts or tokens in the store: gRPC's open mode)
+/// every call is taken, as gRPC takes it; otherwise a call without a token is refused, `how`
+/// saying how this protocol carries one.
+pub async fn identify(
+    shared: &Arc<Shared>,
+    token: Option<String>,
+    how: &str,
+) -> Result<Principal, StartError> {
+    if !shared.gate.enabled() {
+        return Ok(Principal::unauthenticated_admin());
+    }
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(StartError::Unauthenticated(format!(
+            "no Attune ingest token: {how}"
+        )));
+    };
+    let gate = shared.gate.clone();
+    let who = tokio::task::spawn_blocking(move || gate.bearer(&token))
+        .await
+        .map_err(|_| StartError::Shutdown)?
+        .map_err(|e| {
+            let why = match e {
+                AuthError::Unauthenticated(m) | AuthError::Forbidden(m) => m,
+                other => other.to_string(),
+            };
+            StartError::Unauthenticated(format!("Attune token refused: {why}"))
+        })?;
+    if who.role != Role::Ingest {
+        return Err(StartError::Refused(AdmitError::Denied(format!(
+            "{} is a {} token; telephony calls need an ingest token",
+            who.actor, who.role
+        ))));
+    }
+    Ok(who)
 }
 
 /// Why a chunk could not be analysed (the call then ends).
@@ -232,14 +316,20 @@ pub struct LiveCall {
 impl LiveCall {
     /// Registers the call in the hub and builds its analyzer (on the analysis pool). `spec`
     /// must describe interleaved stereo. `peer`: the address the call comes from, counted
-    /// against `max_calls_per_peer`.
+    /// against `max_calls_per_peer`. `who` ([`identify`]) must be allowed to ingest for the
+    /// call's team, and a stored call id is refused unless `who` may resume it (then the call
+    /// runs as its next part, `ID#2`, ...), as gRPC does ([`Shared::admit_stored`]).
     pub async fn start(
         shared: Arc<Shared>,
-        spec: CallSpec,
+        mut spec: CallSpec,
         peer: Option<IpAddr>,
+        who: &Principal,
     ) -> Result<Self, StartError> {
         debug_assert_eq!(spec.layout, Layout::InterleavedStereo);
         spec.validate()?;
+        shared.may_ingest(who, &spec.team)?;
+        let source = peer.map_or_else(|| "telephony".to_owned(), |ip| ip.to_string());
+        shared.admit_stored(who, &source, &mut spec).await?;
         let permit = match peer {
             Some(ip) => Some(
                 shared

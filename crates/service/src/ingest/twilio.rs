@@ -14,6 +14,11 @@
 //!
 //! [`TwilioStream`] is the protocol state machine (no I/O); [`upgrade`] the WebSocket driver,
 //! which checks `X-Twilio-Signature` ([`signature`]) when auth tokens are configured.
+//!
+//! Identity: with accounts or tokens in the store, a call must carry an Attune ingest token,
+//! as the `attune_token` custom parameter (`<Parameter name="attune_token" value="…"/>`) or
+//! `Authorization: Bearer` on the upgrade (from a proxy); its teams must include the call's
+//! team, and a stored call id is refused unless the token may resume it (closed with 1008).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -176,6 +181,8 @@ pub struct StreamStart {
     pub stream_sid: String,
     /// Tracks forked ("inbound", "outbound").
     pub tracks: Vec<String>,
+    /// The Attune ingest token of the `attune_token` custom parameter, if any.
+    pub token: Option<String>,
 }
 
 /// What one message did.
@@ -333,6 +340,7 @@ impl TwilioStream {
             team: param("team").unwrap_or_else(|| "default".into()),
             stream_sid: start.stream_sid,
             tracks: start.tracks,
+            token: param("attune_token"),
         })
     }
 
@@ -465,6 +473,11 @@ pub(crate) async fn upgrade(
             Some(_) => None,
         }
     };
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
     let limit = state.config.max_message_bytes;
     ws.max_message_size(limit)
         .max_frame_size(limit)
@@ -477,7 +490,7 @@ pub(crate) async fn upgrade(
                 close(socket, 1008, &reason).await;
                 return;
             }
-            run(socket, state, peer).await;
+            run(socket, state, peer, bearer).await;
         })
 }
 
@@ -513,7 +526,12 @@ impl Ending {
 /// Audio pushed to the analysis at least this much at a time, ms (as gRPC's default chunk).
 pub(crate) const BATCH_MS: usize = 100;
 
-async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAddr>) {
+async fn run(
+    mut socket: WebSocket,
+    state: WsState,
+    peer: Option<std::net::IpAddr>,
+    bearer: Option<String>,
+) {
     let WsState { shared, config } = state;
     let counters: &AdapterCounters = &shared.metrics.telephony.twilio;
     let mut stream = TwilioStream::new(
@@ -554,6 +572,22 @@ async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAdd
             Message::Ping(_) | Message::Pong(_) => {}
         }
     };
+    let call_id = started.call_id.clone();
+    let token = started.token.clone().or(bearer);
+    let who = match super::identify(
+        &shared,
+        token,
+        "add <Parameter name=\"attune_token\" value=\"…\"/> to the <Stream>",
+    )
+    .await
+    {
+        Ok(who) => who,
+        Err(e) => {
+            super::note_refused(counters, "twilio", &call_id, &e);
+            close(socket, 1008, &e.to_string()).await;
+            return;
+        }
+    };
     let spec = stereo_spec(
         started.call_id,
         started.agent_id,
@@ -562,10 +596,10 @@ async fn run(mut socket: WebSocket, state: WsState, peer: Option<std::net::IpAdd
         Encoding::Mulaw,
         TwilioStream::AGENT_CHANNEL,
     );
-    let mut live = match LiveCall::start(shared.clone(), spec, peer).await {
+    let mut live = match LiveCall::start(shared.clone(), spec, peer, &who).await {
         Ok(live) => live,
         Err(e) => {
-            counters.refused.fetch_add(1, Ordering::Relaxed);
+            super::note_refused(counters, "twilio", &call_id, &e);
             close(socket, 1008, &e.to_string()).await;
             return;
         }
