@@ -185,13 +185,7 @@ impl Service {
         let http_stopped = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = &self.config.tls {
-            builder = builder.tls_config(
-                tonic::transport::ServerTlsConfig::new().identity(tls.grpc_identity()),
-            )?;
-        }
-        let grpc_server = builder
+        let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             // One connection may carry every call the server accepts plus a few monitors, and
             // no more: streams that never declare a call are also bounded by the header timeout.
@@ -203,8 +197,16 @@ impl Service {
                 )
                 .unwrap_or(u32::MAX),
             ))
-            .add_service(service)
-            .serve_with_incoming_shutdown(
+            .add_service(service);
+        let grpc_server: std::pin::Pin<
+            Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+        > = match &self.config.tls {
+            // TLS accepted here, over buffered reads (see `tls`), not by tonic.
+            Some(tls) => Box::pin(router.serve_with_incoming_shutdown(
+                super::tls::grpc_incoming(grpc, tls.grpc_server_config()?),
+                grpc_stopped,
+            )),
+            None => Box::pin(router.serve_with_incoming_shutdown(
                 // Small messages (acks, cues) must not wait for Nagle's algorithm: with many
                 // calls on one connection it held them for the peer's delayed ACK (~20 ms at
                 // p50 under load). tonic sets this only on listeners it binds itself.
@@ -212,7 +214,8 @@ impl Service {
                     accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream))
                 }),
                 grpc_stopped,
-            );
+            )),
+        };
         let http_tls = self.config.tls.clone();
         let (http_limits, metrics) = (self.config.http, self.metrics.clone());
         let http_server = async move {

@@ -273,6 +273,7 @@ impl VoiceActivityDetector {
     /// copies of the tracked levels. For a *provisional* onset: `next` carries voicing not yet
     /// decided. None while a run is already speech or a pause after speech is pending (the
     /// decided frames say what happens there).
+    #[cfg(test)]
     pub(crate) fn provisional_onset(
         &self,
         next: impl IntoIterator<Item = VadInput>,
@@ -294,12 +295,11 @@ impl VoiceActivityDetector {
         let mut speech_level_db = self.speech_level_db;
         let mut run_start = self.run_start.map(|s| first_pending + s as u64);
         let mut voiced_frames = self.run_voiced_frames;
-        let mut index = self.frames_pushed;
         let track = |current: Option<f32>, level: f32| match current {
             None => level,
             Some(current) => (current - self.level_decay_db_per_frame).max(level),
         };
-        for input in next {
+        for (index, input) in (self.frames_pushed..).zip(next) {
             let level = input.loudness_db;
             let frame = self.classify(input, floor_db, speech_level_db);
             floor_db = Some(frame.floor_db);
@@ -326,7 +326,6 @@ impl VoiceActivityDetector {
             } else {
                 run_start = None;
             }
-            index += 1;
         }
         Provisional {
             confirmed: None,
