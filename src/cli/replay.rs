@@ -117,6 +117,10 @@ pub struct ReplayArgs {
     /// each analysis stage held frames back.
     #[arg(long)]
     local: bool,
+    /// With --local: close extended_silence only when the call steps the frame at the speech
+    /// onset, not as soon as the onset is known (the analysis before 2026-12-07, to compare).
+    #[arg(long, requires = "local")]
+    no_early_silence_close: bool,
     /// Emotion model file (JSON from `attune train`); the shipped model, embedded in the
     /// binary, when absent (with --local).
     #[arg(long)]
@@ -427,6 +431,7 @@ fn local_breakdown(
     let config = CallConfig {
         sample_rate_hz: audio.sample_rate_hz,
         agent_channel: agent_channel as usize,
+        early_silence_close: !args.no_early_silence_close,
         ..CallConfig::default()
     };
     let mut call = CallAnalyzer::new(config, model)?;
@@ -435,6 +440,7 @@ fn local_breakdown(
     let total = audio.channels[0].len().min(audio.channels[1].len());
     let mut events = Vec::new();
     let mut delays_ms: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut delays_by_event_ms: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut all_ms = Vec::new();
     let mut start = 0;
     let mut chunk = 0usize;
@@ -450,6 +456,14 @@ fn local_breakdown(
                     .entry(cue.kind.as_str())
                     .or_default()
                     .push(delay_ms);
+                let event = match cue.event {
+                    attune_core::cues::CueTransition::Open => "open",
+                    attune_core::cues::CueTransition::Close => "close",
+                };
+                delays_by_event_ms
+                    .entry(format!("{} {event}", cue.kind.as_str()))
+                    .or_default()
+                    .push(delay_ms);
                 all_ms.push(delay_ms);
             }
         }
@@ -457,15 +471,21 @@ fn local_breakdown(
         chunk += 1;
     }
     let breakdown = call.latency_breakdown();
+    let early_closes = call.early_silence_closes();
     call.finish(&mut events);
     let lead_ms = breakdown.window_lead_s * 1e3;
     let by_kind: serde_json::Map<String, Value> = delays_ms
         .into_iter()
         .map(|(kind, ms)| (kind.to_owned(), percentiles_ms(ms)))
         .collect();
+    let by_event: serde_json::Map<String, Value> = delays_by_event_ms
+        .into_iter()
+        .map(|(cue, ms)| (cue, percentiles_ms(ms)))
+        .collect();
     Ok(json!({
         "analysis_delay_ms": percentiles_ms(all_ms),
         "analysis_delay_ms_by_kind": by_kind,
+        "analysis_delay_ms_by_cue": by_event,
         "frame_lag": {
             "window_lead_ms": lead_ms,
             "pitch": lag_json(&breakdown.channels.pitch, lead_ms),
@@ -473,6 +493,7 @@ fn local_breakdown(
             "syllable": lag_json(&breakdown.channels.syllable, lead_ms),
             "call_step": lag_json(&breakdown.step, lead_ms),
         },
+        "extended_silence_early_closes": early_closes,
         "chunk_ms": args.chunk_ms,
         "audio_s": total as f64 / audio.sample_rate_hz as f64,
     }))

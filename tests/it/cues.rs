@@ -230,3 +230,110 @@ fn eval_cues_runs_on_composed_calls() {
     }
     assert!(report["pooled"]["false_caller_upset_per_10_min_calm"]["pooled"].is_number());
 }
+
+/// A call pushed as a live call arrives (`chunk_ms` pieces): every cue event with the samples
+/// pushed per channel when it came out, the outcome, and the early-close counts.
+fn live_cues(
+    name: &str,
+    agent_channel: usize,
+    chunk_ms: usize,
+    early_silence_close: bool,
+    model: &Arc<EmotionModel>,
+) -> (
+    Vec<(CueEvent, usize)>,
+    attune_core::call::CallOutcome,
+    attune_core::cues::EarlySilenceCloses,
+) {
+    use attune_core::call::CallAnalyzer;
+    let path: PathBuf = root().join("examples/calls").join(name);
+    let audio = attune_core::audio::read_all(attune_qa::files::open_wav(&path).expect("open"))
+        .expect("read example call");
+    let config = CallConfig {
+        agent_channel,
+        sample_rate_hz: audio.sample_rate_hz,
+        early_silence_close,
+        ..CallConfig::default()
+    };
+    let mut call = CallAnalyzer::new(config, Arc::clone(model)).expect("call");
+    let chunk = audio.sample_rate_hz as usize * chunk_ms / 1000;
+    let total = audio.channels[0].len().min(audio.channels[1].len());
+    let (mut events, mut cues) = (Vec::new(), Vec::new());
+    let mut start = 0;
+    while start < total {
+        let end = (start + chunk).min(total);
+        call.push(0, &audio.channels[0][start..end], &mut events);
+        call.push(1, &audio.channels[1][start..end], &mut events);
+        for e in events.drain(..) {
+            if let CallEvent::Cue(c) = e {
+                cues.push((c, end));
+            }
+        }
+        start = end;
+    }
+    let counts = call.early_silence_closes();
+    let outcome = call.finish(&mut events);
+    for e in events.drain(..) {
+        if let CallEvent::Cue(c) = e {
+            cues.push((c, total));
+        }
+    }
+    (cues, outcome, counts)
+}
+
+/// The early extended_silence close: the same cues as waiting for the frames, sooner.
+#[test]
+fn extended_silence_closes_early_with_the_same_events() {
+    let Some(model) = model() else { return };
+    let (mut closes_seen, mut closes_sooner) = (0, 0);
+    for (name, agent) in [
+        ("upset_caller.wav", 1),
+        ("calm.wav", 1),
+        ("agent_interrupts.wav", 1),
+    ] {
+        for chunk_ms in [20, 100] {
+            let (early, early_outcome, counts) = live_cues(name, agent, chunk_ms, true, &model);
+            let (late, late_outcome, none) = live_cues(name, agent, chunk_ms, false, &model);
+            assert_eq!(none.issued, 0);
+            // The outcome is the same call, cue for cue, in time order.
+            assert_eq!(
+                early_outcome.cues, late_outcome.cues,
+                "{name} {chunk_ms} ms"
+            );
+            assert!(
+                early_outcome.cues.windows(2).all(|w| w[0].t_s <= w[1].t_s),
+                "{name}: outcome cues in time order"
+            );
+            assert_eq!(
+                counts.issued, counts.confirmed,
+                "{name} {chunk_ms} ms: {counts:?}"
+            );
+            let closes = |cues: &[(CueEvent, usize)]| -> Vec<(f64, usize)> {
+                cues.iter()
+                    .filter(|(c, _)| {
+                        c.kind == CueKind::ExtendedSilence && c.event == CueTransition::Close
+                    })
+                    .map(|(c, pushed)| (c.t_s, *pushed))
+                    .collect()
+            };
+            let (early_closes, late_closes) = (closes(&early), closes(&late));
+            assert_eq!(early_closes.len(), late_closes.len());
+            for ((t_early, at_early), (t_late, at_late)) in early_closes.iter().zip(&late_closes) {
+                assert_eq!(t_early, t_late);
+                assert!(at_early <= at_late, "{name}: the early close came later");
+            }
+            // A chunk's two channels share its count: an early close in the first channel's
+            // push and the frames' in the second's come out with the same count.
+            closes_sooner += early_closes
+                .iter()
+                .zip(&late_closes)
+                .filter(|(e, l)| e.1 < l.1)
+                .count();
+            closes_seen += counts.issued;
+        }
+    }
+    assert!(
+        closes_seen > 0,
+        "no extended_silence closed early on the example calls"
+    );
+    assert!(closes_sooner > 0, "no early close came a chunk sooner");
+}

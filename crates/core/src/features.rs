@@ -364,6 +364,15 @@ pub struct StageLags {
     pub syllable: LagHistogram,
 }
 
+/// What [`ChannelAnalyzer::speech_onset_hint`] knows of speech coming on a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SpeechOnsetHint {
+    /// The first frame of the speech coming, decided or provisional.
+    pub onset: Option<u64>,
+    /// Frames from here on may still turn out to be speech (for either detector).
+    pub undecided_from: Option<u64>,
+}
+
 /// Input samples are consumed in slices of at most this many, so buffers stay fixed.
 const MAX_PUSH_SAMPLES: usize = 1024;
 
@@ -393,6 +402,8 @@ pub struct ChannelAnalyzer {
     awaiting_pitch: VecDeque<FrameFeatures>,
     awaiting_vad: VecDeque<FrameFeatures>,
     awaiting_syllable: VecDeque<FrameFeatures>,
+    /// Scratch for [`Self::speech_onset_hint`]: provisional voicing of the look-ahead frames.
+    provisional_voiced: Vec<bool>,
     syllable_marks: SyllableMarks,
     /// With [`SyllableMarks::NextSpeechFrame`]: whether each frame already emitted but not yet
     /// syllable-decided was speech, oldest first.
@@ -450,6 +461,7 @@ impl ChannelAnalyzer {
             awaiting_pitch: queue(lookahead),
             awaiting_vad: queue(vad_lag),
             awaiting_syllable: queue(syllable_lag),
+            provisional_voiced: Vec::with_capacity(lookahead + 4),
             syllable_marks: config.syllable_marks,
             undecided_speech: VecDeque::with_capacity(syllable_lag + vad_lag + 8),
             late_nuclei: 0,
@@ -545,6 +557,58 @@ impl ChannelAnalyzer {
         // Nuclei decided after the last speech frame left still count in the summary.
         self.take_syllable_decisions();
         self.summary.syllables += std::mem::take(&mut self.late_nuclei);
+    }
+
+    /// Speech coming on this channel ([`FrameFeatures::activity`]) before its frames are
+    /// emitted, as far as it is known: `onset`, the first frame the voice-activity detector has
+    /// decided as speech (waiting for the turn-taking detector), else the first frame of the
+    /// run it would confirm if the frames still in the pitch look-ahead kept the voicing the
+    /// pitch tracker's best path gives them now ([`PitchTracker::provisional_voicing`]): it
+    /// comes [`PitchConfig::lookahead_frames`] frames before the decided one and is usually
+    /// the same frame, but the decision can still differ. `undecided_from`: the first frame
+    /// before which nothing can still turn into speech for either detector (the turn-taking
+    /// one, [`FrameFeatures::dialog_activity`], included) is known: an active run not yet
+    /// decided, or earlier speech of the turn-taking detector. Changes nothing in the
+    /// analysis; allocates nothing.
+    pub fn speech_onset_hint(&mut self) -> SpeechOnsetHint {
+        let n = self.awaiting_pitch.len();
+        let voiced = &mut self.provisional_voiced;
+        voiced.clear();
+        voiced.resize(n, false);
+        self.pitch.provisional_voicing(|k, v| {
+            if k < n {
+                voiced[n - 1 - k] = v;
+            }
+        });
+        let awaiting_vad = &self.awaiting_vad;
+        let awaiting_pitch = &self.awaiting_pitch;
+        let provisional = &self.provisional_voiced;
+        let foresee = |ready: &VecDeque<VoiceActivity>, vad: &VoiceActivityDetector| {
+            if let Some(i) = ready.iter().position(|&a| a == VoiceActivity::Speech) {
+                return (awaiting_vad.get(i).map(|f| f.index), None);
+            }
+            let inputs = awaiting_pitch
+                .iter()
+                .zip(provisional.iter())
+                .map(|(f, &voiced)| VadInput {
+                    loudness_db: f.loudness_db,
+                    voiced,
+                    spectral_flatness: f.spectral.flatness,
+                });
+            let p = vad.provisional(inputs);
+            (p.confirmed, p.undecided_from)
+        };
+        let (onset, mut undecided_from) = foresee(&self.activity_ready, &self.vad);
+        if let Some(dialog_vad) = &self.dialog_vad {
+            let (dialog_onset, dialog_undecided) = foresee(&self.dialog_activity_ready, dialog_vad);
+            for frame in [dialog_onset, dialog_undecided].into_iter().flatten() {
+                undecided_from = Some(undecided_from.map_or(frame, |u| u.min(frame)));
+            }
+        }
+        SpeechOnsetHint {
+            onset,
+            undecided_from,
+        }
     }
 
     /// Summary of everything emitted so far.

@@ -236,13 +236,7 @@ impl Service {
         let http_stopped = async move {
             let _ = stopped.wait_for(|s| *s).await;
         };
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = &self.config.tls {
-            builder = builder.tls_config(
-                tonic::transport::ServerTlsConfig::new().identity(tls.grpc_identity()),
-            )?;
-        }
-        let mut builder = builder
+        let router = tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             // One connection may carry every call the server accepts plus a few monitors, and
             // no more: streams that never declare a call are also bounded by the header timeout.
@@ -253,17 +247,31 @@ impl Service {
                         .saturating_add(MONITOR_STREAMS_PER_CONNECTION),
                 )
                 .unwrap_or(u32::MAX),
-            ));
-        let grpc_server = grpc.map(|grpc| {
-            builder.add_service(service).serve_with_incoming_shutdown(
-                // Small messages (acks, cues) must not wait for Nagle's algorithm: with many
-                // calls on one connection it held them for the peer's delayed ACK (~20 ms at
-                // p50 under load). tonic sets this only on listeners it binds itself.
-                TcpListenerStream::new(grpc).map(|accepted| {
-                    accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream))
-                }),
-                grpc_stopped,
-            )
+            ))
+            .add_service(service);
+        let grpc_tls = match &self.config.tls {
+            Some(tls) => Some(tls.grpc_server_config()?),
+            None => None,
+        };
+        type GrpcServing =
+            std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>>;
+        let grpc_server = grpc.map(|grpc| -> GrpcServing {
+            match grpc_tls {
+                // TLS accepted here, over buffered reads (see `tls`), not by tonic.
+                Some(config) => Box::pin(router.serve_with_incoming_shutdown(
+                    super::tls::grpc_incoming(grpc, config),
+                    grpc_stopped,
+                )),
+                None => Box::pin(router.serve_with_incoming_shutdown(
+                    // Small messages (acks, cues) must not wait for Nagle's algorithm: with many
+                    // calls on one connection it held them for the peer's delayed ACK (~20 ms at
+                    // p50 under load). tonic sets this only on listeners it binds itself.
+                    TcpListenerStream::new(grpc).map(|accepted| {
+                        accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream))
+                    }),
+                    grpc_stopped,
+                )),
+            }
         });
         let grpc_server = async move {
             match grpc_server {

@@ -28,7 +28,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::audio::{AudioError, Resampler};
-use crate::cues::{CueEngine, CueEvent, CueInput, CueRules, ONSET_WINDOW_LANES, PartyFrame};
+use crate::cues::{
+    CueEngine, CueEvent, CueInput, CueRules, EarlySilenceCloses, ONSET_WINDOW_LANES, PartyFrame,
+};
 use crate::dialog::Speaker;
 use crate::dialog::{
     DialogConfig, DialogConfigError, DialogEvent, DialogReport, DialogTracker, LiveDialog, PerParty,
@@ -60,6 +62,11 @@ pub struct CallConfig {
     pub rules: CueRules,
     /// Call time between snapshots, seconds.
     pub snapshot_period_s: f64,
+    /// Close extended_silence as soon as either channel's speech onset is known, decided or
+    /// provisional ([`CallAnalyzer::early_silence_closes`]), instead of when the call steps
+    /// the frame there. The close is the same event either way unless the provisional onset
+    /// fails (then the silence reopens); off, it comes ~100 ms later.
+    pub early_silence_close: bool,
 }
 
 impl Default for CallConfig {
@@ -76,6 +83,7 @@ impl Default for CallConfig {
             dialog: DialogConfig::default(),
             rules: CueRules::default(),
             snapshot_period_s: 1.0,
+            early_silence_close: true,
         }
     }
 }
@@ -580,6 +588,67 @@ impl CallAnalyzer {
         self.channels[channel].push(buf, &mut |f| keep_frame(pending, next, f));
         self.drain_pairs(out);
         self.bound_pending(out);
+        self.close_silence_early(out);
+    }
+
+    /// While extended_silence is open: if either channel has speech coming (decided, waiting
+    /// for the other channel's frames, or provisional: [`ChannelAnalyzer::speech_onset_hint`]),
+    /// closes the cue now at that onset instead of when the frames get there (the voice-activity
+    /// detector's look-ahead and the pairing of the channels later). The frames there confirm
+    /// it or reopen the silence ([`CueEngine::close_silence_at_onset`]).
+    fn close_silence_early(&mut self, out: &mut Vec<CallEvent>) {
+        if !self.config.early_silence_close || !self.cues.silence_open() {
+            return;
+        }
+        let next_pair = self.frames;
+        let mut onset: Option<u64> = None;
+        let mut undecided_from: Option<u64> = None;
+        for c in 0..2 {
+            // Frames decided, waiting for the other channel: the first that is speech for
+            // either detector (the turn-taking one starts turns, which end a silence too).
+            let speech = crate::dsp::vad::VoiceActivity::Speech;
+            let decided = self.pending[c]
+                .iter()
+                .find(|f| f.activity == speech || f.dialog_activity == speech);
+            let hint = match decided {
+                Some(f) if f.activity == speech => crate::features::SpeechOnsetHint {
+                    onset: Some(f.index),
+                    undecided_from: None,
+                },
+                Some(f) => crate::features::SpeechOnsetHint {
+                    onset: None,
+                    undecided_from: Some(f.index),
+                },
+                None => self.channels[c].speech_onset_hint(),
+            };
+            let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            onset = min(onset, hint.onset);
+            undecided_from = min(undecided_from, hint.undecided_from);
+        }
+        // Only when nothing before the onset may still turn out to be talk (on either
+        // channel, for either detector): the close is then the one the frames will give.
+        let Some(index) =
+            onset.filter(|&i| i >= next_pair && undecided_from.is_none_or(|u| u >= i))
+        else {
+            return;
+        };
+        // The frame at `index` steps at this call time (see `step`).
+        let onset_t_s = (index + 1) as f64 * FRAME_PERIOD_S;
+        self.cue_scratch.clear();
+        self.cues
+            .close_silence_at_onset(onset_t_s, &mut self.cue_scratch);
+        for cue in self.cue_scratch.drain(..) {
+            record_in_time_order(&mut self.outcome_cues, cue.clone());
+            out.push(CallEvent::Cue(cue));
+        }
+    }
+
+    /// How the early closes of extended_silence turned out so far.
+    pub fn early_silence_closes(&self) -> EarlySilenceCloses {
+        self.cues.early_silence_closes()
     }
 
     /// Per input channel, frames taken as silent because the other channel ran more than
@@ -761,7 +830,7 @@ impl CallAnalyzer {
         self.cue_scratch.clear();
         self.cues.push(&input, &mut self.cue_scratch);
         for cue in self.cue_scratch.drain(..) {
-            self.outcome_cues.push(cue.clone());
+            record_in_time_order(&mut self.outcome_cues, cue.clone());
             out.push(CallEvent::Cue(cue));
         }
         if t_s + 1e-9 >= self.next_snapshot_s {
@@ -788,6 +857,16 @@ impl CallAnalyzer {
             open_cues: self.cues.open_cues().to_vec(),
         }
     }
+}
+
+/// Appends `cue` to the outcome's list, keeping it in time order: an early extended_silence
+/// close ([`CallAnalyzer::close_silence_early`]) is dated ahead of the frames stepped so far.
+fn record_in_time_order(cues: &mut Vec<CueEvent>, cue: CueEvent) {
+    let at = cues
+        .iter()
+        .rposition(|c| c.t_s <= cue.t_s)
+        .map_or(0, |i| i + 1);
+    cues.insert(at, cue);
 }
 
 /// Reading chunk of [`analyze_recording`], frames (3 s at 8 kHz).

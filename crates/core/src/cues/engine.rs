@@ -152,6 +152,27 @@ pub struct CueEngine {
     agent_spoke_s: Option<f64>,
     agent_interrupted_s: Option<f64>,
     open_cues: Vec<CueEvent>,
+    /// extended_silence was closed ahead of the frames at the speech onset at this call time
+    /// ([`CueEngine::close_silence_at_onset`]); the silence rule waits for the frame there.
+    silence_closed_until_s: Option<f64>,
+    early_closes: EarlySilenceCloses,
+}
+
+/// How the early closes of extended_silence ([`CueEngine::close_silence_at_onset`]) turned out
+/// once the frames reached the onset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EarlySilenceCloses {
+    /// Closes issued ahead of the frames.
+    pub issued: u64,
+    /// The frame at the onset was talk, and none before it: the close is the one the frames
+    /// give.
+    pub confirmed: u64,
+    /// The frame at the onset was not talk (the provisional onset did not hold): the silence
+    /// reopened there as a new cue with the same start.
+    pub reopened: u64,
+    /// Talk came before the onset (another detector, the other party): the close is late by
+    /// that much.
+    pub talk_before_onset: u64,
 }
 
 impl CueEngine {
@@ -170,7 +191,45 @@ impl CueEngine {
             agent_spoke_s: None,
             agent_interrupted_s: None,
             open_cues: Vec::with_capacity(16),
+            silence_closed_until_s: None,
+            early_closes: EarlySilenceCloses::default(),
         }
+    }
+
+    /// Whether extended_silence is open (and not already closed ahead of the frames).
+    pub fn silence_open(&self) -> bool {
+        self.states.silence.open && self.silence_closed_until_s.is_none()
+    }
+
+    /// Closes extended_silence now, ahead of the frames, at the onset of the speech that ends
+    /// it (`onset_t_s`: the call time the frame at the onset will step at): the same close
+    /// event the frames give when they reach it, issued as soon as the onset is known. The
+    /// silence rule then holds until the frames reach `onset_t_s`; if that frame is not talk
+    /// after all, the silence reopens there as a new cue with the same start
+    /// ([`EarlySilenceCloses`] counts how it went). No-op unless the cue is open.
+    pub fn close_silence_at_onset(&mut self, onset_t_s: f64, out: &mut Vec<CueEvent>) {
+        if !self.silence_open() {
+            return;
+        }
+        self.states.silence.reset();
+        self.silence_closed_until_s = Some(onset_t_s);
+        self.early_closes.issued += 1;
+        let rule = self.rules.extended_silence_s;
+        let text = format!("silence_s >= {} (closes when it ends)", rule.open);
+        let values = vec![value(what_name(CueKind::ExtendedSilence), 0.0)];
+        self.transition(
+            Step::Close { until_s: onset_t_s },
+            CueKind::ExtendedSilence,
+            onset_t_s,
+            text,
+            values,
+            out,
+        );
+    }
+
+    /// How the early closes of extended_silence turned out so far.
+    pub fn early_silence_closes(&self) -> EarlySilenceCloses {
+        self.early_closes
     }
 
     pub fn rules(&self) -> &CueRules {
@@ -203,6 +262,7 @@ impl CueEngine {
         }
         self.states = RuleStates::default();
         self.calm_armed = false;
+        self.silence_closed_until_s = None;
     }
 
     fn agent_prosody(&mut self, input: &CueInput, out: &mut Vec<CueEvent>) {
@@ -366,6 +426,24 @@ impl CueEngine {
             ),
         ];
         for (kind, rule, span_s, what) in spans {
+            if kind == CueKind::ExtendedSilence
+                && let Some(until_s) = self.silence_closed_until_s
+            {
+                // Closed ahead of the frames at the onset: hold until the frames reach it.
+                if t + 1e-9 < until_s {
+                    if span_s.is_none() {
+                        self.early_closes.talk_before_onset += 1;
+                        self.silence_closed_until_s = None;
+                    }
+                    continue;
+                }
+                self.silence_closed_until_s = None;
+                if span_s.is_none() {
+                    self.early_closes.confirmed += 1;
+                } else {
+                    self.early_closes.reopened += 1;
+                }
+            }
             let state = match kind {
                 CueKind::AgentContinuousSpeaking => &mut self.states.continuous,
                 CueKind::ExtendedSilence => &mut self.states.silence,

@@ -15,7 +15,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{CueEngine, CueInput, guidance, party, severity};
+pub use engine::{CueEngine, CueInput, EarlySilenceCloses, guidance, party, severity};
 pub use rules::{
     CueRules, DEFAULT_RULES_TOML, EventRule, Hysteresis, ONSET_WINDOW_LANES,
     PressingUpsetCallerRule, RulesError, SlowResponseRule, SpanRule, TakeAMomentRule,

@@ -549,6 +549,27 @@ impl PitchTracker {
         self.previous_valid = false;
     }
 
+    /// Provisional voicing of the frames analysed but not yet decided (at most
+    /// [`PitchTracker::lookahead_frames`]): the best path as it stands at the newest frame,
+    /// traced back. `visit(k, voiced)` sees them from the newest (`k = 0`) back; the frame
+    /// `k` back is the `k`-th before the newest pushed. The decision may still change as later
+    /// frames arrive; nothing is changed here.
+    pub(crate) fn provisional_voicing(&self, mut visit: impl FnMut(usize, bool)) {
+        let pending = (self.frames_pushed - self.frames_emitted) as usize;
+        if pending == 0 {
+            return;
+        }
+        let ring = self.slots.len();
+        let mut index = ((self.frames_pushed - 1) % ring as u64) as usize;
+        let mut state = best_state(&self.path_cost);
+        for k in 0..pending {
+            let estimate = estimate_of(&self.slots[index], state);
+            visit(k, estimate.voiced && estimate.f0_hz > 0.0);
+            state = self.slots[index].back[state] as usize;
+            index = if index == 0 { ring - 1 } else { index - 1 };
+        }
+    }
+
     /// Decides the frame `lookahead` frames back by tracing the best path from the newest frame.
     fn trace_back_one(&self) -> PitchEstimate {
         let ring = self.slots.len();

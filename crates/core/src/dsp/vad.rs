@@ -142,6 +142,26 @@ pub struct VadInput {
     pub spectral_flatness: f32,
 }
 
+/// What [`VoiceActivityDetector::provisional`] foresees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Provisional {
+    /// The first frame of the run the frames looked at confirm as speech.
+    pub confirmed: Option<u64>,
+    /// Without one: the first frame that may still become speech (an active run not yet
+    /// decided, or a pause after speech that may be bridged).
+    pub undecided_from: Option<u64>,
+}
+
+/// How [`VoiceActivityDetector::classify`] read one frame.
+#[derive(Debug, Clone, Copy)]
+struct FrameClass {
+    /// The noise floor with this frame, dB.
+    floor_db: f32,
+    strong: bool,
+    speech_like: bool,
+    active: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct PendingFrame {
     active: bool,
@@ -168,6 +188,8 @@ pub struct VoiceActivityDetector {
     run_voiced_frames: usize,
     /// The current active run is confirmed speech; its frames are decided at once.
     in_speech_run: bool,
+    /// Frames pushed so far (the next frame pushed has this index).
+    frames_pushed: u64,
 }
 
 impl VoiceActivityDetector {
@@ -192,6 +214,7 @@ impl VoiceActivityDetector {
             run_start: None,
             run_voiced_frames: 0,
             in_speech_run: false,
+            frames_pushed: 0,
         }
     }
 
@@ -200,27 +223,33 @@ impl VoiceActivityDetector {
         self.max_pending_frames + self.bridge_frames + 1
     }
 
-    /// Adds the next frame.
-    pub fn push(&mut self, input: VadInput) {
+    /// How one frame reads against the floors as they stand (`noise_floor_db`,
+    /// `speech_level_db`: the tracked levels before it). The one place the thresholds are
+    /// applied, for [`Self::push`] and [`Self::provisional_onset`] alike.
+    fn classify(
+        &self,
+        input: VadInput,
+        noise_floor_db: Option<f32>,
+        speech_level_db: Option<f32>,
+    ) -> FrameClass {
         let level = input.loudness_db;
-        let floor_before = self.noise_floor_db.unwrap_or(level);
+        let floor_before = noise_floor_db.unwrap_or(level);
         let speech_like = input.voiced
             || input.spectral_flatness < self.config.max_vowel_flatness
             || (level >= floor_before + self.config.loud_margin_db
                 && input.spectral_flatness < self.config.max_consonant_flatness);
-        let floor = match self.noise_floor_db {
+        let floor = match noise_floor_db {
             None => level,
             Some(floor) => (floor + self.noise_rise_db_per_frame).min(level),
         };
-        self.noise_floor_db = Some(floor);
         let mut lower_bound = self.config.min_level_dbfs;
-        if let Some(speech_level) = self.speech_level_db {
+        if let Some(speech_level) = speech_level_db {
             lower_bound = lower_bound.max(speech_level - self.config.below_speech_level_db);
         }
         let mut strong = level > (floor + self.config.snr_margin_db).max(lower_bound);
         if !strong
             && input.voiced
-            && let Some(speech_level) = self.speech_level_db
+            && let Some(speech_level) = speech_level_db
             && speech_level - floor <= self.config.soft_max_party_snr_db
         {
             let soft_bound = (floor + self.config.soft_snr_margin_db)
@@ -230,6 +259,87 @@ impl VoiceActivityDetector {
         }
         // Runs are made of weakly active frames; only strong voiced frames confirm them.
         let active = level > (floor + self.config.continue_margin_db).max(lower_bound);
+        FrameClass {
+            floor_db: floor,
+            strong,
+            speech_like,
+            active,
+        }
+    }
+
+    /// Where speech would begin if the next frames pushed were `next` (oldest first): the
+    /// index (in frames pushed, from 0) of the first frame of the run they would confirm, or
+    /// None if they confirm none. Nothing changes here: it runs [`Self::push`]'s rules on
+    /// copies of the tracked levels. For a *provisional* onset: `next` carries voicing not yet
+    /// decided. None while a run is already speech or a pause after speech is pending (the
+    /// decided frames say what happens there).
+    #[cfg(test)]
+    pub(crate) fn provisional_onset(
+        &self,
+        next: impl IntoIterator<Item = VadInput>,
+    ) -> Option<u64> {
+        self.provisional(next).confirmed
+    }
+
+    /// [`Self::provisional_onset`], and where an active run still undecided after `next`
+    /// starts (it may yet become speech), or where the pause after speech starts.
+    pub(crate) fn provisional(&self, next: impl IntoIterator<Item = VadInput>) -> Provisional {
+        let first_pending = self.frames_pushed - self.pending.len() as u64;
+        if self.in_speech_run || self.after_speech {
+            return Provisional {
+                confirmed: None,
+                undecided_from: Some(first_pending),
+            };
+        }
+        let mut floor_db = self.noise_floor_db;
+        let mut speech_level_db = self.speech_level_db;
+        let mut run_start = self.run_start.map(|s| first_pending + s as u64);
+        let mut voiced_frames = self.run_voiced_frames;
+        let track = |current: Option<f32>, level: f32| match current {
+            None => level,
+            Some(current) => (current - self.level_decay_db_per_frame).max(level),
+        };
+        for (index, input) in (self.frames_pushed..).zip(next) {
+            let level = input.loudness_db;
+            let frame = self.classify(input, floor_db, speech_level_db);
+            floor_db = Some(frame.floor_db);
+            if frame.strong && frame.speech_like && run_start.is_some() {
+                speech_level_db = Some(track(speech_level_db, level));
+            }
+            if frame.active {
+                let start = *run_start.get_or_insert_with(|| {
+                    voiced_frames = 0;
+                    index
+                });
+                if frame.speech_like && frame.strong {
+                    voiced_frames += 1;
+                    if voiced_frames >= self.min_voiced_frames {
+                        return Provisional {
+                            confirmed: Some(start),
+                            undecided_from: None,
+                        };
+                    }
+                }
+                // As `release_overdue`: an undecided run keeps at most `max_pending_frames`.
+                let oldest_kept = (index + 1).saturating_sub(self.max_pending_frames as u64);
+                run_start = Some(start.max(oldest_kept));
+            } else {
+                run_start = None;
+            }
+        }
+        Provisional {
+            confirmed: None,
+            undecided_from: run_start,
+        }
+    }
+
+    /// Adds the next frame.
+    pub fn push(&mut self, input: VadInput) {
+        self.frames_pushed += 1;
+        let level = input.loudness_db;
+        let frame = self.classify(input, self.noise_floor_db, self.speech_level_db);
+        self.noise_floor_db = Some(frame.floor_db);
+        let (strong, speech_like, active) = (frame.strong, frame.speech_like, frame.active);
         if strong && speech_like && (self.in_speech_run || self.run_start.is_some()) {
             self.track_speech_level(level);
         }
@@ -458,5 +568,77 @@ mod tests {
         let out = run(&frames);
         assert!(out[30..90].iter().all(|&d| d == VoiceActivity::Silence));
         assert!(out[90..].iter().all(|&d| d == VoiceActivity::Speech));
+    }
+
+    /// Pushing the frames one by one, the provisional onset over the next `look` frames (with
+    /// their true voicing) names the first frame of the run the detector then confirms, and
+    /// no frame before: `look` frames before the decision, or as soon as the run starts.
+    fn check_provisional(config: VadConfig, frames: &[(f32, bool)], look: usize) {
+        let input = |&(loudness_db, voiced): &(f32, bool)| VadInput {
+            loudness_db,
+            voiced,
+            spectral_flatness: if voiced { 0.1 } else { 0.8 },
+        };
+        let decided = run_with(config.clone(), frames);
+        let mut vad = VoiceActivityDetector::new(config.clone());
+        for (pushed, frame) in frames.iter().enumerate() {
+            let end = (pushed + look).min(frames.len());
+            if let Some(onset) = vad.provisional_onset(frames[pushed..end].iter().map(input)) {
+                let onset = onset as usize;
+                assert!(onset < end, "onset {onset} past the frames looked at");
+                assert_eq!(decided[onset], VoiceActivity::Speech, "onset {onset}");
+                let first = decided[..=onset]
+                    .iter()
+                    .rposition(|&d| d != VoiceActivity::Speech)
+                    .map_or(0, |i| i + 1);
+                assert_eq!(
+                    first, onset,
+                    "the run the detector confirms starts at {first}"
+                );
+            }
+            vad.push(input(frame));
+        }
+        // Every run of speech after a non-speech frame was announced: seen from `look` back.
+        let mut vad = VoiceActivityDetector::new(config);
+        let mut announced = Vec::new();
+        for (pushed, frame) in frames.iter().enumerate() {
+            let end = (pushed + look).min(frames.len());
+            if let Some(onset) = vad.provisional_onset(frames[pushed..end].iter().map(input)) {
+                announced.push(onset as usize);
+            }
+            vad.push(input(frame));
+        }
+        for (i, w) in decided.windows(2).enumerate() {
+            if w[0] != VoiceActivity::Speech && w[1] == VoiceActivity::Speech {
+                assert!(
+                    announced.contains(&(i + 1)),
+                    "speech at {} never announced",
+                    i + 1
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn provisional_onset_names_the_run_the_detector_confirms() {
+        // Silence, a soft unvoiced lead-in, a voiced word; a noise burst that never becomes
+        // speech; a word after a long pause; a run longer than `max_pending_s` before its
+        // voicing (its start moves up).
+        let mut frames = vec![(-70.0, false); 60];
+        frames.extend(vec![(-62.0, false); 6]);
+        frames.extend(vec![(-20.0, true); 40]);
+        frames.extend(vec![(-70.0, false); 80]);
+        frames.extend(vec![(-30.0, false); 40]);
+        frames.extend(vec![(-70.0, false); 80]);
+        frames.extend(vec![(-25.0, true); 3]);
+        frames.extend(vec![(-25.0, false); 2]);
+        frames.extend(vec![(-25.0, true); 30]);
+        frames.extend(vec![(-70.0, false); 80]);
+        frames.extend(vec![(-40.0, false); 70]);
+        frames.extend(vec![(-20.0, true); 30]);
+        frames.extend(vec![(-70.0, false); 50]);
+        for look in [1, 4, 8, 12] {
+            check_provisional(VadConfig::default(), &frames, look);
+        }
     }
 }
