@@ -186,6 +186,8 @@ pub struct CallRecorder {
     spool: Option<Arc<Spool>>,
     /// The live-call journal's thread, once started ([`Self::journal_live_calls`]).
     journal: Mutex<Option<Sender<JournalOp>>>,
+    /// Ended calls the spool could not take (rate-limits their log lines).
+    spool_write_errors: std::sync::atomic::AtomicU64,
     /// Uploads being scored now.
     uploads: Arc<tokio::sync::Semaphore>,
     /// Largest upload accepted, bytes ([`MAX_UPLOAD_BYTES`] unless changed).
@@ -362,6 +364,7 @@ impl CallRecorder {
             writer: Mutex::new(Some(writer)),
             spool,
             journal: Mutex::new(None),
+            spool_write_errors: std::sync::atomic::AtomicU64::new(0),
             uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
             max_upload_bytes: MAX_UPLOAD_BYTES,
             location,
@@ -458,9 +461,13 @@ impl CallRecorder {
                         Some(path)
                     }
                     Err(e) => {
-                        if self
-                            .metrics
+                        self.metrics
                             .store_spool_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                        // Counted apart from the other spool faults (live markers), so that
+                        // the first call the spool cannot take is always logged.
+                        if self
+                            .spool_write_errors
                             .fetch_add(1, Ordering::Relaxed)
                             .is_multiple_of(100)
                         {
