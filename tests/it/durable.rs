@@ -152,7 +152,12 @@ async fn a_peer_over_its_call_limit_is_refused_with_the_limit_named() {
     let again = stream_twilio(&url, &tone_call("CA-peer-3", 1.0), 4.0, None)
         .await
         .unwrap();
-    assert_eq!(again.close.as_ref().map(|c| c.0), Some(1000), "{:?}", again.close);
+    assert_eq!(
+        again.close.as_ref().map(|c| c.0),
+        Some(1000),
+        "{:?}",
+        again.close
+    );
     let _ = server.stop.map(|s| s.send(()));
     tokio::time::timeout(Duration::from_secs(10), server.task)
         .await
