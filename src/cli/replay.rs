@@ -103,6 +103,11 @@ pub struct ReplayArgs {
     /// Spread the calls' starts over this many seconds (default: one chunk).
     #[arg(long)]
     ramp_s: Option<f64>,
+    /// Keep --calls calls live for this long (a soak): each call, once its last chunk is
+    /// sent, is followed at once by the next one (ids suffixed -rN), until this many seconds
+    /// have passed since the start; the summary counts every call (without the cue list).
+    #[arg(long, value_name = "SECS")]
+    duration_s: Option<f64>,
     /// Print only the summary, not the events.
     #[arg(long)]
     quiet: bool,
@@ -165,6 +170,11 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     if args.calls == 0 {
         bail!("--calls must be at least 1");
     }
+    if let Some(s) = args.duration_s
+        && !(s.is_finite() && s > 0.0)
+    {
+        bail!("--duration-s must be a number of seconds > 0, got {s}");
+    }
     if !(10..=1000).contains(&args.chunk_ms) {
         bail!("--chunk-ms must be 10..=1000, got {}", args.chunk_ms);
     }
@@ -216,9 +226,10 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     }
     let runtime = tokio::runtime::Runtime::new()?;
     let started = Instant::now();
-    let results = runtime.block_on(replay_calls(args, &chunked, agent_channel, &base_id))?;
+    let tally = runtime.block_on(replay_calls(args, &chunked, agent_channel, &base_id))?;
     let wall_s = started.elapsed().as_secs_f64();
-    let summary = summarise(args, &chunked, &results, wall_s);
+    let (failed, calls) = (tally.calls_failed, tally.calls);
+    let summary = summarise(args, &chunked, tally, wall_s);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match args.format {
@@ -226,11 +237,90 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         ReplayFormat::Text => writeln!(out, "{}", serde_json::to_string_pretty(&summary)?)?,
     }
     out.flush()?;
-    let failed = results.iter().filter(|r| r.status.is_err()).count();
     if failed > 0 {
-        bail!("{failed} of {} calls ended with an error", results.len());
+        bail!("{failed} of {calls} calls ended with an error");
     }
     Ok(())
+}
+
+/// The summary's figures, gathered call by call as each ends, so that a soak's thousands of
+/// calls are not all kept in memory.
+#[derive(Default)]
+struct Tally {
+    keep_cues: bool,
+    calls: u64,
+    calls_failed: u64,
+    cues: Vec<Value>,
+    cues_seen: u64,
+    cue_latency_ms: Vec<f64>,
+    ack_latency_ms: Vec<f32>,
+    send_lag_ms: Vec<f32>,
+    chunks_late: u64,
+    chunks_sent: u64,
+    chunks_acked: u64,
+    errors: BTreeMap<String, u64>,
+    end_reasons: BTreeMap<String, u64>,
+    /// With --duration-s: late chunks by minute since `started` (to line them up with what
+    /// else ran on the machine then).
+    started: Option<Instant>,
+    late_by_minute: BTreeMap<u64, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, audio: &ChunkedAudio, r: &CallResult) {
+        let chunk_s = audio.chunk_s();
+        self.calls += 1;
+        let sent = &r.pacing.sent_at;
+        self.chunks_sent += sent.len() as u64;
+        for (k, lag) in r.pacing.lag.iter().enumerate() {
+            self.send_lag_ms.push((lag.as_secs_f64() * 1e3) as f32);
+            if lag.as_secs_f64() > chunk_s {
+                self.chunks_late += 1;
+                if let (Some(started), Some(at)) = (self.started, sent.get(k)) {
+                    let minute = at.saturating_duration_since(started).as_secs() / 60;
+                    *self.late_by_minute.entry(minute).or_default() += 1;
+                }
+            }
+        }
+        let acked = r.acks.iter().map(|(seq, _)| seq + 1).max().unwrap_or(0);
+        self.chunks_acked += acked.max(0) as u64;
+        for (seq, at) in &r.acks {
+            if let Some(sent_at) = usize::try_from(*seq).ok().and_then(|s| sent.get(s)) {
+                self.ack_latency_ms
+                    .push((at.saturating_duration_since(*sent_at).as_secs_f64() * 1e3) as f32);
+            }
+        }
+        for (cue, at) in &r.cues {
+            self.cues_seen += 1;
+            let seq = audio.chunk_containing(cue.t_s);
+            let latency = sent
+                .get(seq)
+                .map(|sent_at| at.saturating_duration_since(*sent_at).as_secs_f64() * 1e3);
+            if let Some(ms) = latency {
+                self.cue_latency_ms.push(ms);
+            }
+            if self.keep_cues {
+                let mut value = cue_json(&r.call_id, cue);
+                if let Value::Object(map) = &mut value {
+                    map.insert(
+                        "latency_ms".into(),
+                        json!(latency.map(|ms| (ms * 10.0).round() / 10.0)),
+                    );
+                }
+                self.cues.push(value);
+            }
+        }
+        if let Err(status) = &r.status {
+            self.calls_failed += 1;
+            *self
+                .errors
+                .entry(format!("{:?}: {}", status.code(), status.message()))
+                .or_default() += 1;
+        }
+        if let Some(ended) = &r.ended {
+            *self.end_reasons.entry(ended.reason.clone()).or_default() += 1;
+        }
+    }
 }
 
 async fn replay_calls(
@@ -238,7 +328,7 @@ async fn replay_calls(
     audio: &ChunkedAudio,
     agent_channel: u32,
     base_id: &str,
-) -> anyhow::Result<Vec<CallResult>> {
+) -> anyhow::Result<Tally> {
     let connections = args
         .connections
         .unwrap_or_else(|| args.calls.div_ceil(50))
@@ -254,67 +344,127 @@ async fn replay_calls(
     }
     let ramp = Duration::from_secs_f64(args.ramp_s.unwrap_or(audio.chunk_s()).max(0.0));
     let t0 = tokio::time::Instant::now() + Duration::from_millis(50);
+    let deadline = args.duration_s.map(|s| t0 + Duration::from_secs_f64(s));
     let printer = Arc::new(Mutex::new(std::io::stdout()));
-    let mut tasks = Vec::with_capacity(args.calls);
+    let tally = Arc::new(Mutex::new(Tally {
+        keep_cues: deadline.is_none(),
+        started: deadline.map(|_| t0.into_std()),
+        ..Tally::default()
+    }));
+    let mut slots = Vec::with_capacity(args.calls);
     for i in 0..args.calls {
-        let call_id = if args.calls > 1 {
+        let slot_id = if args.calls > 1 {
             format!("{base_id}-{}", i + 1)
         } else {
             base_id.to_owned()
         };
-        let header = pb::CallHeader {
-            call_id: call_id.clone(),
-            agent_id: args.agent_id.clone(),
-            team: args.team.clone(),
-            sample_rate_hz: audio.sample_rate_hz,
-            encoding: audio.encoding.to_proto() as i32,
-            layout: pb::ChannelLayout::InterleavedStereo as i32,
-            agent_channel,
-        };
-        let mut client = clients[i % connections].clone();
+        let client = clients[i % connections].clone();
         let audio = audio.clone();
-        let start = t0 + ramp.mul_f64(i as f64 / args.calls as f64);
+        let first_start = t0 + ramp.mul_f64(i as f64 / args.calls as f64);
         let (speed, quiet, format) = (args.speed, args.quiet, args.format);
+        let (agent_id, team) = (args.agent_id.clone(), args.team.clone());
         let printer = printer.clone();
-        tasks.push(tokio::spawn(async move {
-            let (tx, rx) = mpsc::channel(4);
-            let sender = tokio::spawn(async move { send_paced(&audio, speed, start, tx).await });
-            let mut acks = Vec::new();
-            let mut cues = Vec::new();
-            let mut ended = None;
-            let status = ingest_call(&mut client, header, rx, |response, at| match response.msg {
-                Some(ingest_response::Msg::Ack(ack)) => {
-                    acks.push((ack.highest_contiguous_seq, at));
+        let tally = tally.clone();
+        slots.push(tokio::spawn(async move {
+            let mut start = first_start;
+            let mut calls = Vec::new();
+            for round in 1u64.. {
+                let call_id = match deadline {
+                    Some(_) => format!("{slot_id}-r{round}"),
+                    None => slot_id.clone(),
+                };
+                let header = pb::CallHeader {
+                    call_id: call_id.clone(),
+                    agent_id: agent_id.clone(),
+                    team: team.clone(),
+                    sample_rate_hz: audio.sample_rate_hz,
+                    encoding: audio.encoding.to_proto() as i32,
+                    layout: pb::ChannelLayout::InterleavedStereo as i32,
+                    agent_channel,
+                };
+                let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+                calls.push(tokio::spawn(one_call(
+                    client.clone(),
+                    header,
+                    audio.clone(),
+                    (speed, start),
+                    (quiet, format, printer.clone()),
+                    sent_tx,
+                    tally.clone(),
+                )));
+                let Some(deadline) = deadline else { break };
+                // The next call starts once this one has sent its last chunk.
+                let _ = sent_rx.await;
+                let now = tokio::time::Instant::now();
+                if now >= deadline {
+                    break;
                 }
-                Some(ingest_response::Msg::Event(event)) => {
-                    if !quiet {
-                        print_event(&printer, format, &event);
-                    }
-                    match event.kind {
-                        Some(Kind::Cue(cue)) => cues.push((cue, at)),
-                        Some(Kind::CallEnded(summary)) => ended = Some(summary),
-                        _ => {}
-                    }
-                }
-                None => {}
-            })
-            .await;
-            let pacing = sender.await.unwrap_or_default();
-            CallResult {
-                call_id,
-                pacing,
-                acks,
-                cues,
-                ended,
-                status,
+                start = now;
+            }
+            for call in calls {
+                let _ = call.await;
             }
         }));
     }
-    let mut results = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        results.push(task.await.context("a call task failed")?);
+    for slot in slots {
+        slot.await.context("a call task failed")?;
     }
-    Ok(results)
+    let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok(tally)
+}
+
+/// One call: its audio paced from `start`, `sent` told when the last chunk is handed over, its
+/// figures added to `tally` at its end.
+async fn one_call(
+    mut client: attune_service::client::Client,
+    header: pb::CallHeader,
+    audio: ChunkedAudio,
+    (speed, start): (f64, tokio::time::Instant),
+    (quiet, format, printer): (bool, ReplayFormat, Arc<Mutex<std::io::Stdout>>),
+    sent: tokio::sync::oneshot::Sender<()>,
+    tally: Arc<Mutex<Tally>>,
+) {
+    let call_id = header.call_id.clone();
+    let (tx, rx) = mpsc::channel(4);
+    let sender_audio = audio.clone();
+    let sender = tokio::spawn(async move {
+        let report = send_paced(&sender_audio, speed, start, tx).await;
+        let _ = sent.send(());
+        report
+    });
+    let mut acks = Vec::new();
+    let mut cues = Vec::new();
+    let mut ended = None;
+    let status = ingest_call(&mut client, header, rx, |response, at| match response.msg {
+        Some(ingest_response::Msg::Ack(ack)) => {
+            acks.push((ack.highest_contiguous_seq, at));
+        }
+        Some(ingest_response::Msg::Event(event)) => {
+            if !quiet {
+                print_event(&printer, format, &event);
+            }
+            match event.kind {
+                Some(Kind::Cue(cue)) => cues.push((cue, at)),
+                Some(Kind::CallEnded(summary)) => ended = Some(summary),
+                _ => {}
+            }
+        }
+        None => {}
+    })
+    .await;
+    let pacing = sender.await.unwrap_or_default();
+    let result = CallResult {
+        call_id,
+        pacing,
+        acks,
+        cues,
+        ended,
+        status,
+    };
+    tally
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .add(&audio, &result);
 }
 
 fn print_event(printer: &Mutex<std::io::Stdout>, format: ReplayFormat, event: &pb::Event) {
@@ -326,83 +476,38 @@ fn print_event(printer: &Mutex<std::io::Stdout>, format: ReplayFormat, event: &p
     let _ = writeln!(&*out, "{line}");
 }
 
-fn summarise(
-    args: &ReplayArgs,
-    audio: &ChunkedAudio,
-    results: &[CallResult],
-    wall_s: f64,
-) -> Value {
+fn summarise(args: &ReplayArgs, audio: &ChunkedAudio, tally: Tally, wall_s: f64) -> Value {
     let chunk_s = audio.chunk_s();
-    let mut cues = Vec::new();
-    let mut cue_latency_ms = Vec::new();
-    let mut ack_latency_ms = Vec::new();
-    let mut send_lag_ms = Vec::new();
-    let mut chunks_late = 0u64;
-    let mut chunks_sent = 0u64;
-    let mut chunks_acked = 0u64;
-    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut end_reasons: BTreeMap<String, u64> = BTreeMap::new();
-    for r in results {
-        let sent = &r.pacing.sent_at;
-        chunks_sent += sent.len() as u64;
-        for lag in &r.pacing.lag {
-            let ms = lag.as_secs_f64() * 1e3;
-            send_lag_ms.push(ms);
-            if lag.as_secs_f64() > chunk_s {
-                chunks_late += 1;
-            }
-        }
-        let acked = r.acks.iter().map(|(seq, _)| seq + 1).max().unwrap_or(0);
-        chunks_acked += acked.max(0) as u64;
-        for (seq, at) in &r.acks {
-            if let Some(sent_at) = usize::try_from(*seq).ok().and_then(|s| sent.get(s)) {
-                ack_latency_ms.push(at.saturating_duration_since(*sent_at).as_secs_f64() * 1e3);
-            }
-        }
-        for (cue, at) in &r.cues {
-            let seq = audio.chunk_containing(cue.t_s);
-            let latency = sent
-                .get(seq)
-                .map(|sent_at| at.saturating_duration_since(*sent_at).as_secs_f64() * 1e3);
-            if let Some(ms) = latency {
-                cue_latency_ms.push(ms);
-            }
-            let mut value = cue_json(&r.call_id, cue);
-            if let Value::Object(map) = &mut value {
-                map.insert(
-                    "latency_ms".into(),
-                    json!(latency.map(|ms| (ms * 10.0).round() / 10.0)),
-                );
-            }
-            cues.push(value);
-        }
-        if let Err(status) = &r.status {
-            *errors
-                .entry(format!("{:?}: {}", status.code(), status.message()))
-                .or_default() += 1;
-        }
-        if let Some(ended) = &r.ended {
-            *end_reasons.entry(ended.reason.clone()).or_default() += 1;
-        }
-    }
-    json!({
-        "cues": cues,
-        "latency_ms": percentiles_ms(cue_latency_ms),
-        "chunks_sent": chunks_sent,
-        "chunks_acked": chunks_acked,
-        "chunks_late": chunks_late,
-        "send_lag_ms": percentiles_ms(send_lag_ms),
-        "ack_latency_ms": percentiles_ms(ack_latency_ms),
-        "calls": results.len(),
-        "calls_failed": results.iter().filter(|r| r.status.is_err()).count(),
-        "errors": errors,
-        "end_reasons": end_reasons,
+    let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+    let mut summary = json!({
+        "latency_ms": percentiles_ms(tally.cue_latency_ms),
+        "cues_seen": tally.cues_seen,
+        "chunks_sent": tally.chunks_sent,
+        "chunks_acked": tally.chunks_acked,
+        "chunks_late": tally.chunks_late,
+        "send_lag_ms": percentiles_ms(widen(tally.send_lag_ms)),
+        "ack_latency_ms": percentiles_ms(widen(tally.ack_latency_ms)),
+        "calls": tally.calls,
+        "calls_failed": tally.calls_failed,
+        "errors": tally.errors,
+        "end_reasons": tally.end_reasons,
         "chunk_ms": args.chunk_ms,
         "encoding": audio.encoding,
         "speed": args.speed,
         "audio_s": audio.chunks.len() as f64 * chunk_s,
         "wall_s": (wall_s * 100.0).round() / 100.0,
-    })
+    });
+    if tally.keep_cues
+        && let Value::Object(map) = &mut summary
+    {
+        map.insert("cues".into(), Value::Array(tally.cues));
+    }
+    if let (Some(s), Value::Object(map)) = (args.duration_s, &mut summary) {
+        map.insert("duration_s".into(), json!(s));
+        map.insert("live_slots".into(), json!(args.calls));
+        map.insert("chunks_late_by_minute".into(), json!(tally.late_by_minute));
+    }
+    summary
 }
 
 fn lag_json(lags: &LagHistogram, lead_ms: f64) -> Value {

@@ -149,6 +149,14 @@ pub struct ServeArgs {
     /// killed process loses the calls not yet stored.
     #[arg(long, conflicts_with = "spool_dir")]
     no_spool: bool,
+    /// A store write that fails (database locked, full or unreachable) is tried again with
+    /// backoff for this long; then the call stays spooled (or, with --no-spool, is given up as
+    /// not stored), seconds.
+    #[arg(long, default_value_t = attune_service::recorder::STORE_RETRY_WINDOW.as_secs_f64(), value_name = "SECS")]
+    store_retry_s: f64,
+    /// How often the calls left spooled by a failing store are tried again, seconds.
+    #[arg(long, default_value_t = attune_service::recorder::STUCK_RETRY_EVERY.as_secs_f64(), value_name = "SECS")]
+    store_retry_every_s: f64,
     /// Join a cluster over NATS JetStream: `nats://HOST:PORT[,nats://HOST:PORT...]` (build
     /// with `--features cluster`). Every node's console then sees every call of the cluster;
     /// use one PostgreSQL store for all (--db postgres://...).
@@ -427,8 +435,12 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     check_store_integrity(&mut store)?;
     let spool = open_spool(args)?;
     let recordings = args.recordings.open(&args.db, &metrics)?;
+    let retry = attune_service::recorder::StoreRetry {
+        window: seconds("store-retry-s", args.store_retry_s)?,
+        stuck_every: seconds("store-retry-every-s", args.store_retry_every_s)?,
+    };
     let mut recorder =
-        CallRecorder::start_with_spool(store, setup.clone(), metrics.clone(), spool)?;
+        CallRecorder::start_with_retry(store, setup.clone(), metrics.clone(), spool, retry)?;
     if let Some(recordings) = &recordings {
         recorder = recorder.with_recordings(recordings.clone());
     }

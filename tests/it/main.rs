@@ -12,6 +12,7 @@ mod compose;
 mod console;
 mod cues;
 mod dialog;
+mod durable;
 mod emotion;
 mod http_edge;
 mod ingest;

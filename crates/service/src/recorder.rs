@@ -59,6 +59,26 @@ const STORE_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
 /// How often spooled calls whose store write failed beyond the retry window are tried again.
 pub const STUCK_RETRY_EVERY: Duration = Duration::from_secs(10);
 
+/// How a failing store write is tried again (`attune serve --store-retry-s`,
+/// `--store-retry-every-s`); the default is [`STORE_RETRY_WINDOW`] and [`STUCK_RETRY_EVERY`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoreRetry {
+    /// How long one call's failing write is tried again with backoff before it is left
+    /// spooled (or, without a spool, given up as not stored).
+    pub window: Duration,
+    /// How often the calls left spooled are tried again.
+    pub stuck_every: Duration,
+}
+
+impl Default for StoreRetry {
+    fn default() -> Self {
+        Self {
+            window: STORE_RETRY_WINDOW,
+            stuck_every: STUCK_RETRY_EVERY,
+        }
+    }
+}
+
 /// An ended live call, as scored.
 struct LiveCallJob {
     info: Arc<CallInfo>,
@@ -166,6 +186,8 @@ pub struct CallRecorder {
     spool: Option<Arc<Spool>>,
     /// The live-call journal's thread, once started ([`Self::journal_live_calls`]).
     journal: Mutex<Option<Sender<JournalOp>>>,
+    /// Ended calls the spool could not take (rate-limits their log lines).
+    spool_write_errors: std::sync::atomic::AtomicU64,
     /// Uploads being scored now.
     uploads: Arc<tokio::sync::Semaphore>,
     /// Largest upload accepted, bytes ([`MAX_UPLOAD_BYTES`] unless changed).
@@ -214,19 +236,20 @@ fn worth_retrying(e: &StoreError) -> bool {
     )
 }
 
-/// Saves one call, trying again with backoff while the database fails for up to
-/// [`STORE_RETRY_WINDOW`]. Runs on the writer thread only.
+/// Saves one call, trying again with backoff while the database fails for up to `window`
+/// ([`STORE_RETRY_WINDOW`] by default). Runs on the writer thread only.
 fn save_with_retries(
     store: &SharedStore,
     call: &StoredCall,
     metrics: &ServiceMetrics,
+    window: Duration,
 ) -> Result<(), StoreError> {
     let started = Instant::now();
     let mut pause = STORE_RETRY_FIRST_PAUSE;
     loop {
         match with_store(store, |s| s.save_call(call)) {
             Ok(()) => return Ok(()),
-            Err(e) if worth_retrying(&e) && started.elapsed() < STORE_RETRY_WINDOW => {
+            Err(e) if worth_retrying(&e) && started.elapsed() < window => {
                 if metrics
                     .store_retries
                     .fetch_add(1, Ordering::Relaxed)
@@ -234,7 +257,7 @@ fn save_with_retries(
                 {
                     eprintln!(
                         "attune: storing live calls failed ({e}); trying again for up to {} s",
-                        STORE_RETRY_WINDOW.as_secs()
+                        window.as_secs_f64()
                     );
                 }
                 std::thread::sleep(pause);
@@ -270,6 +293,17 @@ impl CallRecorder {
         metrics: Arc<ServiceMetrics>,
         spool: Option<Spool>,
     ) -> std::io::Result<Self> {
+        Self::start_with_retry(store, setup, metrics, spool, StoreRetry::default())
+    }
+
+    /// As [`Self::start_with_spool`], failing writes tried again as `retry` says.
+    pub fn start_with_retry(
+        store: Store,
+        setup: Arc<ScoringSetup>,
+        metrics: Arc<ServiceMetrics>,
+        spool: Option<Spool>,
+        retry: StoreRetry,
+    ) -> std::io::Result<Self> {
         let location = store.location().to_owned();
         let store: SharedStore = Arc::new(Mutex::new(Some(store)));
         let spool = spool.map(Arc::new);
@@ -297,12 +331,13 @@ impl CallRecorder {
                         metrics,
                         spool,
                         stuck: Vec::new(),
+                        retry,
                     };
                     if let Some((spooled, live)) = left {
                         writer.recover(&setup, spooled, live);
                     }
                     loop {
-                        match receiver.recv_timeout(STUCK_RETRY_EVERY) {
+                        match receiver.recv_timeout(writer.retry.stuck_every) {
                             Ok(job) => {
                                 writer.metrics.store_queue_calls.fetch_sub(1, Ordering::Relaxed);
                                 writer.write(job);
@@ -329,6 +364,7 @@ impl CallRecorder {
             writer: Mutex::new(Some(writer)),
             spool,
             journal: Mutex::new(None),
+            spool_write_errors: std::sync::atomic::AtomicU64::new(0),
             uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
             max_upload_bytes: MAX_UPLOAD_BYTES,
             location,
@@ -425,9 +461,13 @@ impl CallRecorder {
                         Some(path)
                     }
                     Err(e) => {
-                        if self
-                            .metrics
+                        self.metrics
                             .store_spool_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                        // Counted apart from the other spool faults (live markers), so that
+                        // the first call the spool cannot take is always logged.
+                        if self
+                            .spool_write_errors
                             .fetch_add(1, Ordering::Relaxed)
                             .is_multiple_of(100)
                         {
@@ -714,6 +754,7 @@ struct Writer {
     spool: Option<Arc<Spool>>,
     /// Spooled calls whose write failed beyond the retry window, oldest first.
     stuck: Vec<(StoredCall, PathBuf)>,
+    retry: StoreRetry,
 }
 
 impl Writer {
@@ -748,7 +789,7 @@ impl Writer {
             }
         };
         let saved = if self.stuck.is_empty() || job.spooled.is_none() {
-            save_with_retries(&self.store, &call, &self.metrics)
+            save_with_retries(&self.store, &call, &self.metrics, self.retry.window)
         } else {
             with_store(&self.store, |s| s.save_call(&call))
         };
@@ -765,7 +806,7 @@ impl Writer {
                         "attune: live call {} is not stored yet ({e}): it stays spooled in {} and is tried again every {} s ({} waiting)",
                         job.call_id,
                         path.display(),
-                        STUCK_RETRY_EVERY.as_secs(),
+                        self.retry.stuck_every.as_secs_f64(),
                         self.stuck.len() + 1
                     );
                 }
