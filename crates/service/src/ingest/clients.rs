@@ -286,7 +286,20 @@ pub async fn stream_audiohook(
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
-            let nonce = format!("{:032x}", fxhash(&format!("{session_id}{now}")));
+            // A fresh nonce for every upgrade (the server refuses one seen before): two
+            // sessions of the same call within one second must not share it.
+            static UPGRADES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let upgrade = UPGRADES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let now_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let nonce = format!(
+                "{:032x}",
+                fxhash(&format!(
+                    "{session_id}{now_ns}-{}-{upgrade}",
+                    std::process::id()
+                ))
+            );
             let params = format!(
                 "(\"@request-target\" \"@authority\" \"audiohook-organization-id\" \"audiohook-session-id\" \"audiohook-correlation-id\" \"x-api-key\");keyid=\"{api_key}\";nonce=\"{nonce}\";alg=\"hmac-sha256\";created={now};expires={}",
                 now + 300
